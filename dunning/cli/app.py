@@ -1,0 +1,84 @@
+"""The root `dunning` command: global options, sub-command groups, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+import typer
+
+from dunning.cli import commands_data, commands_db
+from dunning.cli._common import STATE, err_console
+from dunning.errors import DunningError
+
+app = typer.Typer(
+    name="dunning",
+    help="Dunning: collections communications for consumer lenders.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    project_dir: Path | None = typer.Option(
+        None,
+        "--project-dir",
+        help="Program directory (holds dunning.yaml). Default: $DUNNING_PROJECT_DIR, "
+        "else the nearest parent of the current directory that has dunning.yaml.",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+) -> None:
+    STATE.project_dir = project_dir
+    STATE.debug = debug or os.environ.get("DUNNING_DEBUG") == "1"
+
+
+commands_db.register(app)
+commands_data.register(app)
+
+
+def _safe_message(exc: BaseException) -> str:
+    """An unexpected error's message without parameters (which could carry PII)."""
+    from sqlalchemy.exc import StatementError
+
+    if isinstance(exc, StatementError):
+        return f"database error: {type(exc.orig).__name__}: {str(exc.orig).splitlines()[0]}"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def run(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False)
+        code = 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except DunningError as exc:
+        if STATE.debug:
+            traceback.print_exc()
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        code = 1
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        code = 130
+    except Exception as exc:
+        if STATE.debug:
+            traceback.print_exc()
+        err_console.print(
+            f"[red]error:[/red] unexpected {_safe_message(exc)} (run with --debug for details)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        code = 2
+    finally:
+        STATE.close()
+    sys.exit(code)

@@ -1,0 +1,172 @@
+"""`dunning import ...`, `dunning accounts ...` and `dunning demo ...`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from dunning.cli._common import STATE, JsonOption, as_of_option, console, print_json, progress_bar
+from dunning.domain.money import to_decimal
+from dunning.services import demo as demo_service
+from dunning.services import imports
+from dunning.services.delinquency import TierCount, tier_population
+
+
+def _format_money(minor: int, currency: str, locale: str = "en_US") -> str:
+    from babel.numbers import format_currency
+
+    return str(format_currency(to_decimal(minor, currency), currency, locale=locale))
+
+
+def print_tiers(counts: list[TierCount], as_of: date, title: str | None = None) -> None:
+    table = Table(title=title or f"Overdue accounts by tier and jurisdiction, as of {as_of}")
+    table.add_column("tier")
+    table.add_column("jurisdiction")
+    table.add_column("accounts", justify="right")
+    table.add_column("overdue amount", justify="right")
+    for count in counts:
+        table.add_row(
+            count.tier,
+            count.jurisdiction,
+            f"{count.accounts:,}",
+            _format_money(count.overdue_minor, count.currency),
+        )
+    total = sum(count.accounts for count in counts)
+    table.add_section()
+    table.add_row("all", "", f"{total:,}", "")
+    console.print(table)
+
+
+def tiers_as_json(counts: list[TierCount]) -> list[dict[str, object]]:
+    return [
+        {
+            "tier": c.tier,
+            "jurisdiction": c.jurisdiction,
+            "currency": c.currency,
+            "accounts": c.accounts,
+            "overdue": str(to_decimal(c.overdue_minor, c.currency)),
+        }
+        for c in counts
+    ]
+
+
+def _as_date(value: datetime | None) -> date:
+    return value.date() if value is not None else date.today()
+
+
+def _run_demo(*, accounts: int, seed: int, as_of: date, as_json: bool) -> None:
+    runtime = STATE.runtime()
+    with (
+        progress_bar("seed accounts", accounts, not as_json) as advance,
+        runtime.unit_of_work() as connection,
+    ):
+        seeded = demo_service.seed_population(
+            connection, accounts=accounts, seed=seed, as_of=as_of, progress=advance
+        )
+    with runtime.engine.connect() as connection:
+        counts = tier_population(connection, as_of, runtime.project.strategy)
+    if as_json:
+        print_json({"seeded": seeded.as_dict(), "tiers": tiers_as_json(counts)})
+        return
+    console.print(
+        f"demo population: {seeded.accounts + seeded.skipped:,} accounts "
+        f"({seeded.accounts:,} new), seed {seed}, database {runtime.engine.url.get_backend_name()}"
+    )
+    print_tiers(counts, as_of)
+
+
+def register(app: typer.Typer) -> None:
+    importer = typer.Typer(
+        help="Import CSV files (columns: docs/imports.md). A bad row rejects the whole file.",
+        no_args_is_help=True,
+    )
+    accounts = typer.Typer(help="Accounts: delinquency by tier.", no_args_is_help=True)
+    app.add_typer(importer, name="import")
+    app.add_typer(accounts, name="accounts")
+
+    def _import(kind: str, file: Path, as_json: bool) -> None:
+        runtime = STATE.runtime()
+        with (
+            progress_bar(f"import {kind}", imports.count_rows(file), not as_json) as advance,
+            runtime.unit_of_work() as connection,
+        ):
+            result = imports.import_file(connection, kind, file, advance)
+        if as_json:
+            print_json(result.as_dict())
+        else:
+            console.print(
+                f"{file}: {result.rows:,} rows: {result.inserted:,} new, "
+                f"{result.updated:,} updated, {result.unchanged:,} unchanged"
+            )
+
+    for kind in imports.KINDS:
+
+        def command(
+            file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV file"),
+            as_json: bool = JsonOption,
+            _kind: str = typer.Option(kind, hidden=True),
+        ) -> None:
+            _import(_kind, file, as_json)
+
+        command.__doc__ = f"Import {kind} from a CSV file (upsert by external key)."
+        importer.command(kind)(command)
+
+    @accounts.command("tiers")
+    def accounts_tiers(as_of: datetime | None = as_of_option(), as_json: bool = JsonOption) -> None:
+        """Count the overdue accounts by tier and jurisdiction (DPD computed in SQL)."""
+        runtime = STATE.runtime()
+        day = _as_date(as_of)
+        with runtime.engine.connect() as connection:
+            counts = tier_population(connection, day, runtime.project.strategy)
+        if as_json:
+            print_json({"as_of": day, "tiers": tiers_as_json(counts)})
+        else:
+            print_tiers(counts, day)
+
+    demo = typer.Typer(
+        help="The demo: seed a synthetic population, then show what Dunning does with it.",
+        invoke_without_command=True,
+    )
+    app.add_typer(demo, name="demo")
+
+    @demo.callback()
+    def demo_main(
+        ctx: typer.Context,
+        accounts_n: int = typer.Option(10_000, "--accounts", min=1, help="Population size."),
+        seed: int = typer.Option(42, "--seed", help="Random seed: same seed, same population."),
+        as_of: datetime | None = as_of_option(),
+        as_json: bool = JsonOption,
+    ) -> None:
+        """Seed the demo population (if absent) and print the overdue accounts by tier."""
+        if ctx.invoked_subcommand is not None:
+            return
+        _run_demo(accounts=accounts_n, seed=seed, as_of=_as_date(as_of), as_json=as_json)
+
+    @demo.command("seed")
+    def demo_seed(
+        accounts_n: int = typer.Option(10_000, "--accounts", min=1, help="Population size."),
+        seed: int = typer.Option(42, "--seed", help="Random seed: same seed, same population."),
+        as_of: datetime | None = as_of_option("Date the population is built around."),
+        as_json: bool = JsonOption,
+    ) -> None:
+        """Build a reproducible synthetic population in CN and US (existing rows are kept)."""
+        runtime = STATE.runtime()
+        day = _as_date(as_of)
+        with (
+            progress_bar("seed accounts", accounts_n, not as_json) as advance,
+            runtime.unit_of_work() as connection,
+        ):
+            result = demo_service.seed_population(
+                connection, accounts=accounts_n, seed=seed, as_of=day, progress=advance
+            )
+        if as_json:
+            print_json(result.as_dict())
+        else:
+            console.print(
+                f"seeded {result.accounts:,} accounts ({result.skipped:,} already there), "
+                f"{result.instalments:,} instalments, {result.payments:,} payments, "
+                f"{result.promises:,} promises to pay, around {day}"
+            )

@@ -1,0 +1,1 @@
+"""Persistence: the SQLModel tables, engines and migrations."""

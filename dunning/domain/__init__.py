@@ -1,0 +1,1 @@
+"""Pure domain logic: no I/O, nothing but the standard library and babel-free arithmetic."""

@@ -1,0 +1,86 @@
+"""The program directory: a checkout holding dunning.yaml, config/ and templates/messages/.
+
+Found the way dbt finds a project: an explicit --project-dir beats DUNNING_PROJECT_DIR, which
+beats walking up from the current directory to the marker file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+
+from dunning.config import Strategy, load_file, load_optional
+from dunning.config._base import ConfigModel
+from dunning.errors import ProjectNotFound
+
+MARKER = "dunning.yaml"
+
+
+class ProjectSettings(ConfigModel):
+    name: str = Field(min_length=1)
+    lender: str = Field(default="Dunning Demo Lender", description="shown in letters and SMS")
+    config_dir: str = "config"
+    templates_dir: str = "templates/messages"
+    state_dir: str = Field(default=".dunning", description="database, PDFs and ledgers")
+
+
+def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:
+    if explicit is not None:
+        root = explicit.resolve()
+        if not (root / MARKER).is_file():
+            raise ProjectNotFound(f"{root} is not a program directory (no {MARKER})")
+        return root
+    env = os.environ.get("DUNNING_PROJECT_DIR")
+    if env:
+        return find_root(Path(env))
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / MARKER).is_file():
+            return candidate
+    raise ProjectNotFound(
+        f"no {MARKER} in {here} or any parent; pass --project-dir or set DUNNING_PROJECT_DIR"
+    )
+
+
+@dataclass
+class Project:
+    root: Path
+    _overrides: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def find(cls, explicit: Path | None = None) -> Project:
+        return cls(find_root(explicit))
+
+    @cached_property
+    def settings(self) -> ProjectSettings:
+        return load_file(self.root / MARKER, ProjectSettings, self.root)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / self.settings.config_dir
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / self.settings.templates_dir
+
+    @property
+    def state_dir(self) -> Path:
+        env = os.environ.get("DUNNING_STATE_DIR")
+        path = Path(env) if env else self.root / self.settings.state_dir
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def database_url(self) -> str:
+        env = os.environ.get("DUNNING_DATABASE_URL")
+        if env:
+            return env
+        return f"sqlite:///{self.state_dir / 'dunning.db'}"
+
+    @cached_property
+    def strategy(self) -> Strategy:
+        return load_optional(self.config_dir / "strategy.yaml", Strategy, self.root)

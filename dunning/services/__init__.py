@@ -1,0 +1,1 @@
+"""Service layer: use cases over the database, each taking what it touches as parameters."""

@@ -1,0 +1,665 @@
+"""CSV imports of customers, accounts, instalments and payments.
+
+Every row is validated before anything is written. Any bad row rejects the whole file (with row
+numbers and reasons) and nothing changes. Rows are upserted by their external key, and a row
+that matches what is stored is left alone, so importing the same file twice changes nothing.
+The column reference is docs/imports.md.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, select, tuple_, update
+
+from dunning.db.models import Account, Customer, Instalment, Payment, utcnow
+from dunning.db.sql import chunked
+from dunning.domain.delinquency import ScheduleLine, apply_payment
+from dunning.domain.money import parse_amount
+from dunning.errors import ImportRejected, RowProblem
+from dunning.services import validators as v
+from dunning.types import AccountStatus, Channel
+
+Progress = Callable[[int], None]
+"""Called with the number of rows just processed."""
+
+CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
+ACCOUNT = Account.__table__  # type: ignore[attr-defined]
+INSTALMENT = Instalment.__table__  # type: ignore[attr-defined]
+PAYMENT = Payment.__table__  # type: ignore[attr-defined]
+
+LOOKUP_CHUNK = 900
+BALANCE_ORDER = ("penalty_minor", "fees_minor", "interest_minor", "principal_minor")
+"""A payment pays down penalty first, then fees, interest and principal."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    parse: Callable[[str], Any]
+    required: bool = False
+    doc: str = ""
+
+
+@dataclass
+class ParsedRow:
+    line: int
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    kind: str
+    file: str
+    rows: int
+    inserted: int
+    updated: int
+    unchanged: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "file": self.file,
+            "rows": self.rows,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+        }
+
+
+@dataclass
+class _Problems:
+    items: list[RowProblem] = field(default_factory=list)
+
+    def add(self, line: int, column: str, reason: str) -> None:
+        self.items.append(RowProblem(line, column, reason))
+
+
+def _text(max_length: int) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        value = value.strip()
+        if len(value) > max_length:
+            raise ValueError(f"is longer than {max_length} characters")
+        return value
+
+    return parse
+
+
+def _status(value: str) -> str:
+    text = value.strip().lower() or AccountStatus.OPEN.value
+    allowed = [status.value for status in AccountStatus]
+    if text not in allowed:
+        raise ValueError(f"{value.strip()!r} is not one of {', '.join(allowed)}")
+    return text
+
+
+CONSENT_CHANNELS = tuple(channel.value for channel in Channel)
+
+SPECS: dict[str, list[Column]] = {
+    "customers": [
+        Column("external_id", _text(64), True, "the lender's customer id; the upsert key"),
+        Column("name", _text(200), True, "full name as it goes on letters"),
+        Column("locale", v.locale, True, "zh-CN, en-US, ..."),
+        Column("time_zone", v.time_zone, False, "IANA name; empty if unknown"),
+        Column("phone", v.phone, False, "E.164, e.g. +8613812345678"),
+        Column("push_token", _text(255), False, "app push token"),
+        Column("email", v.email, False, ""),
+        Column("address_line1", _text(200), False, ""),
+        Column("address_line2", _text(200), False, ""),
+        Column("city", _text(100), False, ""),
+        Column("region", _text(100), False, "state or province"),
+        Column("postal_code", _text(20), False, ""),
+        Column("country", v.country, False, "ISO 3166 alpha-2"),
+        *[Column(f"{c}_consent", v.boolean, False, f"consent to {c}") for c in CONSENT_CHANNELS],
+        *[
+            Column(f"{c}_opted_out", v.boolean, False, f"opted out of {c}")
+            for c in CONSENT_CHANNELS
+        ],
+        Column("deceased", v.boolean, False, ""),
+        Column("bankruptcy", v.boolean, False, ""),
+        Column("attorney_on_file", v.boolean, False, ""),
+        Column("cease_communication", v.boolean, False, "a cease-communication request"),
+        Column("dispute_open", v.boolean, False, ""),
+        Column("hardship_hold", v.boolean, False, ""),
+    ],
+    "accounts": [
+        Column("external_id", _text(64), True, "the lender's account id; the upsert key"),
+        Column("customer_external_id", _text(64), True, "an imported customer"),
+        Column("product", _text(64), True, ""),
+        Column("currency", v.currency, True, "ISO 4217"),
+        Column("jurisdiction", v.jurisdiction, True, "policy pack code: CN, US, ..."),
+        Column("principal", v.decimal_text, True, "outstanding principal"),
+        Column("interest", v.decimal_text, False, "accrued interest"),
+        Column("fees", v.decimal_text, False, "late fees and charges"),
+        Column("penalty", v.decimal_text, False, "penalty interest"),
+        Column("credit_limit", v.decimal_text, False, ""),
+        Column("status", _status, False, "open (default), closed or written_off"),
+        Column("agreement_ref", _text(64), False, "loan agreement reference"),
+        Column("opened_on", v.iso_date, True, "YYYY-MM-DD"),
+    ],
+    "instalments": [
+        Column("account_external_id", _text(64), True, "an imported account"),
+        Column("seq", v.positive_int, True, "1, 2, 3 ... within the account; with it, the key"),
+        Column("due_on", v.iso_date, True, "YYYY-MM-DD"),
+        Column("amount_due", v.decimal_text, True, ""),
+        Column("amount_paid", v.decimal_text, False, "default 0"),
+        Column("paid_on", v.iso_date, False, "required when amount_paid covers amount_due"),
+    ],
+    "payments": [
+        Column("external_id", _text(64), True, "the lender's payment id; the key"),
+        Column("account_external_id", _text(64), True, "an imported account"),
+        Column("amount", v.decimal_text, True, "more than zero"),
+        Column("paid_on", v.iso_date, True, "YYYY-MM-DD"),
+        Column("method", _text(32), False, "bank transfer, card, app, ..."),
+    ],
+}
+KINDS = tuple(SPECS)
+_MONEY_COLUMNS = {
+    "accounts": ("principal", "interest", "fees", "penalty", "credit_limit"),
+    "instalments": ("amount_due", "amount_paid"),
+    "payments": ("amount",),
+}
+
+
+def _read_rows(path: Path, columns: list[Column], problems: _Problems) -> list[ParsedRow]:
+    by_name = {column.name: column for column in columns}
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise ImportRejected(
+            str(path), [RowProblem(0, "", f"cannot read: {exc.strerror}")]
+        ) from None
+    rows: list[ParsedRow] = []
+    with handle:
+        try:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise ImportRejected(str(path), [RowProblem(1, "", "the file is empty")])
+            header = [name.strip() for name in header]
+            unknown = [name for name in header if name not in by_name]
+            missing = [c.name for c in columns if c.required and c.name not in header]
+            repeated = sorted(name for name, n in Counter(header).items() if n > 1)
+            header_problems = [
+                *(RowProblem(1, name, "unknown column") for name in unknown),
+                *(RowProblem(1, name, "required column is missing") for name in missing),
+                *(RowProblem(1, name, "column appears twice") for name in repeated),
+            ]
+            if header_problems:
+                raise ImportRejected(str(path), header_problems)
+            for record in reader:
+                line = reader.line_num
+                if not any(cell.strip() for cell in record):
+                    continue
+                if len(record) != len(header):
+                    problems.add(
+                        line, "", f"has {len(record)} fields, the header has {len(header)}"
+                    )
+                    continue
+                values: dict[str, Any] = {}
+                for name, raw in zip(header, record, strict=True):
+                    column = by_name[name]
+                    if not raw.strip():
+                        if column.required:
+                            problems.add(line, name, "is required")
+                        values[name] = None
+                        continue
+                    try:
+                        values[name] = column.parse(raw)
+                    except ValueError as exc:
+                        problems.add(line, name, str(exc))
+                rows.append(ParsedRow(line, values))
+        except UnicodeDecodeError:
+            raise ImportRejected(str(path), [RowProblem(0, "", "is not UTF-8 text")]) from None
+        except csv.Error as exc:
+            raise ImportRejected(
+                str(path), [RowProblem(0, "", f"is not valid CSV: {exc}")]
+            ) from None
+    return rows
+
+
+def _duplicates(
+    rows: Sequence[ParsedRow], key: Callable[[ParsedRow], Any], problems: _Problems, label: str
+) -> None:
+    first_seen: dict[Any, int] = {}
+    for row in rows:
+        value = key(row)
+        if value is None or (isinstance(value, tuple) and None in value):
+            continue
+        if value in first_seen:
+            problems.add(row.line, label, f"duplicate key, first seen on row {first_seen[value]}")
+        else:
+            first_seen[value] = row.line
+
+
+def _lookup(
+    connection: Connection, table: Table, key: str, values: Iterable[Any], *columns: str
+) -> dict[Any, Any]:
+    """Map each external key to a row of the requested columns, in chunks."""
+    found: dict[Any, Any] = {}
+    unique = list(dict.fromkeys(values))
+    selected = [table.c[key], *(table.c[name] for name in columns)]
+    for chunk in chunked(unique, LOOKUP_CHUNK):
+        for row in connection.execute(select(*selected).where(table.c[key].in_(chunk))):
+            found[row[0]] = row
+    return found
+
+
+def _money(row: ParsedRow, name: str, currency: str, problems: _Problems) -> int:
+    text = row.values.get(name)
+    if text is None:
+        return 0
+    try:
+        return parse_amount(text, currency)
+    except ValueError as exc:
+        problems.add(row.line, name, str(exc))
+        return 0
+
+
+def _upsert(
+    connection: Connection,
+    table: Table,
+    key_columns: Sequence[str],
+    records: list[dict[str, Any]],
+    compare: Sequence[str],
+    progress: Progress | None,
+) -> tuple[int, int, int]:
+    """Insert new records, update changed ones, leave identical ones alone."""
+    existing: dict[tuple[Any, ...], Any] = {}
+    key_cols = [table.c[name] for name in key_columns]
+    wanted = [tuple(record[name] for name in key_columns) for record in records]
+    for chunk in chunked(wanted, LOOKUP_CHUNK):
+        if len(key_columns) == 1:
+            condition = key_cols[0].in_([key[0] for key in chunk])
+        else:
+            condition = tuple_(*key_cols).in_(list(chunk))
+        query = select(table.c.id, *key_cols, *(table.c[name] for name in compare)).where(condition)
+        for row in connection.execute(query):
+            existing[tuple(row[1 : 1 + len(key_columns)])] = row
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for key, record in zip(wanted, records, strict=True):
+        current = existing.get(key)
+        if current is None:
+            inserts.append(record)
+            continue
+        stored = current._mapping
+        if any(stored[name] != record[name] for name in compare):
+            updates.append({"_id": stored["id"], **{name: record[name] for name in compare}})
+    now = utcnow()
+    has_timestamps = "updated_at" in table.c
+    for chunk in chunked(inserts, 5000):
+        rows = (
+            [{**r, "created_at": now, "updated_at": now} for r in chunk]
+            if has_timestamps
+            else chunk
+        )
+        connection.execute(table.insert(), list(rows))
+        if progress:
+            progress(len(chunk))
+    if updates:
+        values: dict[str, Any] = {name: bindparam(name) for name in compare}
+        if has_timestamps:
+            values["updated_at"] = bindparam("updated_at")
+            updates = [{**u, "updated_at": now} for u in updates]
+        statement = update(table).where(table.c.id == bindparam("_id")).values(values)
+        for chunk in chunked(updates, 5000):
+            connection.execute(statement, list(chunk))
+            if progress:
+                progress(len(chunk))
+    if progress:
+        progress(len(records) - len(inserts) - len(updates))
+    return len(inserts), len(updates), len(records) - len(inserts) - len(updates)
+
+
+def _customers(
+    connection: Connection, rows: list[ParsedRow], problems: _Problems, progress: Progress | None
+) -> tuple[int, int, int]:
+    _duplicates(rows, lambda r: r.values.get("external_id"), problems, "external_id")
+    if problems.items:
+        raise _Stop
+    existing_opt_outs = _lookup(
+        connection,
+        CUSTOMER,
+        "external_id",
+        (r.values["external_id"] for r in rows),
+        *(f"{c}_opted_out_at" for c in CONSENT_CHANNELS),
+    )
+    now = utcnow()
+    records = []
+    for row in rows:
+        values = row.values
+        record: dict[str, Any] = {
+            name: values.get(name)
+            for name in (
+                "external_id",
+                "name",
+                "locale",
+                "time_zone",
+                "phone",
+                "push_token",
+                "email",
+                "address_line1",
+                "address_line2",
+                "city",
+                "region",
+                "postal_code",
+                "country",
+            )
+        }
+        for flag in (
+            "deceased",
+            "bankruptcy",
+            "attorney_on_file",
+            "cease_communication",
+            "dispute_open",
+            "hardship_hold",
+        ):
+            record[flag] = bool(values.get(flag))
+        previous = existing_opt_outs.get(values["external_id"])
+        for channel in CONSENT_CHANNELS:
+            consent = values.get(f"{channel}_consent")
+            record[f"{channel}_consent"] = (
+                (channel == Channel.LETTER) if consent is None else consent
+            )
+            opted_out = bool(values.get(f"{channel}_opted_out"))
+            kept: datetime | None = (
+                previous._mapping[f"{channel}_opted_out_at"] if previous else None
+            )
+            record[f"{channel}_opted_out_at"] = (kept or now) if opted_out else None
+        records.append(record)
+    compare = [name for name in records[0] if name != "external_id"] if records else []
+    return _upsert(connection, CUSTOMER, ["external_id"], records, compare, progress)
+
+
+def _accounts(
+    connection: Connection, rows: list[ParsedRow], problems: _Problems, progress: Progress | None
+) -> tuple[int, int, int]:
+    _duplicates(rows, lambda r: r.values.get("external_id"), problems, "external_id")
+    customers = _lookup(
+        connection,
+        CUSTOMER,
+        "external_id",
+        (r.values["customer_external_id"] for r in rows if r.values.get("customer_external_id")),
+        "id",
+    )
+    records = []
+    for row in rows:
+        values = row.values
+        customer = customers.get(values.get("customer_external_id"))
+        if values.get("customer_external_id") and customer is None:
+            problems.add(row.line, "customer_external_id", "unknown customer")
+        currency = values.get("currency")
+        if currency is None:
+            continue
+        record = {
+            "external_id": values.get("external_id"),
+            "customer_id": customer[1] if customer is not None else None,
+            "product": values.get("product"),
+            "currency": currency,
+            "jurisdiction": values.get("jurisdiction"),
+            "principal_minor": _money(row, "principal", currency, problems),
+            "interest_minor": _money(row, "interest", currency, problems),
+            "fees_minor": _money(row, "fees", currency, problems),
+            "penalty_minor": _money(row, "penalty", currency, problems),
+            "credit_limit_minor": _money(row, "credit_limit", currency, problems),
+            "status": values.get("status") or AccountStatus.OPEN.value,
+            "agreement_ref": values.get("agreement_ref"),
+            "opened_on": values.get("opened_on"),
+        }
+        records.append(record)
+    if problems.items:
+        raise _Stop
+    compare = [name for name in records[0] if name != "external_id"] if records else []
+    return _upsert(connection, ACCOUNT, ["external_id"], records, compare, progress)
+
+
+def _accounts_by_external_id(
+    connection: Connection, rows: list[ParsedRow], problems: _Problems
+) -> dict[str, Any]:
+    accounts = _lookup(
+        connection,
+        ACCOUNT,
+        "external_id",
+        (r.values["account_external_id"] for r in rows if r.values.get("account_external_id")),
+        "id",
+        "currency",
+    )
+    for row in rows:
+        ext = row.values.get("account_external_id")
+        if ext and ext not in accounts:
+            problems.add(row.line, "account_external_id", "unknown account")
+    return accounts
+
+
+def _instalments(
+    connection: Connection, rows: list[ParsedRow], problems: _Problems, progress: Progress | None
+) -> tuple[int, int, int]:
+    _duplicates(
+        rows,
+        lambda r: (r.values.get("account_external_id"), r.values.get("seq")),
+        problems,
+        "account_external_id+seq",
+    )
+    accounts = _accounts_by_external_id(connection, rows, problems)
+    records = []
+    for row in rows:
+        values = row.values
+        account = accounts.get(values.get("account_external_id") or "")
+        if account is None:
+            continue
+        currency = account[2]
+        due = _money(row, "amount_due", currency, problems)
+        paid = _money(row, "amount_paid", currency, problems)
+        paid_on: date | None = values.get("paid_on")
+        if paid > due:
+            problems.add(row.line, "amount_paid", "is more than amount_due")
+        elif paid == due and due > 0 and paid_on is None:
+            problems.add(row.line, "paid_on", "is required when amount_paid covers amount_due")
+        elif paid < due and paid_on is not None:
+            problems.add(row.line, "paid_on", "is set but amount_paid does not cover amount_due")
+        records.append(
+            {
+                "account_id": account[1],
+                "seq": values.get("seq"),
+                "due_on": values.get("due_on"),
+                "amount_due_minor": due,
+                "amount_paid_minor": paid,
+                "paid_on": paid_on if paid >= due else None,
+            }
+        )
+    if problems.items:
+        raise _Stop
+    compare = ["due_on", "amount_due_minor", "amount_paid_minor", "paid_on"]
+    return _upsert(connection, INSTALMENT, ["account_id", "seq"], records, compare, progress)
+
+
+def _payments(
+    connection: Connection, rows: list[ParsedRow], problems: _Problems, progress: Progress | None
+) -> tuple[int, int, int]:
+    _duplicates(rows, lambda r: r.values.get("external_id"), problems, "external_id")
+    accounts = _accounts_by_external_id(connection, rows, problems)
+    already = _lookup(
+        connection,
+        PAYMENT,
+        "external_id",
+        (r.values["external_id"] for r in rows if r.values.get("external_id")),
+        "account_id",
+        "amount_minor",
+        "paid_on",
+    )
+    new: list[dict[str, Any]] = []
+    unchanged = 0
+    for row in rows:
+        values = row.values
+        account = accounts.get(values.get("account_external_id") or "")
+        if account is None:
+            continue
+        amount = _money(row, "amount", account[2], problems)
+        if values.get("amount") is not None and amount == 0:
+            problems.add(row.line, "amount", "must be more than zero")
+        record = {
+            "external_id": values.get("external_id"),
+            "account_id": account[1],
+            "amount_minor": amount,
+            "paid_on": values.get("paid_on"),
+            "method": values.get("method"),
+        }
+        stored = already.get(record["external_id"])
+        if stored is not None:
+            if tuple(stored[1:]) != (record["account_id"], amount, record["paid_on"]):
+                problems.add(
+                    row.line,
+                    "external_id",
+                    "payment already recorded with other details; payments are immutable",
+                )
+            unchanged += 1
+            continue
+        new.append(record)
+    if problems.items:
+        raise _Stop
+    record_payments(connection, new)
+    if progress:
+        progress(len(rows))
+    return len(new), 0, unchanged
+
+
+def record_payments(connection: Connection, payments: list[dict[str, Any]]) -> None:
+    """Insert payments and allocate them: instalments oldest first, balances penalty first."""
+    if not payments:
+        return
+    now = utcnow()
+    connection.execute(PAYMENT.insert(), [{**p, "created_at": now} for p in payments])
+    by_account: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for payment in payments:
+        by_account[payment["account_id"]].append(payment)
+    i = INSTALMENT.c
+    instalment_updates: list[dict[str, Any]] = []
+    balance_updates: list[dict[str, Any]] = []
+    for chunk in chunked(list(by_account), LOOKUP_CHUNK):
+        schedules: dict[int, list[tuple[int, ScheduleLine]]] = defaultdict(list)
+        for row in connection.execute(
+            select(
+                i.id,
+                i.account_id,
+                i.seq,
+                i.due_on,
+                i.amount_due_minor,
+                i.amount_paid_minor,
+                i.paid_on,
+            ).where(i.account_id.in_(chunk))
+        ):
+            schedules[row.account_id].append(
+                (
+                    row.id,
+                    ScheduleLine(
+                        row.seq,
+                        row.due_on,
+                        row.amount_due_minor,
+                        row.amount_paid_minor,
+                        row.paid_on,
+                    ),
+                )
+            )
+        balances = {
+            row.id: dict(row._mapping)
+            for row in connection.execute(
+                select(ACCOUNT.c.id, *(ACCOUNT.c[name] for name in BALANCE_ORDER)).where(
+                    ACCOUNT.c.id.in_(chunk)
+                )
+            )
+        }
+        for account_id in chunk:
+            lines = schedules.get(account_id, [])
+            ids = {line.seq: line_id for line_id, line in lines}
+            before = {line.seq: line for _, line in lines}
+            schedule = [line for _, line in lines]
+            total = 0
+            for payment in sorted(by_account[account_id], key=lambda p: p["paid_on"]):
+                schedule, _ = apply_payment(schedule, payment["amount_minor"], payment["paid_on"])
+                total += payment["amount_minor"]
+            for line in schedule:
+                if line != before[line.seq]:
+                    instalment_updates.append(
+                        {
+                            "_id": ids[line.seq],
+                            "amount_paid_minor": line.amount_paid,
+                            "paid_on": line.paid_on,
+                        }
+                    )
+            balance = balances[account_id]
+            for name in BALANCE_ORDER:
+                taken = min(balance[name], total)
+                balance[name] -= taken
+                total -= taken
+            balance_updates.append(
+                {"_id": account_id, **{n: balance[n] for n in BALANCE_ORDER}, "updated_at": now}
+            )
+    if instalment_updates:
+        connection.execute(
+            update(INSTALMENT)
+            .where(i.id == bindparam("_id"))
+            .values(amount_paid_minor=bindparam("amount_paid_minor"), paid_on=bindparam("paid_on")),
+            instalment_updates,
+        )
+    connection.execute(
+        update(ACCOUNT)
+        .where(ACCOUNT.c.id == bindparam("_id"))
+        .values(
+            {**{n: bindparam(n) for n in BALANCE_ORDER}, "updated_at": bindparam("updated_at")}
+        ),
+        balance_updates,
+    )
+
+
+class _Stop(Exception):
+    """Validation found problems: stop before writing anything."""
+
+
+_WRITERS = {
+    "customers": _customers,
+    "accounts": _accounts,
+    "instalments": _instalments,
+    "payments": _payments,
+}
+
+
+def import_file(
+    connection: Connection, kind: str, path: Path, progress: Progress | None = None
+) -> ImportResult:
+    """Validate then write one CSV file, inside the caller's transaction.
+
+    Raises ImportRejected (and writes nothing) if any row is bad. The caller's unit of work
+    rolls back on the exception, so partial writes are impossible.
+    """
+    if kind not in SPECS:
+        raise ValueError(f"unknown import kind {kind!r}; use one of {', '.join(KINDS)}")
+    problems = _Problems()
+    rows = _read_rows(path, SPECS[kind], problems)
+    if problems.items:
+        raise ImportRejected(str(path), sorted(problems.items, key=lambda p: p.row))
+    try:
+        inserted, updated, unchanged = _WRITERS[kind](connection, rows, problems, progress)
+    except _Stop:
+        inserted = updated = unchanged = 0
+    if problems.items:
+        raise ImportRejected(str(path), sorted(problems.items, key=lambda p: p.row))
+    return ImportResult(kind, str(path), len(rows), inserted, updated, unchanged)
+
+
+def count_rows(path: Path) -> int:
+    """Data rows in a CSV file, for progress bars (approximate for multi-line fields)."""
+    with path.open("rb") as handle:
+        return max(sum(1 for _ in handle) - 1, 0)
+
+
+def column_reference() -> Iterator[tuple[str, Column]]:
+    for kind, columns in SPECS.items():
+        for column in columns:
+            yield kind, column

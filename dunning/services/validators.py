@@ -1,0 +1,129 @@
+"""Field validators shared by CSV imports and the CLI. Each raises ValueError with a reason."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from functools import lru_cache
+from zoneinfo import available_timezones
+
+import phonenumbers
+from babel import Locale, UnknownLocaleError
+
+from dunning.domain.money import is_currency
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0", ""}
+_JURISDICTION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+@lru_cache(maxsize=1)
+def _countries() -> frozenset[str]:
+    return frozenset(str(code) for code in Locale("en").territories if len(str(code)) == 2)
+
+
+def boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not a boolean (use true or false)")
+
+
+def iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (use YYYY-MM-DD)") from None
+
+
+def locale(text: str) -> str:
+    value = text.strip()
+    try:
+        parsed = Locale.parse(value, sep="-")
+    except (ValueError, UnknownLocaleError):
+        raise ValueError(f"{value!r} is not a known locale (e.g. zh-CN, en-US)") from None
+    if parsed.territory is None:
+        raise ValueError(f"{value!r} needs a region (e.g. zh-CN, en-US)")
+    return f"{parsed.language}-{parsed.territory}"
+
+
+def time_zone(text: str) -> str:
+    value = text.strip()
+    if value not in _time_zones():
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Shanghai)")
+    return value
+
+
+def phone(text: str) -> str:
+    """Normalise to E.164. Never echoes the number back: it is PII."""
+    value = text.strip()
+    if not value.startswith("+"):
+        raise ValueError("phone must be in E.164 form, starting with + and the country code")
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("phone is not a phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("phone is not a valid number for its country")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def currency(text: str) -> str:
+    value = text.strip().upper()
+    if not is_currency(value):
+        raise ValueError(f"{text.strip()!r} is not an ISO 4217 currency")
+    return value
+
+
+def country(text: str) -> str:
+    value = text.strip().upper()
+    if value not in _countries():
+        raise ValueError(f"{text.strip()!r} is not an ISO 3166 country code")
+    return value
+
+
+def jurisdiction(text: str) -> str:
+    value = text.strip().upper()
+    if not _JURISDICTION.match(value):
+        raise ValueError(f"{text.strip()!r} is not a jurisdiction code (e.g. CN, US, US-CA)")
+    return value
+
+
+def email(text: str) -> str:
+    value = text.strip()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise ValueError("email is not an e-mail address")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{value} must be 1 or more")
+    return value
+
+
+def decimal_text(text: str) -> str:
+    """Checks the shape of an amount; it becomes minor units once its currency is known."""
+    from decimal import Decimal, InvalidOperation
+
+    value = text.strip()
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    if number < 0:
+        raise ValueError(f"{value} is negative")
+    return value

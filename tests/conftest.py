@@ -1,0 +1,96 @@
+"""Shared fixtures: the repository's own program directory and a fresh database per test.
+
+Set DUNNING_TEST_DATABASE_URL to a PostgreSQL URL to run the database tests on PostgreSQL;
+otherwise each test gets its own SQLite file, copied from one migrated template per session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from dunning.bootstrap import Runtime, bootstrap
+from dunning.db.engine import create_db_engine, upgrade
+from dunning.project import Project
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def repo_dir() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_ready() -> str | None:
+    url = os.environ.get("DUNNING_TEST_DATABASE_URL")
+    if not url:
+        return None
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP SCHEMA public CASCADE")
+        connection.exec_driver_sql("CREATE SCHEMA public")
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def _truncate_all(url: str) -> None:
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        names = [
+            row[0]
+            for row in connection.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            )
+            if row[0] != "alembic_version"
+        ]
+        if names:
+            connection.exec_driver_sql(
+                "TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"
+            )
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, _sqlite_template: Path, _postgres_ready: str | None) -> str:
+    if _postgres_ready:
+        _truncate_all(_postgres_ready)
+        return _postgres_ready
+    path = tmp_path / "dunning.db"
+    shutil.copyfile(_sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Path:
+    """Point Dunning at the repository's program directory and this test's database/state."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("DUNNING_PROJECT_DIR", str(REPO))
+    monkeypatch.setenv("DUNNING_DATABASE_URL", database_url)
+    monkeypatch.setenv("DUNNING_STATE_DIR", str(state))
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    return state
+
+
+@pytest.fixture
+def runtime(env: Path) -> Iterator[Runtime]:
+    rt = bootstrap(project=Project(REPO))
+    yield rt
+    rt.close()

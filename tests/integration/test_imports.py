@@ -1,0 +1,285 @@
+"""CSV imports: validation of every row, atomic rejection, idempotent upserts."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from dunning.bootstrap import Runtime
+from dunning.db.models import Account, Customer, Instalment, Payment
+from dunning.errors import ImportRejected
+from dunning.services.delinquency import delinquent_accounts
+from dunning.services.imports import ImportResult, import_file
+from tests.helpers import write_csv
+
+CUSTOMER_HEADER = [
+    "external_id",
+    "name",
+    "locale",
+    "time_zone",
+    "phone",
+    "country",
+    "sms_consent",
+    "sms_opted_out",
+    "dispute_open",
+]
+ACCOUNT_HEADER = [
+    "external_id",
+    "customer_external_id",
+    "product",
+    "currency",
+    "jurisdiction",
+    "principal",
+    "interest",
+    "fees",
+    "penalty",
+    "opened_on",
+]
+INSTALMENT_HEADER = ["account_external_id", "seq", "due_on", "amount_due", "amount_paid", "paid_on"]
+PAYMENT_HEADER = ["external_id", "account_external_id", "amount", "paid_on", "method"]
+
+
+def customer_row(n: int, **changes: str) -> list[str]:
+    row = {
+        "external_id": f"C{n}",
+        "name": f"Name {n}",
+        "locale": "en-US",
+        "time_zone": "America/Chicago",
+        "phone": "+13125551234",
+        "country": "US",
+        "sms_consent": "true",
+        "sms_opted_out": "false",
+        "dispute_open": "false",
+    }
+    row.update(changes)
+    return [row[h] for h in CUSTOMER_HEADER]
+
+
+def account_row(n: int, **changes: str) -> list[str]:
+    row = {
+        "external_id": f"A{n}",
+        "customer_external_id": f"C{n}",
+        "product": "loan",
+        "currency": "USD",
+        "jurisdiction": "US",
+        "principal": "1000.00",
+        "interest": "12.50",
+        "fees": "25",
+        "penalty": "0",
+        "opened_on": "2026-01-15",
+    }
+    row.update(changes)
+    return [row[h] for h in ACCOUNT_HEADER]
+
+
+def load(runtime: Runtime, kind: str, path: Path) -> ImportResult:
+    with runtime.unit_of_work() as connection:
+        return import_file(connection, kind, path)
+
+
+def count(runtime: Runtime, model: type) -> int:
+    with runtime.engine.connect() as c:
+        return int(c.execute(select(func.count()).select_from(model.__table__)).scalar_one())
+
+
+@pytest.fixture
+def loaded(runtime: Runtime, tmp_path: Path) -> Runtime:
+    load(
+        runtime,
+        "customers",
+        write_csv(tmp_path / "c.csv", CUSTOMER_HEADER, [customer_row(n) for n in range(1, 4)]),
+    )
+    load(
+        runtime,
+        "accounts",
+        write_csv(tmp_path / "a.csv", ACCOUNT_HEADER, [account_row(n) for n in range(1, 4)]),
+    )
+    load(
+        runtime,
+        "instalments",
+        write_csv(
+            tmp_path / "i.csv",
+            INSTALMENT_HEADER,
+            [
+                ["A1", "1", "2026-02-15", "350.00", "350.00", "2026-02-14"],
+                ["A1", "2", "2026-03-15", "350.00", "0", ""],
+                ["A1", "3", "2026-04-15", "350.00", "0", ""],
+                ["A2", "1", "2026-02-15", "350.00", "100", ""],
+            ],
+        ),
+    )
+    return runtime
+
+
+def test_good_files_import_and_compute_dpd(loaded: Runtime) -> None:
+    assert count(loaded, Customer) == 3
+    assert count(loaded, Account) == 3
+    assert count(loaded, Instalment) == 4
+    with loaded.engine.connect() as c:
+        account = c.execute(
+            select(Account.__table__).where(  # type: ignore[attr-defined]
+                Account.__table__.c.external_id == "A1"
+            )
+        ).one()  # type: ignore[attr-defined]
+        rows = {
+            r.id: r
+            for r in c.execute(delinquent_accounts(date(2026, 4, 1), loaded.project.strategy))
+        }
+    assert account.principal_minor == 100000 and account.interest_minor == 1250
+    assert account.fees_minor == 2500
+    assert rows[account.id].dpd == 17  # oldest unpaid: March 15
+    assert rows[account.id].overdue_minor == 35000
+
+
+def test_reimport_changes_nothing(loaded: Runtime, tmp_path: Path) -> None:
+    with loaded.engine.connect() as c:
+        before = c.execute(select(Customer.__table__)).all()  # type: ignore[attr-defined]
+    result = load(loaded, "customers", tmp_path / "c.csv")
+    assert (result.inserted, result.updated, result.unchanged) == (0, 0, 3)
+    result = load(loaded, "instalments", tmp_path / "i.csv")
+    assert (result.inserted, result.updated, result.unchanged) == (0, 0, 4)
+    with loaded.engine.connect() as c:
+        assert c.execute(select(Customer.__table__)).all() == before  # type: ignore[attr-defined]
+
+
+def test_changed_row_is_updated(loaded: Runtime, tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "c2.csv",
+        CUSTOMER_HEADER,
+        [customer_row(1, dispute_open="true", sms_opted_out="true"), customer_row(2)],
+    )
+    result = load(loaded, "customers", path)
+    assert (result.inserted, result.updated, result.unchanged) == (0, 1, 1)
+    with loaded.engine.connect() as c:
+        row = c.execute(
+            select(Customer.__table__).where(  # type: ignore[attr-defined]
+                Customer.__table__.c.external_id == "C1"
+            )
+        ).one()  # type: ignore[attr-defined]
+    assert row.dispute_open is True and row.sms_opted_out_at is not None
+    # The opt-out time is kept on re-import, so the same file is unchanged the second time.
+    assert load(loaded, "customers", path).unchanged == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "row", "column", "reason"),
+    [
+        ("customers", customer_row(9, phone="+1555"), "phone", "not a valid number"),
+        ("customers", customer_row(9, phone="13125551234"), "phone", "E.164"),
+        ("customers", customer_row(9, time_zone="Mars/Olympus"), "time_zone", "not an IANA"),
+        ("customers", customer_row(9, locale="xx-QQ"), "locale", "not a known locale"),
+        ("customers", customer_row(9, name=""), "name", "is required"),
+        ("customers", customer_row(9, sms_consent="maybe"), "sms_consent", "not a boolean"),
+        ("accounts", account_row(1, currency="XYZ"), "currency", "ISO 4217"),
+        ("accounts", account_row(1, principal="-5"), "principal", "negative"),
+        ("accounts", account_row(1, principal="1.001"), "principal", "decimal places"),
+        ("accounts", account_row(1, opened_on="2026-13-01"), "opened_on", "not a date"),
+        (
+            "accounts",
+            account_row(1, customer_external_id="NOPE"),
+            "customer_external_id",
+            "unknown customer",
+        ),
+        (
+            "instalments",
+            ["NOPE", "1", "2026-01-01", "1", "0", ""],
+            "account_external_id",
+            "unknown account",
+        ),
+        ("instalments", ["A1", "0", "2026-01-01", "1", "0", ""], "seq", "1 or more"),
+        ("instalments", ["A1", "1", "2026-01-01", "10", "10", ""], "paid_on", "is required"),
+        (
+            "instalments",
+            ["A1", "1", "2026-01-01", "10", "11", "2026-01-01"],
+            "amount_paid",
+            "more than amount_due",
+        ),
+        ("payments", ["P1", "A1", "-3", "2026-01-01", ""], "amount", "negative"),
+        ("payments", ["P1", "A1", "0", "2026-01-01", ""], "amount", "more than zero"),
+        ("payments", ["P1", "A9", "3", "2026-01-01", ""], "account_external_id", "unknown account"),
+    ],
+)
+def test_each_bad_row_rejects_the_file(
+    loaded: Runtime, tmp_path: Path, kind: str, row: list[str], column: str, reason: str
+) -> None:
+    header = {
+        "customers": CUSTOMER_HEADER,
+        "accounts": ACCOUNT_HEADER,
+        "instalments": INSTALMENT_HEADER,
+        "payments": PAYMENT_HEADER,
+    }[kind]
+    path = write_csv(tmp_path / "bad.csv", header, [row])
+    with pytest.raises(ImportRejected) as caught:
+        load(loaded, kind, path)
+    problem = caught.value.problems[0]
+    assert (problem.row, problem.column) == (2, column)
+    assert reason in problem.reason
+    assert "bad.csv" in str(caught.value) and "row 2" in str(caught.value)
+    assert "555" not in str(caught.value)  # the phone number is never echoed
+
+
+def test_duplicate_keys_and_header_problems(loaded: Runtime, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "dup.csv", CUSTOMER_HEADER, [customer_row(7), customer_row(7)])
+    with pytest.raises(
+        ImportRejected, match="row 3: external_id: duplicate key, first seen on row 2"
+    ):
+        load(loaded, "customers", path)
+    path = write_csv(tmp_path / "hdr.csv", ["external_id", "nmae"], [["C1", "x"]])
+    with pytest.raises(ImportRejected) as caught:
+        load(loaded, "customers", path)
+    reasons = {(p.column, p.reason) for p in caught.value.problems}
+    assert ("nmae", "unknown column") in reasons
+    assert ("name", "required column is missing") in reasons
+
+
+def test_thousand_rows_with_one_bad_row_change_nothing(runtime: Runtime, tmp_path: Path) -> None:
+    rows = [customer_row(n) for n in range(1, 1001)]
+    rows[636] = customer_row(637, time_zone="Nowhere/Land")
+    path = write_csv(tmp_path / "big.csv", CUSTOMER_HEADER, rows)
+    with pytest.raises(ImportRejected) as caught:
+        load(runtime, "customers", path)
+    assert [(p.row, p.column) for p in caught.value.problems] == [(638, "time_zone")]
+    assert count(runtime, Customer) == 0
+
+
+def test_payments_allocate_oldest_first_and_reimport_is_a_no_op(
+    loaded: Runtime, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "p.csv",
+        PAYMENT_HEADER,
+        [
+            ["P1", "A1", "400.00", "2026-04-20", "card"],
+            ["P2", "A1", "300.00", "2026-04-21", "card"],
+        ],
+    )
+    assert load(loaded, "payments", path).inserted == 2
+    with loaded.engine.connect() as c:
+        lines = c.execute(
+            select(Instalment.__table__).order_by(  # type: ignore[attr-defined]
+                Instalment.__table__.c.id
+            )
+        ).all()  # type: ignore[attr-defined]
+        account = c.execute(
+            select(Account.__table__).where(  # type: ignore[attr-defined]
+                Account.__table__.c.external_id == "A1"
+            )
+        ).one()  # type: ignore[attr-defined]
+    assert [(r.amount_paid_minor, r.paid_on) for r in lines[:3]] == [
+        (35000, date(2026, 2, 14)),
+        (35000, date(2026, 4, 20)),
+        (35000, date(2026, 4, 21)),
+    ]
+    # 700.00 paid: fees 25 and interest 12.50 first, then principal.
+    assert (account.fees_minor, account.interest_minor, account.principal_minor) == (0, 0, 33750)
+    again = load(loaded, "payments", path)
+    assert (again.inserted, again.unchanged) == (0, 2)
+    assert count(loaded, Payment) == 2
+    changed = write_csv(
+        tmp_path / "p2.csv", PAYMENT_HEADER, [["P1", "A1", "401.00", "2026-04-20", "card"]]
+    )
+    with pytest.raises(ImportRejected, match="payments are immutable"):
+        load(loaded, "payments", changed)
