@@ -1,0 +1,1 @@
+"""Message rendering: templates by channel, tier and locale; sandboxed Jinja; letter PDFs."""

@@ -1,0 +1,106 @@
+"""What a message template can see: the variables every template is rendered with.
+
+The engine builds one MessageContext per message (dunning.services.outreach); templates read
+it as `customer.*`, `account.*`, `amount.*`, `lender.*`, `address.*`, and the top-level names
+below. Amounts are Decimal in the account's currency: format them with the `money` filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    name: str
+    """Full name as it goes on letters. PII: never in push text."""
+    greeting_name: str
+    """What a message calls the customer: first name (en-US) or full name (zh-CN)."""
+    locale: str
+
+
+@dataclass(frozen=True)
+class AccountView:
+    reference_masked: str
+    """The agreement reference with all but the last four characters masked: ****1234."""
+    product: str
+    currency: str
+    jurisdiction: str
+    opened_on: date
+
+
+@dataclass(frozen=True)
+class Amounts:
+    overdue: Decimal
+    """What is past due and unpaid: what the customer is asked to pay now."""
+    principal: Decimal
+    interest: Decimal
+    fees: Decimal
+    penalty: Decimal
+    total: Decimal
+    """principal + interest + fees + penalty: the whole balance."""
+
+
+@dataclass(frozen=True)
+class LenderView:
+    name: str
+    sms_signature: str
+    """The 【signature】 text for Chinese SMS (without the brackets)."""
+    phone: str
+    website: str
+    payment_instructions: str
+    return_address: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AddressView:
+    lines: list[str]
+    """The postal address block, one line per entry, as it goes in the envelope window."""
+    country: str | None
+
+
+@dataclass(frozen=True)
+class ValidationNotice:
+    """US Reg F 1006.34 validation information, for letters to US customers."""
+
+    itemization_date: date
+    """The reference date the amounts are itemized from (the oldest unpaid due date)."""
+    amount_on_itemization_date: Decimal
+    interest_since: Decimal
+    fees_since: Decimal
+    payments_since: Decimal
+    current_amount: Decimal
+    dispute_by: date
+    """End of the validation period: 30 days after assumed receipt (5 business days after
+    sending)."""
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    customer: CustomerView
+    account: AccountView
+    amount: Amounts
+    lender: LenderView
+    address: AddressView
+    as_of: date
+    """The run's business date; letters are dated with it."""
+    dpd: int
+    tier: str
+    oldest_due_on: date
+    """Due date of the oldest unpaid instalment."""
+    pay_by: date
+    """The date the message asks payment by."""
+    reference: str
+    """A short reference for this message (letters print it), derived from the idempotency key."""
+    validation: ValidationNotice | None = None
+    """Set for US customers (jurisdiction US); templates for other jurisdictions ignore it."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Step-specific variables (promise or plan terms, for example)."""
+
+    def as_template_vars(self) -> dict[str, Any]:
+        data = asdict(self)
+        extra = data.pop("extra")
+        return {**data, **extra}
