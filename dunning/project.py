@@ -10,12 +10,17 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from dunning.config import Strategy, load_file, load_optional
 from dunning.config._base import ConfigModel
 from dunning.errors import ProjectNotFound
+
+if TYPE_CHECKING:
+    from dunning.config.channels import ChannelsConfig
+    from dunning.config.lender import LenderProfile
 
 MARKER = "dunning.yaml"
 
@@ -84,3 +89,15 @@ class Project:
     @cached_property
     def strategy(self) -> Strategy:
         return load_optional(self.config_dir / "strategy.yaml", Strategy, self.root)
+
+    @cached_property
+    def channels(self) -> ChannelsConfig:
+        from dunning.config.channels import ChannelsConfig
+
+        return load_file(self.config_dir / "channels.yaml", ChannelsConfig, self.root)
+
+    @cached_property
+    def lender(self) -> LenderProfile:
+        from dunning.config.lender import LenderProfile
+
+        return load_file(self.config_dir / "lender.yaml", LenderProfile, self.root)

@@ -66,22 +66,38 @@ def tier_expression(dpd: ColumnElement[int], strategy: Strategy) -> ColumnElemen
     return case(*whens, else_=None)
 
 
+@dataclass(frozen=True)
+class Delinquency:
+    """The pieces of the delinquency query, for callers that select more columns with it."""
+
+    overdue: Subquery
+    dpd: ColumnElement[int]
+    tier: ColumnElement[str | None]
+
+
+def delinquency(
+    as_of: date, strategy: Strategy, lo: int | None = None, hi: int | None = None
+) -> Delinquency:
+    overdue = overdue_by_account(as_of, lo, hi)
+    dpd = dpd_expression(as_of, overdue.c.oldest_due_on)
+    return Delinquency(overdue, dpd, tier_expression(dpd, strategy))
+
+
 def delinquent_accounts(
     as_of: date, strategy: Strategy, lo: int | None = None, hi: int | None = None
 ) -> Select[tuple[int, str, str, int, str | None, int]]:
     """Open accounts with DPD >= 1: id, jurisdiction, currency, DPD, tier, overdue amount."""
-    overdue = overdue_by_account(as_of, lo, hi)
-    dpd = dpd_expression(as_of, overdue.c.oldest_due_on)
+    d = delinquency(as_of, strategy, lo, hi)
     return (
         select(
             ACCOUNT.c.id,
             ACCOUNT.c.jurisdiction,
             ACCOUNT.c.currency,
-            dpd.label("dpd"),
-            tier_expression(dpd, strategy).label("tier"),
-            overdue.c.overdue_minor,
+            d.dpd.label("dpd"),
+            d.tier.label("tier"),
+            d.overdue.c.overdue_minor,
         )
-        .join(overdue, overdue.c.account_id == ACCOUNT.c.id)
+        .join(d.overdue, d.overdue.c.account_id == ACCOUNT.c.id)
         .where(ACCOUNT.c.status == "open")
         .order_by(ACCOUNT.c.id)
     )

@@ -1,0 +1,119 @@
+"""Benchmark: the daily outreach over N synthetic overdue accounts, stage by stage.
+
+    .venv/bin/python bench/daily_run.py --accounts 100000 [--database-url URL] [--prefect]
+
+Seeds a population in a fresh database (not timed as part of the run), runs the daily outreach
+for one date, and prints seconds and throughput per stage (select, decide, render, outbox
+write, dispatch, record), the end-to-end time, and the peak resident memory of the process.
+The overdue accounts are about 85% of the population: pass --overdue to size by that instead.
+Results go in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=10_000, help="population size")
+    parser.add_argument("--overdue", type=int, default=None,
+                        help="size the population so about this many accounts are overdue")
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--as-of", default="2026-11-23")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--prefect", action="store_true",
+                        help="run through the Prefect flow (a temporary server if no API URL)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    accounts = args.accounts if args.overdue is None else round(args.overdue / 0.85)
+
+    workdir = Path(tempfile.mkdtemp(prefix="dunning-bench-"))
+    os.environ["DUNNING_PROJECT_DIR"] = str(REPO)
+    os.environ["DUNNING_STATE_DIR"] = str(workdir)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if args.database_url:
+        os.environ["DUNNING_DATABASE_URL"] = args.database_url
+    else:
+        os.environ["DUNNING_DATABASE_URL"] = f"sqlite:///{workdir / 'bench.db'}"
+
+    from dunning.bootstrap import bootstrap
+    from dunning.services.demo import seed_population
+    from dunning.services.outreach_env import OutreachEnv
+    from dunning.services.runs import run_daily_outreach
+
+    as_of = date.fromisoformat(args.as_of)
+    runtime = bootstrap()
+    if args.batch_size:
+        strategy = runtime.project.strategy.model_copy(update={"batch_size": args.batch_size})
+        runtime.project.__dict__["strategy"] = strategy
+    started = time.perf_counter()
+    with runtime.unit_of_work() as connection:
+        seeded = seed_population(connection, accounts=accounts, seed=args.seed, as_of=as_of)
+    seed_seconds = time.perf_counter() - started
+    rss_after_seed = peak_rss_mib()
+
+    started = time.perf_counter()
+    if args.prefect:
+        from flows.daily_outreach import daily_outreach
+
+        summary = daily_outreach(as_of=as_of, project_dir=str(REPO))
+    else:
+        summary = run_daily_outreach(OutreachEnv(runtime), as_of)
+    total = time.perf_counter() - started
+
+    overdue = summary["accounts"]["overdue"]
+    messages = summary["this_run"]["new_messages"]
+    timings = summary["timings_seconds"]
+    result = {
+        "population": seeded.accounts,
+        "overdue_accounts": overdue,
+        "new_messages": messages,
+        "sent": summary["this_run"]["dispatch"]["sent"],
+        "letters": summary["messages"]["by_channel"].get("letter", 0),
+        "batches": summary["batches"],
+        "seed_seconds": round(seed_seconds, 2),
+        "run_seconds": round(total, 2),
+        "accounts_per_second": round(overdue / total),
+        "stages": timings,
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+        "peak_rss_after_seed_mib": round(rss_after_seed, 1),
+        "backend": runtime.engine.url.get_backend_name(),
+        "prefect": args.prefect,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"population {seeded.accounts:,} (seeded in {seed_seconds:.1f} s), "
+          f"{overdue:,} overdue accounts, {messages:,} messages, {result['letters']:,} letters, "
+          f"{summary['batches']} batches, backend {result['backend']}")
+    print(f"{'stage':<16}{'seconds':>10}{'per second':>14}")
+    per_stage_count = {"select": overdue, "decide": overdue, "render": messages,
+                       "render_letters": result["letters"], "outbox_write": messages,
+                       "dispatch": result["sent"], "record": result["sent"]}
+    for stage, seconds in timings.items():
+        count = per_stage_count.get(stage, 0)
+        rate = f"{count / seconds:,.0f}" if seconds else "-"
+        print(f"{stage:<16}{seconds:>10.2f}{rate:>14}")
+    print(f"{'end to end':<16}{total:>10.2f}{overdue / total:>14,.0f}  accounts/s")
+    print(f"peak RSS {result['peak_rss_mib']:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

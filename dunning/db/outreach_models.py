@@ -1,0 +1,99 @@
+"""Tables of the daily outreach: runs, the outbox, and the delivery events of each message."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, Text
+from sqlmodel import Field, SQLModel
+
+from dunning.db.models import utcnow
+
+
+class Run(SQLModel, table=True):
+    """One execution of a flow for one business date. Our system of record, not Prefect's."""
+
+    __tablename__ = "run"
+    __table_args__ = (Index("ix_run_flow_as_of", "flow", "as_of"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow: str = Field(max_length=40)
+    as_of: date
+    status: str = Field(default="running", max_length=16)  # running | completed | failed
+    dry_run: bool = False
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    prefect_flow_run_id: str | None = Field(default=None, max_length=64)
+    summary: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    error: str | None = Field(default=None, sa_type=Text)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One planned communication. Its idempotency key makes every send exactly-once.
+
+    status: planned -> sending -> sent -> delivered | failed | undeliverable; or held (with
+    hold_reason, never sent) or cancelled (the account cured or stopped before dispatch).
+    """
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "not_before"),
+        Index("ix_outbox_account_as_of", "account_id", "as_of"),
+        Index("ix_outbox_as_of", "as_of"),
+        Index("ix_outbox_gateway_id", "gateway_message_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=64, unique=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    account_id: int = Field(foreign_key="account.id")
+    customer_id: int = Field(foreign_key="customer.id")
+    as_of: date
+    tier: str = Field(max_length=32)
+    step_id: str = Field(max_length=48)
+    channel: str = Field(max_length=16)
+    template_id: str | None = Field(default=None, max_length=128)
+    template_hash: str | None = Field(default=None, max_length=64)
+    locale: str = Field(max_length=16)
+    recipient: str | None = Field(default=None, sa_type=Text, description="PII")
+    subject: str | None = Field(default=None, max_length=255)
+    body: str | None = Field(default=None, sa_type=Text, description="PII")
+    document_path: str | None = Field(default=None, max_length=500)
+    document_sha256: str | None = Field(default=None, max_length=64)
+    status: str = Field(default="planned", max_length=16)
+    hold_reason: str | None = Field(default=None, max_length=48)
+    not_before: datetime | None = None
+    attempts: int = 0
+    claim_token: str | None = Field(default=None, max_length=40)
+    claimed_until: datetime | None = None
+    gateway_message_id: str | None = Field(default=None, max_length=128)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    final_at: datetime | None = None
+
+
+class DeliveryEvent(SQLModel, table=True):
+    """Everything a gateway said about a message: the send answer and later receipts."""
+
+    __tablename__ = "delivery_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox_message.id", index=True)
+    status: str = Field(max_length=16)
+    source: str = Field(max_length=16)  # send | poll | webhook
+    occurred_at: datetime
+    recorded_at: datetime = Field(default_factory=utcnow)
+    reason: str | None = Field(default=None, max_length=500)
+    event_id: str | None = Field(default=None, max_length=128, unique=True)
+
+
+class WebhookNonce(SQLModel, table=True):
+    """Signed webhook requests already seen, so a replay is refused."""
+
+    __tablename__ = "webhook_nonce"
+
+    nonce: str = Field(primary_key=True, max_length=128)
+    seen_at: datetime = Field(default_factory=utcnow)

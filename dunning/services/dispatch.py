@@ -1,0 +1,378 @@
+"""Dispatch: claim due outbox messages, send them through the adapters, record the answers.
+
+Exactly once, by construction:
+1. claim: one UPDATE moves due rows to `sending` with a claim token and a lease (PostgreSQL
+   picks them with FOR UPDATE SKIP LOCKED; SQLite's single writer makes the statement atomic),
+   and commits before anything is sent;
+2. send: every request carries the message's idempotency key;
+3. record: each answer is written only if the row still holds our claim token.
+A crash after 1 leaves rows `sending`; once their lease expires any dispatcher claims them
+again and resends with the same key, and the gateway answers with its first acceptance
+instead of sending twice. Nothing is lost and nothing goes out twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
+
+from adapters.base import GatewayAdapter, OutboundMessage, SendOutcome, SendResult
+from dunning.db.models import utcnow
+from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
+from dunning.services.documents import DocumentStore
+from dunning.types import Channel, OutboxStatus
+
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
+
+AdapterFactory = Callable[[Channel], GatewayAdapter]
+"""Builds a fresh adapter for a channel; called inside the event loop that uses it."""
+
+RETRY_DELAY = timedelta(minutes=5)
+"""A message the gateway could not take (retries used up) waits this long before the next try."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    idempotency_key: str
+    channel: Channel
+    recipient: str | None
+    subject: str | None
+    body: str | None
+    document_path: str | None
+    document_sha256: str | None
+    attempts: int
+    template_id: str | None
+    locale: str
+    tier: str
+    run_id: int
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    sent: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    retry: int = 0
+    deferred: int = 0
+    held: Counter[str] = field(default_factory=Counter)
+    by_channel: Counter[str] = field(default_factory=Counter)
+    timings: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: DispatchReport) -> None:
+        for name in ("claimed", "sent", "duplicates", "failed", "retry", "deferred"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.held.update(other.held)
+        self.by_channel.update(other.by_channel)
+        self.timings.update(other.timings)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "claimed": self.claimed,
+            "sent": self.sent,
+            "duplicates": self.duplicates,
+            "failed": self.failed,
+            "retry": self.retry,
+            "deferred": self.deferred,
+            "held_by_reason": dict(self.held),
+            "sent_by_channel": dict(self.by_channel),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DispatchReport:
+        report = cls(**{k: data.get(k, 0) for k in
+                        ("claimed", "sent", "duplicates", "failed", "retry", "deferred")})
+        report.held.update(data.get("held_by_reason", {}))
+        report.by_channel.update(data.get("sent_by_channel", {}))
+        report.timings.update(data.get("timings", {}))
+        return report
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which messages a dispatcher may claim: all due ones, or those of some accounts/date."""
+
+    account_lo: int | None = None
+    account_hi: int | None = None
+    as_of: Any = None
+    channel: Channel | None = None
+
+    def conditions(self) -> list[Any]:
+        found = []
+        if self.account_lo is not None:
+            found.append(OUTBOX.c.account_id >= self.account_lo)
+        if self.account_hi is not None:
+            found.append(OUTBOX.c.account_id <= self.account_hi)
+        if self.as_of is not None:
+            found.append(OUTBOX.c.as_of == self.as_of)
+        if self.channel is not None:
+            found.append(OUTBOX.c.channel == self.channel.value)
+        return found
+
+
+def claim(
+    connection: Connection, *, now: datetime, lease: timedelta, limit: int, scope: Scope,
+    token: str,
+) -> list[Claimed]:
+    """Move up to `limit` due messages to `sending` under `token`; return them."""
+    o = OUTBOX.c
+    due = or_(
+        and_(o.status == OutboxStatus.PLANNED.value,
+             or_(o.not_before.is_(None), o.not_before <= now)),
+        and_(o.status == OutboxStatus.SENDING.value, o.claimed_until < now),
+    )
+    pick = select(o.id).where(due, *scope.conditions()).order_by(o.id).limit(limit)
+    if connection.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    statement = (
+        update(OUTBOX)
+        .where(o.id.in_(pick.scalar_subquery()))
+        .values(
+            status=OutboxStatus.SENDING.value,
+            claim_token=token,
+            claimed_until=now + lease,
+            attempts=o.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            o.id, o.idempotency_key, o.channel, o.recipient, o.subject, o.body, o.document_path,
+            o.document_sha256, o.attempts, o.template_id, o.locale, o.tier, o.run_id,
+        )
+    )
+    rows = connection.execute(statement).all()
+    return sorted(
+        (Claimed(r[0], r[1], Channel(r[2]), *r[3:]) for r in rows), key=lambda c: c.id
+    )
+
+
+def to_outbound(message: Claimed, documents: DocumentStore) -> OutboundMessage:
+    document = None
+    if message.document_path is not None:
+        document = documents.get(message.document_path, message.document_sha256)
+    return OutboundMessage(
+        idempotency_key=message.idempotency_key,
+        channel=message.channel,
+        recipient=message.recipient or "",
+        body=message.body or "",
+        subject=message.subject,
+        document=document,
+        document_sha256=message.document_sha256,
+        metadata={
+            "template_id": message.template_id or "",
+            "locale": message.locale,
+            "tier": message.tier,
+            "run_id": str(message.run_id),
+        },
+    )
+
+
+async def send_all(
+    factory: AdapterFactory, messages: Sequence[OutboundMessage]
+) -> list[SendResult]:
+    """Send each channel's messages through its adapter, channels concurrently."""
+    by_channel: dict[Channel, list[OutboundMessage]] = defaultdict(list)
+    for message in messages:
+        by_channel[message.channel].append(message)
+
+    async def one_channel(channel: Channel, batch: list[OutboundMessage]) -> list[SendResult]:
+        results: list[SendResult] = []
+        async with factory(channel) as adapter:
+            size = max(1, adapter.max_batch)
+            for start in range(0, len(batch), size):
+                results.extend(await adapter.send(batch[start : start + size]))
+        return results
+
+    groups = await asyncio.gather(*(one_channel(ch, batch) for ch, batch in by_channel.items()))
+    return [result for group in groups for result in group]
+
+
+def record_results(
+    connection: Connection,
+    claimed: Sequence[Claimed],
+    results: Sequence[SendResult],
+    *,
+    token: str,
+    now: datetime,
+    max_attempts: int,
+    report: DispatchReport,
+) -> None:
+    """Write each gateway answer onto its row, if the row still holds our claim."""
+    by_key = {result.idempotency_key: result for result in results}
+    updates: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for message in claimed:
+        result = by_key.get(message.idempotency_key) or SendResult(
+            message.idempotency_key, SendOutcome.RETRY, reason="the adapter gave no answer"
+        )
+        values: dict[str, Any] = {
+            "_id": message.id, "_token": token, "status": None,
+            "gateway_message_id": None, "last_error": None, "not_before": None,
+            "sent_at": None, "final_at": None,
+        }
+        if result.outcome == SendOutcome.ACCEPTED:
+            values.update(status=OutboxStatus.SENT.value,
+                          gateway_message_id=result.gateway_message_id, sent_at=now)
+            report.sent += 1
+            report.duplicates += int(result.duplicate)
+            report.by_channel[message.channel.value] += 1
+        elif result.outcome == SendOutcome.REJECTED or message.attempts >= max_attempts:
+            reason = result.reason or "rejected by the gateway"
+            if result.outcome != SendOutcome.REJECTED:
+                reason = f"gave up after {message.attempts} attempts: {reason}"
+            values.update(status=OutboxStatus.FAILED.value, last_error=reason[:500], final_at=now)
+            report.failed += 1
+        else:
+            values.update(status=OutboxStatus.PLANNED.value, not_before=now + RETRY_DELAY,
+                          last_error=(result.reason or "transient gateway error")[:500])
+            report.retry += 1
+        updates.append(values)
+        if values["status"] != OutboxStatus.PLANNED.value:
+            events.append({
+                "outbox_id": message.id, "status": values["status"], "source": "send",
+                "occurred_at": now, "recorded_at": now, "reason": values["last_error"],
+            })
+    if not updates:
+        return
+    o = OUTBOX.c
+    # Only rows that still hold our claim are ours to record (a lease may have expired and
+    # another dispatcher re-claimed them; it records its own answer).
+    mine = select(o.id).where(o.claim_token == token, o.status == OutboxStatus.SENDING.value)
+    if connection.dialect.name == "postgresql":
+        mine = mine.with_for_update()
+    held_by_us = {row[0] for row in connection.execute(mine)}
+    updates = [u for u in updates if u["_id"] in held_by_us]
+    events = [e for e in events if e["outbox_id"] in held_by_us]
+    if not updates:
+        return
+    statement = (
+        update(OUTBOX)
+        .where(and_(o.id == bindparam("_id"), o.claim_token == bindparam("_token")))
+        .values(
+            status=bindparam("status"),
+            gateway_message_id=bindparam("gateway_message_id"),
+            last_error=bindparam("last_error"),
+            not_before=bindparam("not_before"),
+            sent_at=bindparam("sent_at"),
+            final_at=bindparam("final_at"),
+            claim_token=None,
+            claimed_until=None,
+            updated_at=now,
+        )
+    )
+    connection.execute(statement, updates)
+    if events:
+        connection.execute(EVENT.insert(), events)
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A send-time rule's word on one claimed message."""
+
+    action: str  # "send" | "defer" | "hold" | "cancel"
+    reason: str | None = None
+    until: datetime | None = None
+
+
+SEND = Verdict("send")
+SendGate = Callable[[Connection, Sequence[Claimed], datetime], dict[int, Verdict]]
+"""Checks claimed messages against the rules at send time; absent ids are sent."""
+
+
+def apply_verdicts(
+    connection: Connection,
+    claimed: Sequence[Claimed],
+    verdicts: dict[int, Verdict],
+    *,
+    token: str,
+    now: datetime,
+    report: DispatchReport,
+) -> list[Claimed]:
+    """Release deferred messages, hold or cancel stopped ones; return those to send now."""
+    o = OUTBOX.c
+    keep: list[Claimed] = []
+    changes: list[dict[str, Any]] = []
+    for message in claimed:
+        verdict = verdicts.get(message.id, SEND)
+        if verdict.action == "send":
+            keep.append(message)
+            continue
+        if verdict.action == "defer":
+            report.deferred += 1
+            changes.append({"_id": message.id, "status": OutboxStatus.PLANNED.value,
+                            "not_before": verdict.until, "hold_reason": None,
+                            "attempts": message.attempts - 1, "final_at": None})
+        else:
+            status = OutboxStatus.HELD if verdict.action == "hold" else OutboxStatus.CANCELLED
+            report.held[verdict.reason or status.value] += 1
+            changes.append({"_id": message.id, "status": status.value, "not_before": None,
+                            "hold_reason": verdict.reason, "attempts": message.attempts - 1,
+                            "final_at": now})
+    if changes:
+        connection.execute(
+            update(OUTBOX)
+            .where(and_(o.id == bindparam("_id"), o.claim_token == token))
+            .values(status=bindparam("status"), not_before=bindparam("not_before"),
+                    hold_reason=bindparam("hold_reason"), attempts=bindparam("attempts"),
+                    final_at=bindparam("final_at"), claim_token=None, claimed_until=None,
+                    updated_at=now),
+            changes,
+        )
+    return keep
+
+
+def dispatch_due(
+    engine: Any,
+    factory: AdapterFactory,
+    documents: DocumentStore,
+    *,
+    scope: Scope,
+    clock: Callable[[], datetime] = utcnow,
+    lease: timedelta = timedelta(seconds=120),
+    max_attempts: int = 8,
+    chunk: int = 2000,
+    gate: SendGate | None = None,
+) -> DispatchReport:
+    """Claim, check, send and record until nothing in scope is due."""
+    import time
+
+    report = DispatchReport()
+    while True:
+        token = new_token()
+        started = time.perf_counter()
+        now = clock()
+        with engine.begin() as connection:
+            claimed = claim(connection, now=now, lease=lease, limit=chunk, scope=scope,
+                            token=token)
+            if not claimed:
+                break
+            report.claimed += len(claimed)
+            if gate is not None:
+                claimed = apply_verdicts(connection, claimed, gate(connection, claimed, now),
+                                         token=token, now=now, report=report)
+        report.timings["record"] += time.perf_counter() - started
+        if not claimed:
+            continue
+        started = time.perf_counter()
+        outbound = [to_outbound(message, documents) for message in claimed]
+        results = asyncio.run(send_all(factory, outbound))
+        report.timings["dispatch"] += time.perf_counter() - started
+        started = time.perf_counter()
+        with engine.begin() as connection:
+            record_results(connection, claimed, results, token=token, now=clock(),
+                           max_attempts=max_attempts, report=report)
+        report.timings["record"] += time.perf_counter() - started
+    return report

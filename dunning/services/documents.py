@@ -1,0 +1,38 @@
+"""Where letter PDFs are kept: content-addressed by SHA-256, under the state directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from datetime import date
+from pathlib import Path
+
+
+class DocumentStore:
+    """Files under `root/<yyyy-mm-dd>/<name>.pdf`; written atomically, read back verified."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put(self, as_of: date, name: str, content: bytes) -> tuple[str, str]:
+        """Store a document; return its path relative to the root, and its SHA-256."""
+        digest = hashlib.sha256(content).hexdigest()
+        relative = f"{as_of.isoformat()}/{name}.pdf"
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a crash never leaves a half-written letter behind.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.replace(tmp, target)
+        return relative, digest
+
+    def get(self, relative: str, sha256: str | None = None) -> bytes:
+        content = (self.root / relative).read_bytes()
+        if sha256 is not None and hashlib.sha256(content).hexdigest() != sha256:
+            raise ValueError(f"document {relative} does not match its recorded SHA-256")
+        return content
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative

@@ -1,0 +1,471 @@
+"""Planning the daily outreach for one batch of accounts: select, decide, render, write.
+
+A batch is a range of account ids. Everything here is set-based or per batch: one query loads
+the batch's delinquent accounts with their customer state, decisions and renders happen in
+memory, and the outbox rows go in with one INSERT ... ON CONFLICT DO NOTHING on their
+idempotency keys, so a rerun of the same date plans nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, exists, func, select
+
+from dunning.config import Strategy
+from dunning.db.models import Account, Customer, Payment, PromiseToPay, utcnow
+from dunning.db.outreach_models import OutboxMessage
+from dunning.db.sql import insert_ignoring_conflicts
+from dunning.domain.decide import AccountState, ContactState, Decision, decide
+from dunning.domain.money import to_decimal
+from dunning.rendering.context import (
+    AccountView,
+    AddressView,
+    Amounts,
+    CustomerView,
+    MessageContext,
+    ValidationNotice,
+)
+from dunning.services.delinquency import delinquency
+from dunning.services.documents import DocumentStore
+from dunning.services.outreach_env import OutreachEnv
+from dunning.types import Channel, OutboxStatus, PromiseStatus, Suppression
+
+ACCOUNT = Account.__table__  # type: ignore[attr-defined]
+CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
+PAYMENT = Payment.__table__  # type: ignore[attr-defined]
+PROMISE = PromiseToPay.__table__  # type: ignore[attr-defined]
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+STAGES = ("select", "decide", "render", "outbox_write", "dispatch", "record")
+PAY_BY_DAYS = 7
+"""Messages ask for payment within a week of the run date."""
+VALIDATION_RECEIPT_BUSINESS_DAYS = 5
+VALIDATION_PERIOD_DAYS = 30
+
+
+def idempotency_key(account_external_id: str, as_of: date, step_id: str, channel: str) -> str:
+    """Stable per account, date, step and the step's channel: the same decision, the same key.
+
+    The step's configured channel is used (not a fallback), so a rerun after the customer's
+    contact data changed still finds the message planned the first time.
+    """
+    raw = f"{account_external_id}|{as_of.isoformat()}|{step_id}|{channel}"
+    return "dn1-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+def mask_reference(reference: str) -> str:
+    tail = reference[-4:]
+    return "*" * max(len(reference) - 4, 4) + tail
+
+
+def add_business_days(day: date, days: int) -> date:
+    while days > 0:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            days -= 1
+    return day
+
+
+@dataclass(slots=True)
+class BatchRow:
+    account_id: int
+    account_external_id: str
+    customer_id: int
+    jurisdiction: str
+    currency: str
+    dpd: int
+    tier: str | None
+    overdue_minor: int
+    oldest_due_on: date
+    product: str
+    agreement_ref: str | None
+    opened_on: date
+    principal_minor: int
+    interest_minor: int
+    fees_minor: int
+    penalty_minor: int
+    name: str
+    locale: str
+    time_zone: str | None
+    phone: str | None
+    push_token: str | None
+    email: str | None
+    address_line1: str | None
+    address_line2: str | None
+    city: str | None
+    region: str | None
+    postal_code: str | None
+    country: str | None
+    sms_consent: bool
+    push_consent: bool
+    letter_consent: bool
+    email_consent: bool
+    sms_opted_out: bool
+    push_opted_out: bool
+    letter_opted_out: bool
+    email_opted_out: bool
+    deceased: bool
+    bankruptcy: bool
+    attorney_on_file: bool
+    cease_communication: bool
+    dispute_open: bool
+    hardship_hold: bool
+    promise_active: bool
+    payments_since_minor: int
+
+    def account_state(self) -> AccountState:
+        return AccountState(
+            dpd=self.dpd,
+            deceased=self.deceased,
+            bankruptcy=self.bankruptcy,
+            attorney_on_file=self.attorney_on_file,
+            cease_communication=self.cease_communication,
+            dispute_open=self.dispute_open,
+            hardship_hold=self.hardship_hold,
+            promise_active=self.promise_active,
+        )
+
+    def contact_state(self) -> ContactState:
+        points = set()
+        if self.phone:
+            points.add(Channel.SMS)
+        if self.push_token:
+            points.add(Channel.PUSH)
+        if self.address_line1 and (self.city or self.postal_code):
+            points.add(Channel.LETTER)
+        if self.email:
+            points.add(Channel.EMAIL)
+        consents = {
+            channel
+            for channel, given in (
+                (Channel.SMS, self.sms_consent),
+                (Channel.PUSH, self.push_consent),
+                (Channel.LETTER, self.letter_consent),
+                (Channel.EMAIL, self.email_consent),
+            )
+            if given
+        }
+        opted_out = {
+            channel
+            for channel, out in (
+                (Channel.SMS, self.sms_opted_out),
+                (Channel.PUSH, self.push_opted_out),
+                (Channel.LETTER, self.letter_opted_out),
+                (Channel.EMAIL, self.email_opted_out),
+            )
+            if out
+        }
+        return ContactState(frozenset(points), frozenset(consents), frozenset(opted_out))
+
+    def recipient(self, channel: Channel) -> str | None:
+        if channel == Channel.SMS:
+            return self.phone
+        if channel == Channel.PUSH:
+            return self.push_token
+        if channel == Channel.EMAIL:
+            return self.email
+        return "\n".join(self.address_lines(with_name=True))
+
+    def address_lines(self, *, with_name: bool = False) -> list[str]:
+        if self.locale.startswith("zh"):
+            # Chinese addresses run from the largest unit down: postcode, city, street, name.
+            lines = [
+                f"{self.postal_code or ''} {self.city or ''}".strip(),
+                self.address_line1 or "",
+                self.address_line2 or "",
+            ]
+            if with_name:
+                lines.append(self.name)
+            return [line for line in lines if line]
+        city_line = " ".join(
+            part for part in (f"{self.city}," if self.city else None, self.region,
+                              self.postal_code) if part
+        )
+        lines = [self.address_line1 or "", self.address_line2 or "", city_line]
+        if with_name:
+            lines.insert(0, self.name)
+        return [line for line in lines if line]
+
+
+def select_batch(
+    connection: Connection, as_of: date, strategy: Strategy, lo: int, hi: int
+) -> list[BatchRow]:
+    """The batch's delinquent accounts with everything deciding and rendering need."""
+    d = delinquency(as_of, strategy, lo, hi)
+    a, c, overdue = ACCOUNT.c, CUSTOMER.c, d.overdue.c
+    promise_active = exists().where(
+        PROMISE.c.account_id == a.id,
+        PROMISE.c.status == PromiseStatus.ACTIVE.value,
+        PROMISE.c.promised_on >= as_of,
+    )
+    payments_since = (
+        select(func.coalesce(func.sum(PAYMENT.c.amount_minor), 0))
+        .where(PAYMENT.c.account_id == a.id, PAYMENT.c.paid_on >= overdue.oldest_due_on)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            a.id, a.external_id, a.customer_id, a.jurisdiction, a.currency,
+            d.dpd, d.tier, overdue.overdue_minor, overdue.oldest_due_on,
+            a.product, a.agreement_ref, a.opened_on,
+            a.principal_minor, a.interest_minor, a.fees_minor, a.penalty_minor,
+            c.name, c.locale, c.time_zone, c.phone, c.push_token, c.email,
+            c.address_line1, c.address_line2, c.city, c.region, c.postal_code, c.country,
+            c.sms_consent, c.push_consent, c.letter_consent, c.email_consent,
+            c.sms_opted_out_at.is_not(None), c.push_opted_out_at.is_not(None),
+            c.letter_opted_out_at.is_not(None), c.email_opted_out_at.is_not(None),
+            c.deceased, c.bankruptcy, c.attorney_on_file, c.cease_communication,
+            c.dispute_open, c.hardship_hold,
+            promise_active, payments_since,
+        )
+        .select_from(d.overdue)
+        .join(ACCOUNT, a.id == overdue.account_id)
+        .join(CUSTOMER, c.id == a.customer_id)
+        .where(a.status == "open")
+        .order_by(a.id)
+    )
+    return [BatchRow(*row) for row in connection.execute(query)]
+
+
+@dataclass
+class PlannedMessage:
+    row: BatchRow
+    decision: Decision
+    key: str
+    template_id: str | None = None
+    template_hash: str | None = None
+    subject: str | None = None
+    body: str | None = None
+    document: bytes | None = None
+    hold: Suppression | None = None
+
+
+@dataclass
+class BatchReport:
+    """What one batch did: counts for the run summary, seconds per stage for benchmarks."""
+
+    accounts: Counter[str] = field(default_factory=Counter)
+    decisions: Counter[str] = field(default_factory=Counter)
+    held: Counter[str] = field(default_factory=Counter)
+    planned_new: int = 0
+    already_planned: int = 0
+    timings: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: BatchReport) -> None:
+        self.accounts.update(other.accounts)
+        self.decisions.update(other.decisions)
+        self.held.update(other.held)
+        self.planned_new += other.planned_new
+        self.already_planned += other.already_planned
+        self.timings.update(other.timings)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accounts_by_tier": dict(self.accounts),
+            "decisions_by_channel": dict(self.decisions),
+            "held_by_reason": dict(self.held),
+            "planned_new": self.planned_new,
+            "already_planned": self.already_planned,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BatchReport:
+        return cls(
+            accounts=Counter(data.get("accounts_by_tier", {})),
+            decisions=Counter(data.get("decisions_by_channel", {})),
+            held=Counter(data.get("held_by_reason", {})),
+            planned_new=data.get("planned_new", 0),
+            already_planned=data.get("already_planned", 0),
+            timings=Counter(data.get("timings", {})),
+        )
+
+
+def build_context(env: OutreachEnv, row: BatchRow, tier: str, as_of: date, key: str) -> MessageContext:
+    currency = row.currency
+    money = lambda minor: to_decimal(minor, currency)  # noqa: E731
+    total = row.principal_minor + row.interest_minor + row.fees_minor + row.penalty_minor
+    validation = None
+    if row.jurisdiction == "US":
+        sent_on = as_of
+        receipt = add_business_days(sent_on, VALIDATION_RECEIPT_BUSINESS_DAYS)
+        interest_since = row.interest_minor
+        fees_since = row.fees_minor + row.penalty_minor
+        payments_since = row.payments_since_minor
+        validation = ValidationNotice(
+            itemization_date=row.oldest_due_on,
+            amount_on_itemization_date=money(
+                total - interest_since - fees_since + payments_since
+            ),
+            interest_since=money(interest_since),
+            fees_since=money(fees_since),
+            payments_since=money(payments_since),
+            current_amount=money(total),
+            dispute_by=receipt + timedelta(days=VALIDATION_PERIOD_DAYS),
+        )
+    greeting = row.name if row.locale.startswith("zh") else row.name.split(" ")[0]
+    return MessageContext(
+        customer=CustomerView(name=row.name, greeting_name=greeting, locale=row.locale),
+        account=AccountView(
+            reference_masked=mask_reference(row.agreement_ref or row.account_external_id),
+            product=row.product,
+            currency=currency,
+            jurisdiction=row.jurisdiction,
+            opened_on=row.opened_on,
+        ),
+        amount=Amounts(
+            overdue=money(row.overdue_minor),
+            principal=money(row.principal_minor),
+            interest=money(row.interest_minor),
+            fees=money(row.fees_minor),
+            penalty=money(row.penalty_minor),
+            total=money(total),
+        ),
+        lender=env.lender_view(row.locale),
+        address=AddressView(lines=row.address_lines(), country=row.country),
+        as_of=as_of,
+        dpd=row.dpd,
+        tier=tier,
+        oldest_due_on=row.oldest_due_on,
+        pay_by=as_of + timedelta(days=PAY_BY_DAYS),
+        reference=key[4:14].upper(),
+        validation=validation,
+    )
+
+
+def existing_keys(connection: Connection, as_of: date, lo: int, hi: int) -> set[str]:
+    query = select(OUTBOX.c.idempotency_key).where(
+        OUTBOX.c.as_of == as_of, OUTBOX.c.account_id.between(lo, hi)
+    )
+    return {key for (key,) in connection.execute(query)}
+
+
+def _decisions(
+    env: OutreachEnv, rows: list[BatchRow], as_of: date, report: BatchReport
+) -> Iterator[tuple[BatchRow, Decision, str]]:
+    fallback = env.strategy.channel_fallback
+    for row in rows:
+        if row.tier is None:
+            continue
+        report.accounts[row.tier] += 1
+        tier = env.tiers[row.tier]
+        for decision in decide(tier, row.account_state(), row.contact_state(), fallback):
+            key = idempotency_key(row.account_external_id, as_of, decision.step.id,
+                                  decision.step.channel)
+            yield row, decision, key
+
+
+def plan_batch(
+    env: OutreachEnv,
+    run_id: int,
+    as_of: date,
+    lo: int,
+    hi: int,
+    *,
+    dry_run: bool = False,
+) -> BatchReport:
+    """Select, decide, render and write the outbox for accounts with ids in [lo, hi]."""
+    report = BatchReport()
+    clock = time.perf_counter
+    started = clock()
+    with env.runtime.engine.connect() as connection:
+        rows = select_batch(connection, as_of, env.strategy, lo, hi)
+        known = existing_keys(connection, as_of, lo, hi) if not dry_run else set()
+    report.timings["select"] += clock() - started
+
+    started = clock()
+    planned: list[PlannedMessage] = []
+    for row, decision, key in _decisions(env, rows, as_of, report):
+        if key in known:
+            report.already_planned += 1
+            continue
+        message = PlannedMessage(row, decision, key, hold=decision.hold)
+        if message.hold is None:
+            template = env.store.find(decision.channel, row.tier or "", decision.step.template,
+                                      row.locale)
+            if template is None:
+                message.hold = Suppression.TEMPLATE_MISSING
+            else:
+                message.template_id = template.id
+                message.template_hash = template.content_hash
+                message.hold = env.template_hold(template)
+        planned.append(message)
+    report.timings["decide"] += clock() - started
+
+    started = clock()
+    letter_seconds = 0.0
+    for message in planned:
+        report.decisions[message.decision.channel.value] += 1
+        if message.hold is not None:
+            report.held[message.hold.value] += 1
+            continue
+        assert message.template_id is not None
+        template = env.store.get(message.template_id)
+        context = build_context(env, message.row, message.row.tier or "", as_of, message.key)
+        rendered = env.renderer.render(template, context)
+        message.subject, message.body = rendered.subject, rendered.text
+        if message.decision.channel == Channel.LETTER and not dry_run:
+            letter_started = clock()
+            message.document = env.printer.pdf(rendered)
+            letter_seconds += clock() - letter_started
+    report.timings["render"] += clock() - started
+    report.timings["render_letters"] += letter_seconds
+
+    if dry_run:
+        return report
+    started = clock()
+    now = utcnow()
+    documents: DocumentStore = env.documents
+    records: list[dict[str, Any]] = []
+    for message in planned:
+        row, decision = message.row, message.decision
+        path = digest = None
+        if message.document is not None:
+            path, digest = documents.put(as_of, message.key, message.document)
+        held = message.hold is not None
+        records.append(
+            {
+                "idempotency_key": message.key,
+                "run_id": run_id,
+                "account_id": row.account_id,
+                "customer_id": row.customer_id,
+                "as_of": as_of,
+                "tier": row.tier,
+                "step_id": decision.step.id,
+                "channel": decision.channel.value,
+                "template_id": message.template_id,
+                "template_hash": message.template_hash,
+                "locale": row.locale,
+                "recipient": None if held else row.recipient(decision.channel),
+                "subject": message.subject,
+                "body": message.body,
+                "document_path": path,
+                "document_sha256": digest,
+                "status": (OutboxStatus.HELD if held else OutboxStatus.PLANNED).value,
+                "hold_reason": message.hold.value if message.hold else None,
+                "not_before": None if held else env.not_before(row, decision.channel, now),
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+                "final_at": now if held else None,
+            }
+        )
+    with env.runtime.unit_of_work() as connection:
+        insert_ignoring_conflicts(connection, OUTBOX, records, "idempotency_key")
+        if records:
+            report.planned_new = int(
+                connection.execute(
+                    select(func.count()).where(
+                        OUTBOX.c.run_id == run_id, OUTBOX.c.account_id.between(lo, hi)
+                    )
+                ).scalar_one()
+            )
+    report.timings["outbox_write"] += clock() - started
+    return report

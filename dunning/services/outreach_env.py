@@ -1,0 +1,92 @@
+"""Everything planning and dispatch need, built once per process and reused by every batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from dunning.bootstrap import Runtime
+from dunning.config import Strategy, Tier
+from dunning.db.models import utcnow
+from dunning.services.documents import DocumentStore
+from dunning.types import Channel, Suppression
+
+if TYPE_CHECKING:
+    from adapters.base import GatewayAdapter
+    from dunning.config.channels import DispatchSettings
+    from dunning.config.lender import LenderProfile
+    from dunning.services.dispatch import SendGate
+    from dunning.rendering import LetterPrinter, Renderer, TemplateRef, TemplateStore
+    from dunning.rendering.context import LenderView
+
+
+@dataclass
+class OutreachEnv:
+    runtime: Runtime
+    clock: Callable[[], datetime] = utcnow
+    _lender_views: dict[str, LenderView] = field(default_factory=dict, repr=False)
+
+    @property
+    def strategy(self) -> Strategy:
+        return self.runtime.project.strategy
+
+    @cached_property
+    def tiers(self) -> dict[str, Tier]:
+        return {tier.name: tier for tier in self.strategy.tiers}
+
+    @cached_property
+    def store(self) -> TemplateStore:
+        from dunning.rendering import TemplateStore
+
+        return TemplateStore(self.runtime.project.templates_dir)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        from dunning.rendering import Renderer
+
+        return Renderer(self.store)
+
+    @cached_property
+    def printer(self) -> LetterPrinter:
+        from dunning.rendering import LetterPrinter
+
+        return LetterPrinter()
+
+    @cached_property
+    def lender(self) -> LenderProfile:
+        return self.runtime.project.lender
+
+    @cached_property
+    def documents(self) -> DocumentStore:
+        return DocumentStore(self.runtime.project.state_dir / "documents")
+
+    def lender_view(self, locale: str) -> LenderView:
+        view = self._lender_views.get(locale)
+        if view is None:
+            view = self._lender_views[locale] = self.lender.view(locale)
+        return view
+
+    def template_hold(self, template: TemplateRef) -> Suppression | None:
+        """Why a template may not be used now (issue: approvals); None means it may."""
+        return None
+
+    def not_before(self, row: Any, channel: Channel, now: datetime) -> datetime | None:
+        """The earliest send time the contact rules allow; None means now."""
+        return None
+
+    @property
+    def dispatch_settings(self) -> DispatchSettings:
+        return self.runtime.project.channels.dispatch
+
+    def adapter_factory(self, channel: Channel) -> GatewayAdapter:
+        from adapters.registry import build_adapter
+
+        return build_adapter(channel, self.runtime.project.channels, self.runtime.project.state_dir)
+
+    @property
+    def send_gate(self) -> SendGate | None:
+        """Send-time rules (contact windows, caps, stops) applied to every claimed message."""
+        return None

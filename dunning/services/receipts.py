@@ -1,0 +1,162 @@
+"""Delivery receipts: poll gateways for sent messages, or take them from the webhook; record."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, select, update
+
+from adapters.base import DeliveryStatus, StatusReport
+from dunning.db.models import utcnow
+from dunning.db.outreach_models import DeliveryEvent, OutboxMessage, WebhookNonce
+from dunning.db.sql import chunked, insert_ignoring_conflicts
+from dunning.services.dispatch import AdapterFactory
+from dunning.types import Channel, OutboxStatus
+
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
+NONCE = WebhookNonce.__table__  # type: ignore[attr-defined]
+
+_FINAL = {
+    DeliveryStatus.DELIVERED: OutboxStatus.DELIVERED,
+    DeliveryStatus.FAILED: OutboxStatus.FAILED,
+    DeliveryStatus.UNDELIVERABLE: OutboxStatus.UNDELIVERABLE,
+}
+
+
+@dataclass
+class ReceiptReport:
+    checked: int = 0
+    recorded: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checked": self.checked, "recorded": self.recorded,
+                "by_status": dict(self.by_status)}
+
+
+def record_receipts(
+    connection: Connection, reports: Sequence[StatusReport], *, source: str
+) -> int:
+    """Record receipts as delivery events and move sent messages to their final status.
+
+    Returns how many events were new: a receipt already recorded (same event id) changes
+    nothing, so polling twice or a replayed webhook is harmless. The first final status wins.
+    """
+    final = [r for r in reports if r.status != DeliveryStatus.PENDING]
+    if not final:
+        return 0
+    o = OUTBOX.c
+    outbox: dict[str, tuple[int, str]] = {}
+    for chunk in chunked([r.gateway_message_id for r in final], 900):
+        query = select(o.gateway_message_id, o.id, o.status).where(
+            o.gateway_message_id.in_(chunk)
+        )
+        outbox.update({row[0]: (row[1], row[2]) for row in connection.execute(query)})
+    now = utcnow()
+    events = []
+    for report in final:
+        found = outbox.get(report.gateway_message_id)
+        if found is None:
+            continue
+        event_id = report.event_id or f"{source}:{report.gateway_message_id}:{report.status}"
+        events.append({
+            "outbox_id": found[0], "status": report.status.value, "source": source,
+            "occurred_at": report.occurred_at, "recorded_at": now,
+            "reason": (report.reason or None) and report.reason[:500], "event_id": event_id,
+        })
+    if not events:
+        return 0
+    ids = [event["event_id"] for event in events]
+    known = set()
+    for chunk in chunked(ids, 900):
+        known.update(
+            row[0] for row in connection.execute(select(EVENT.c.event_id).where(
+                EVENT.c.event_id.in_(chunk)))
+        )
+    fresh = [event for event in events if event["event_id"] not in known]
+    insert_ignoring_conflicts(connection, EVENT, fresh, "event_id")
+    moves = [
+        {"_id": event["outbox_id"], "status": _FINAL[DeliveryStatus(event["status"])].value,
+         "final_at": event["occurred_at"]}
+        for event in fresh
+    ]
+    if moves:
+        connection.execute(
+            update(OUTBOX)
+            .where(o.id == bindparam("_id"), o.status == OutboxStatus.SENT.value)
+            .values(status=bindparam("status"), final_at=bindparam("final_at"), updated_at=now),
+            moves,
+        )
+    return len(fresh)
+
+
+def reconcile_receipts(
+    engine: Engine, factory: AdapterFactory, *, chunk: int = 1000
+) -> ReceiptReport:
+    """Poll the gateways for every message still `sent`, and record what they say."""
+    report = ReceiptReport()
+    o = OUTBOX.c
+    last_id = 0
+    while True:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(o.id, o.channel, o.gateway_message_id)
+                .where(o.status == OutboxStatus.SENT.value, o.id > last_id,
+                       o.gateway_message_id.is_not(None))
+                .order_by(o.id)
+                .limit(chunk)
+            ).all()
+        if not rows:
+            break
+        last_id = rows[-1][0]
+        by_channel: dict[Channel, list[str]] = defaultdict(list)
+        for _, channel, gateway_id in rows:
+            by_channel[Channel(channel)].append(gateway_id)
+        reports = asyncio.run(_fetch(factory, by_channel))
+        report.checked += len(rows)
+        for item in reports:
+            report.by_status[item.status.value] += 1
+        with engine.begin() as connection:
+            report.recorded += record_receipts(connection, reports, source="poll")
+    return report
+
+
+async def _fetch(factory: AdapterFactory, by_channel: dict[Channel, list[str]]) -> list[StatusReport]:
+    async def one(channel: Channel, ids: list[str]) -> list[StatusReport]:
+        async with factory(channel) as adapter:
+            return await adapter.fetch_statuses(ids)
+
+    groups = await asyncio.gather(*(one(ch, ids) for ch, ids in by_channel.items()))
+    return [item for group in groups for item in group]
+
+
+class DatabaseReceiptSink:
+    """The webhook's sink: receipts and seen nonces go to the Dunning database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(self, reports: Sequence[StatusReport]) -> int:
+        with self.engine.begin() as connection:
+            return record_receipts(connection, reports, source="webhook")
+
+    def seen(self, nonce: str) -> bool:
+        with self.engine.begin() as connection:
+            exists = connection.execute(
+                select(NONCE.c.nonce).where(NONCE.c.nonce == nonce)
+            ).first()
+            if exists:
+                return True
+            insert_ignoring_conflicts(connection, NONCE, [{"nonce": nonce, "seen_at": utcnow()}],
+                                      "nonce")
+            return False
+
+
+def _unused(_: datetime) -> None:
+    """Keeps `datetime` imported for annotations in subclasses."""

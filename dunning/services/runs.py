@@ -1,0 +1,187 @@
+"""Runs: the record of each flow execution, batch boundaries, and the daily outreach itself.
+
+`run_daily_outreach` is the whole daily process as plain Python over batches. It takes a
+`BatchMapper` that executes one stage over every batch: the Prefect flow passes one that maps
+Prefect tasks (one task per batch); tests and the single-box scheduler can pass `sequential`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from dunning.db.models import Account, utcnow
+from dunning.db.outreach_models import OutboxMessage, Run
+from dunning.services.dispatch import DispatchReport, Scope, dispatch_due
+from dunning.services.outreach import BatchReport, plan_batch
+from dunning.services.outreach_env import OutreachEnv
+
+ACCOUNT = Account.__table__  # type: ignore[attr-defined]
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+RUN = Run.__table__  # type: ignore[attr-defined]
+
+DAILY_OUTREACH = "daily-outreach"
+
+Batch = tuple[int, int]
+BatchMapper = Callable[[str, int, date, Sequence[Batch], bool], list[dict[str, Any]]]
+"""(stage "plan" or "dispatch", run id, as-of, batches, dry run) -> one report dict per batch."""
+
+
+def start_run(connection: Connection, flow: str, as_of: date, *, dry_run: bool = False,
+              prefect_flow_run_id: str | None = None) -> int:
+    result = connection.execute(
+        RUN.insert().values(flow=flow, as_of=as_of, status="running", dry_run=dry_run,
+                            started_at=utcnow(), prefect_flow_run_id=prefect_flow_run_id)
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def finish_run(connection: Connection, run_id: int, summary: dict[str, Any]) -> None:
+    connection.execute(
+        update(RUN).where(RUN.c.id == run_id)
+        .values(status="completed", finished_at=utcnow(), summary=summary)
+    )
+
+
+def fail_run(connection: Connection, run_id: int, error: str,
+             summary: dict[str, Any] | None = None) -> None:
+    connection.execute(
+        update(RUN).where(RUN.c.id == run_id)
+        .values(status="failed", finished_at=utcnow(), error=error[:2000], summary=summary)
+    )
+
+
+def account_batches(connection: Connection, batch_size: int) -> list[Batch]:
+    """Ranges of open account ids holding `batch_size` accounts each (the last may hold fewer).
+
+    Boundaries come from one windowed query over the primary key, so nothing loads the whole
+    population into memory.
+    """
+    numbered = select(
+        ACCOUNT.c.id, func.row_number().over(order_by=ACCOUNT.c.id).label("n")
+    ).where(ACCOUNT.c.status == "open").subquery()
+    starts = [
+        row[0]
+        for row in connection.execute(
+            select(numbered.c.id).where((numbered.c.n - 1) % batch_size == 0).order_by(numbered.c.id)
+        )
+    ]
+    if not starts:
+        return []
+    last = connection.execute(select(func.max(ACCOUNT.c.id))).scalar_one()
+    ends = [start - 1 for start in starts[1:]] + [int(last)]
+    return list(zip(starts, ends, strict=True))
+
+
+def message_counts(connection: Connection, as_of: date) -> dict[str, dict[str, int]]:
+    """Every message for the date, by tier, channel, status and hold reason."""
+    o = OUTBOX.c
+    rows = connection.execute(
+        select(o.tier, o.channel, o.status, o.hold_reason, func.count())
+        .where(o.as_of == as_of)
+        .group_by(o.tier, o.channel, o.status, o.hold_reason)
+    ).all()
+    counts: dict[str, dict[str, int]] = {
+        "by_tier": {}, "by_channel": {}, "by_status": {}, "held_by_reason": {}}
+    for tier, channel, status, reason, n in rows:
+        for bucket, key in (("by_tier", tier), ("by_channel", channel), ("by_status", status)):
+            counts[bucket][key] = counts[bucket].get(key, 0) + n
+        if reason:
+            counts["held_by_reason"][reason] = counts["held_by_reason"].get(reason, 0) + n
+    return counts
+
+
+def sequential(env: OutreachEnv) -> BatchMapper:
+    """Run every batch in this process, one after the other (no Prefect)."""
+
+    def run(stage: str, run_id: int, as_of: date, batches: Sequence[Batch],
+            dry_run: bool) -> list[dict[str, Any]]:
+        if stage == "plan":
+            return [plan_batch(env, run_id, as_of, lo, hi, dry_run=dry_run).as_dict()
+                    for lo, hi in batches]
+        return [dispatch_batch(env, as_of, lo, hi).as_dict() for lo, hi in batches]
+
+    return run
+
+
+def dispatch_batch(env: OutreachEnv, as_of: date | None, lo: int | None,
+                   hi: int | None) -> DispatchReport:
+    """Send what is due now among the batch's messages (all dates if as_of is None)."""
+    settings = env.dispatch_settings
+    return dispatch_due(
+        env.runtime.engine,
+        env.adapter_factory,
+        env.documents,
+        scope=Scope(account_lo=lo, account_hi=hi, as_of=as_of),
+        clock=env.clock,
+        lease=timedelta(seconds=settings.lease_seconds),
+        max_attempts=settings.max_attempts,
+        gate=env.send_gate,
+    )
+
+
+def run_daily_outreach(
+    env: OutreachEnv,
+    as_of: date,
+    *,
+    dry_run: bool = False,
+    mapper: BatchMapper | None = None,
+    prefect_flow_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Select, decide, render, write, dispatch and record: the daily run for one date."""
+    mapper = mapper or sequential(env)
+    started = time.perf_counter()
+    with env.runtime.unit_of_work() as connection:
+        run_id = start_run(connection, DAILY_OUTREACH, as_of, dry_run=dry_run,
+                           prefect_flow_run_id=prefect_flow_run_id)
+        batches = account_batches(connection, env.strategy.batch_size)
+    plan = BatchReport()
+    sent = DispatchReport()
+    try:
+        for report in mapper("plan", run_id, as_of, batches, dry_run):
+            plan.merge(BatchReport.from_dict(report))
+        if not dry_run:
+            for report in mapper("dispatch", run_id, as_of, batches, dry_run):
+                sent.merge(DispatchReport.from_dict(report))
+    except BaseException as exc:
+        with env.runtime.unit_of_work() as connection:
+            fail_run(connection, run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    summary = build_summary(env, run_id, as_of, dry_run, len(batches), plan, sent,
+                            time.perf_counter() - started)
+    with env.runtime.unit_of_work() as connection:
+        finish_run(connection, run_id, summary)
+    return summary
+
+
+def build_summary(env: OutreachEnv, run_id: int, as_of: date, dry_run: bool, batches: int,
+                  plan: BatchReport, sent: DispatchReport, seconds: float) -> dict[str, Any]:
+    """The run summary: counts only, never PII (it becomes a Prefect artifact)."""
+    timings = dict(plan.timings)
+    timings.update(sent.timings)
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "flow": DAILY_OUTREACH,
+        "as_of": as_of.isoformat(),
+        "dry_run": dry_run,
+        "batches": batches,
+        "accounts": {"overdue": sum(plan.accounts.values()), "by_tier": dict(plan.accounts)},
+        "this_run": {
+            "decisions_by_channel": dict(plan.decisions),
+            "held_by_reason": dict(plan.held),
+            "new_messages": plan.planned_new,
+            "already_planned": plan.already_planned,
+            "dispatch": sent.as_dict() | {"timings": None},
+        },
+        "timings_seconds": {k: round(v, 3) for k, v in sorted(timings.items())},
+        "duration_seconds": round(seconds, 3),
+    }
+    summary["this_run"]["dispatch"].pop("timings")
+    if not dry_run:
+        with env.runtime.engine.connect() as connection:
+            summary["messages"] = message_counts(connection, as_of)
+    return summary

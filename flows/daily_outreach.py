@@ -1,0 +1,70 @@
+"""The daily outreach flow: select, decide, render, write, dispatch, record, one task per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from prefect import flow, task
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from dunning.services.outreach import plan_batch
+from dunning.services.runs import DAILY_OUTREACH, Batch, dispatch_batch, run_daily_outreach
+from flows._artifacts import publish_summary
+from flows._runtime import outreach_env
+
+
+@task(name="plan-batch", task_run_name="plan-{lo}-{hi}")
+def plan_batch_task(
+    project_dir: str | None, run_id: int, as_of: date, lo: int, hi: int, dry_run: bool
+) -> dict[str, Any]:
+    """Select, decide, render and write the outbox for one batch of accounts."""
+    env = outreach_env(project_dir)
+    return plan_batch(env, run_id, as_of, lo, hi, dry_run=dry_run).as_dict()
+
+
+@task(name="dispatch-batch", task_run_name="dispatch-{lo}-{hi}", retries=2,
+      retry_delay_seconds=5)
+def dispatch_batch_task(project_dir: str | None, as_of: date, lo: int, hi: int) -> dict[str, Any]:
+    """Send the batch's due messages through the gateways and record the answers."""
+    env = outreach_env(project_dir)
+    return dispatch_batch(env, as_of, lo, hi).as_dict()
+
+
+def _prefect_mapper(project_dir: str | None) -> Any:
+    def run(stage: str, run_id: int, as_of: date, batches: Sequence[Batch],
+            dry_run: bool) -> list[dict[str, Any]]:
+        if stage == "plan":
+            futures = [plan_batch_task.submit(project_dir, run_id, as_of, lo, hi, dry_run)
+                       for lo, hi in batches]
+        else:
+            futures = [dispatch_batch_task.submit(project_dir, as_of, lo, hi)
+                       for lo, hi in batches]
+        return [future.result() for future in futures]
+
+    return run
+
+
+def _run_name() -> str:
+    as_of = flow_run.parameters.get("as_of") or date.today().isoformat()
+    return f"{DAILY_OUTREACH}-{as_of}"
+
+
+@flow(name=DAILY_OUTREACH, flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=2),
+      log_prints=False)
+def daily_outreach(
+    as_of: date | None = None, dry_run: bool = False, project_dir: str | None = None
+) -> dict[str, Any]:
+    """Run the daily outreach for `as_of` (default today). Safe to rerun: nothing goes twice."""
+    env = outreach_env(project_dir)
+    summary = run_daily_outreach(
+        env,
+        as_of or date.today(),
+        dry_run=dry_run,
+        mapper=_prefect_mapper(project_dir),
+        prefect_flow_run_id=str(flow_run.id) if flow_run.id else None,
+    )
+    publish_summary(DAILY_OUTREACH, summary)
+    return summary
