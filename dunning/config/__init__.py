@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dunning.config.lender import LenderProfile
 from dunning.config.loader import check_directory, load_file, load_optional, read_yaml, register
 from dunning.config.strategy import DpdRange, Step, Strategy, Tier
 
 register("strategy.yaml", Strategy, required=True)
+register("lender.yaml", LenderProfile)
 
 __all__ = [
     "DpdRange",
+    "LenderProfile",
     "Step",
     "Strategy",
     "Tier",

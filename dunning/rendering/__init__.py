@@ -1,1 +1,52 @@
-"""Message rendering: templates by channel, tier and locale; sandboxed Jinja; letter PDFs."""
+"""Message rendering: templates by channel, tier and locale; sandboxed Jinja; letter PDFs.
+
+    store = TemplateStore(project.templates_dir)
+    ref = store.find("sms", "early", "reminder", "zh-CN")
+    message = Renderer(store).render(ref, context)      # RenderedMessage(subject, text, html)
+    pdf = LetterPrinter().pdf(message)                   # letters only
+
+Template layout, front matter and CSS: `_store` and `_metadata`; what each channel's template
+yields and the filters: `_renderer`; PDFs: `_pdf`.
+"""
+
+from __future__ import annotations
+
+from dunning.rendering._formatting import format_date, format_money, mask
+from dunning.rendering._metadata import TemplateMetadata, context_paths
+from dunning.rendering._pdf import LetterPrinter
+from dunning.rendering._renderer import RenderedMessage, Renderer, template_variables
+from dunning.rendering._samples import DEMO_LENDER, SAMPLE_AS_OF, sample_context
+from dunning.rendering._store import TemplateRef, TemplateStore
+from dunning.rendering.context import (
+    AccountView,
+    AddressView,
+    Amounts,
+    CustomerView,
+    LenderView,
+    MessageContext,
+    ValidationNotice,
+)
+
+__all__ = [
+    "DEMO_LENDER",
+    "SAMPLE_AS_OF",
+    "AccountView",
+    "AddressView",
+    "Amounts",
+    "CustomerView",
+    "LenderView",
+    "LetterPrinter",
+    "MessageContext",
+    "RenderedMessage",
+    "Renderer",
+    "TemplateMetadata",
+    "TemplateRef",
+    "TemplateStore",
+    "ValidationNotice",
+    "context_paths",
+    "format_date",
+    "format_money",
+    "mask",
+    "sample_context",
+    "template_variables",
+]

@@ -1,0 +1,76 @@
+"""Letter PDFs with WeasyPrint: fast across many letters, and byte-for-byte reproducible.
+
+Speed: a fresh FontConfiguration and re-parsed CSS cost about 250 ms a letter; one printer
+keeps both (the stylesheet parsed once per distinct CSS text) and a letter takes about 20 ms.
+The rendered HTML carries its CSS inline (it is the record); the printer takes that <style>
+element out and hands WeasyPrint the already-parsed sheet instead.
+
+Reproducible: the same RenderedMessage always gives the same bytes, because a case packet must
+hold the final demand letter exactly as sent. WeasyPrint writes no dates unless the HTML asks
+for them (templates must not add `dcterms.created`/`modified` meta tags), font subset names come
+from a stable hash, and the PDF file identifier, random in many tools, is derived here from the
+HTML. Resources are limited to data: URLs, so nothing on disk or the network changes a letter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from dunning.errors import TemplateError
+from dunning.rendering._renderer import CSS_MARKER, RenderedMessage
+
+_STYLE = re.compile(rf"<style {CSS_MARKER}>\n(?P<css>.*?)\n</style>\n", re.DOTALL)
+
+
+def split_css(html: str) -> tuple[str, str]:
+    """(the HTML without the renderer's <style> element, that element's CSS)."""
+    match = _STYLE.search(html)
+    if match is None:
+        return html, ""
+    return html[: match.start()] + html[match.end() :], match.group("css")
+
+
+class LetterPrinter:
+    """Prints rendered letters to PDF. Not thread-safe: use one printer per thread."""
+
+    def __init__(self) -> None:
+        # Imported here: WeasyPrint (Pango, fontconfig) takes a while to load, and most commands
+        # never print a letter.
+        from weasyprint.text.fonts import FontConfiguration
+        from weasyprint.urls import URLFetcher
+
+        self._font_config = FontConfiguration()
+        self._url_fetcher = URLFetcher(allowed_protocols={"data"})
+        self._stylesheets: dict[str, Any] = {}
+
+    def pdf(self, rendered: RenderedMessage) -> bytes:
+        from weasyprint import HTML
+
+        if rendered.html is None:
+            raise TemplateError("only letters print to PDF: this message has no HTML")
+        html, css = split_css(rendered.html)
+        identifier = hashlib.sha256(rendered.html.encode("utf-8")).hexdigest()[:32]
+        try:
+            document = HTML(string=html, url_fetcher=self._url_fetcher)
+            pdf = document.write_pdf(
+                stylesheets=[self._stylesheet(css)] if css else None,
+                font_config=self._font_config,
+                pdf_identifier=identifier.encode("ascii"),
+                pdf_version="1.7",
+            )
+        except Exception as exc:  # WeasyPrint's messages may quote the letter (PII)
+            raise TemplateError(f"letter PDF failed: {type(exc).__name__}") from None
+        assert isinstance(pdf, bytes)
+        return pdf
+
+    def _stylesheet(self, css: str) -> Any:
+        from weasyprint import CSS
+
+        key = hashlib.sha256(css.encode("utf-8")).hexdigest()
+        sheet = self._stylesheets.get(key)
+        if sheet is None:
+            sheet = CSS(string=css, font_config=self._font_config, url_fetcher=self._url_fetcher)
+            self._stylesheets[key] = sheet
+        return sheet

@@ -1,0 +1,285 @@
+"""Rendering a template with a MessageContext: sandboxed Jinja, strict variables, locale filters.
+
+What each channel's template yields:
+
+- **sms**: the whole template is the text. Its lines are joined into one paragraph (with a
+  space, or nothing next to Chinese characters) and trailing whitespace is dropped.
+- **push**: two Jinja blocks, `{% block title %}...{% endblock %}` and
+  `{% block body %}...{% endblock %}`; anything outside them is ignored. Each is shaped like SMS.
+- **letter**: a full HTML document (autoescaped). The renderer puts the letter's stylesheet
+  (see `_store`) into a `<style data-dunning-css>` element before `</head>`, so the HTML stands on
+  its own as the record of what was printed. `text` is the letter's visible text.
+
+Filters: `money` (Decimal in the account's currency, formatted for the customer's locale:
+`{{ amount.overdue | money }}`), `date` (`{{ pay_by | date }}`, or `date('short')`; Babel
+formats full/long/medium/short or a CLDR pattern, in the customer's locale; default long) and
+`mask` (`****1234`).
+
+Errors become TemplateError naming the template id and line. They never carry context values
+(PII): names appear only when they are spelled in the template itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from datetime import date
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+from jinja2 import (
+    StrictUndefined,
+    Template,
+    TemplateSyntaxError,
+    Undefined,
+    UndefinedError,
+    nodes,
+)
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import concat, pass_context
+
+from dunning.errors import TemplateError
+from dunning.rendering._formatting import FilterError, format_date, format_money, mask
+from dunning.rendering._store import TemplateRef, TemplateStore
+from dunning.rendering._text import html_to_text, one_paragraph
+from dunning.rendering.context import (
+    AccountView,
+    AddressView,
+    Amounts,
+    CustomerView,
+    LenderView,
+    MessageContext,
+    ValidationNotice,
+)
+from dunning.types import Channel
+
+PUSH_BLOCKS = ("title", "body")
+CSS_MARKER = "data-dunning-css"
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str | None
+    """Push title; None for sms and letters."""
+    text: str
+    """SMS text, push body, or the plain-text version of a letter."""
+    html: str | None
+    """Letters: the full HTML document with its CSS in a <style> element; else None."""
+
+
+def _defined(value: object) -> None:
+    # A filter given an undefined value reports the undefined variable, not a type error.
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+
+
+@pass_context
+def _money(context: Context, value: Decimal | int, currency: str | None = None) -> str:
+    _defined(value)
+    return format_money(value, currency or context["account"].currency, context["customer"].locale)
+
+
+@pass_context
+def _date(context: Context, value: date, format: str = "long") -> str:
+    _defined(value)
+    return format_date(value, format, context["customer"].locale)
+
+
+_VIEW_FIELDS: dict[type, frozenset[str]] = {
+    view: frozenset(item.name for item in fields(view))
+    for view in (
+        AccountView,
+        AddressView,
+        Amounts,
+        CustomerView,
+        LenderView,
+        MessageContext,
+        ValidationNotice,
+    )
+}
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, with a fast path for the context's own data fields.
+
+    The sandbox's checks cost a few microseconds per attribute, half an SMS render; a field
+    of one of the frozen context views is plain data and always safe to read.
+    """
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        names = _VIEW_FIELDS.get(type(obj))
+        if names is not None and attr in names:
+            return True
+        return bool(super().is_safe_attribute(obj, attr, value))
+
+
+def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
+    # Immutable: templates must not change the lists and dicts they are given (they are shared
+    # with the caller). No loader: a template cannot include another one.
+    env = _Environment(
+        undefined=StrictUndefined,
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=False,
+    )
+    env.filters.update({"money": _money, "date": _date, "mask": mask})
+    return env
+
+
+def template_variables(context: MessageContext) -> dict[str, Any]:
+    """The names a template sees: the context's fields and, beneath them, its `extra` entries.
+
+    The views are passed as they are (frozen dataclasses), not copied to dicts: asdict() would
+    cost more than the rendering itself. A step's extra variables cannot shadow a core name.
+    """
+    core = dict(context.__dict__)
+    extra = core.pop("extra")
+    return {**extra, **core} if extra else core
+
+
+class Renderer:
+    """Compiles each template once (per content hash) and renders it with a MessageContext."""
+
+    def __init__(self, store: TemplateStore) -> None:
+        self.store = store
+        self._text_env = _environment(autoescape=False)
+        self._html_env = _environment(autoescape=True)
+        self._compiled: dict[str, tuple[str, Template]] = {}
+
+    def render(self, ref: TemplateRef, context: MessageContext) -> RenderedMessage:
+        template = self.compile(ref)
+        variables = template_variables(context)
+        try:
+            if ref.channel is Channel.PUSH:
+                scope = template.new_context(variables)
+                title, body = (concat(template.blocks[name](scope)) for name in PUSH_BLOCKS)
+                return RenderedMessage(one_paragraph(title), one_paragraph(body), None)
+            output = template.render(variables)
+        except Exception as exc:
+            raise _render_error(ref, exc) from None
+        if ref.channel is Channel.LETTER:
+            html = _with_css(output.strip(), ref.css or "")
+            return RenderedMessage(None, html_to_text(html), html)
+        return RenderedMessage(None, one_paragraph(output), None)
+
+    def compile(self, ref: TemplateRef) -> Template:
+        """The compiled template; TemplateError for syntax errors and missing push blocks."""
+        cached = self._compiled.get(ref.id)
+        if cached is not None and cached[0] == ref.content_hash:
+            return cached[1]
+        env = self._html_env if ref.path.suffix == ".html" else self._text_env
+        try:
+            code = env.compile(ref.source, name=ref.id, filename=str(ref.path))
+        except TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"{ref.id}: line {exc.lineno}: syntax error: {exc.message}"
+            ) from None
+        template = env.template_class.from_code(env, code, env.make_globals(None))
+        if ref.channel is Channel.PUSH and not all(b in template.blocks for b in PUSH_BLOCKS):
+            raise TemplateError(
+                f"{ref.id}: a push template needs {{% block title %}} and {{% block body %}}"
+            )
+        if ref.channel is Channel.LETTER:
+            if "</head>" not in ref.source:
+                raise TemplateError(f"{ref.id}: a letter needs a <head> (its CSS goes there)")
+            if "</" in (ref.css or ""):
+                raise TemplateError(f"{ref.id}: letter CSS must not contain '</'")
+        self._compiled[ref.id] = (ref.content_hash, template)
+        return template
+
+    def variables_used(self, ref: TemplateRef) -> set[str]:
+        """Dotted context paths the template reads (`amount.overdue`, `validation`, ...).
+
+        Names the template assigns itself (loop variables, `set`) are left out.
+        """
+        env = self._html_env if ref.path.suffix == ".html" else self._text_env
+        try:
+            tree = env.parse(ref.source)
+        except TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"{ref.id}: line {exc.lineno}: syntax error: {exc.message}"
+            ) from None
+        assigned = {
+            node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param")
+        }
+        return {path for path in _paths(tree) if path.split(".")[0] not in assigned}
+
+
+def _paths(node: nodes.Node) -> Iterator[str]:
+    if isinstance(node, nodes.Getattr | nodes.Getitem):
+        attributes: list[str] = []
+        base: nodes.Node = node
+        while True:
+            if isinstance(base, nodes.Getattr):
+                attributes.append(base.attr)
+            elif (
+                isinstance(base, nodes.Getitem)
+                and isinstance(base.arg, nodes.Const)
+                and isinstance(base.arg.value, str)
+            ):
+                attributes.append(base.arg.value)
+            else:
+                break
+            base = base.node
+        if isinstance(base, nodes.Name) and base.ctx == "load":
+            yield ".".join([base.name, *reversed(attributes)])
+            return
+        yield from _paths(base)
+        if isinstance(node, nodes.Getitem):
+            yield from _paths(node.arg)
+        return
+    if isinstance(node, nodes.Name) and node.ctx == "load":
+        yield node.name
+        return
+    for child in node.iter_child_nodes():
+        yield from _paths(child)
+
+
+def _with_css(html: str, css: str) -> str:
+    style = f"<style {CSS_MARKER}>\n{css}\n</style>\n"
+    head_end = html.find("</head>")
+    return html[:head_end] + style + html[head_end:]
+
+
+def _template_line(ref: TemplateRef, tb: TracebackType | None) -> int | None:
+    # Jinja rewrites tracebacks so template frames carry the template file and line.
+    line = None
+    filename = str(ref.path)
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _spelled_in(ref: TemplateRef, name: str) -> bool:
+    return name.isidentifier() and re.search(rf"\b{re.escape(name)}\b", ref.source) is not None
+
+
+def _render_error(ref: TemplateRef, exc: Exception) -> TemplateError:
+    line = _template_line(ref, exc.__traceback__)
+    where = f"{ref.id}: line {line}" if line is not None else ref.id
+    if isinstance(exc, UndefinedError):
+        # Messages look like "'x' is undefined" or "'T object' has no attribute 'x'"; x may
+        # come from a context value (a dynamic subscript), so it is shown only when the
+        # template spells it.
+        names = re.findall(r"'([^']*)'", str(exc))
+        name = names[-1] if names else ""
+        shown = f" {name!r}" if _spelled_in(ref, name) else ""
+        return TemplateError(f"{where}: undefined variable{shown}")
+    if isinstance(exc, SecurityError):
+        match = re.match(r"access to attribute '([^']*)' of '(\w+)' object", str(exc))
+        if match and _spelled_in(ref, match.group(1)):
+            detail = f"access to {match.group(1)!r} of a {match.group(2)} is not allowed"
+        else:
+            detail = "unsafe access or call"
+        return TemplateError(f"{where}: sandbox violation: {detail}")
+    if isinstance(exc, FilterError):
+        return TemplateError(f"{where}: {exc}")
+    return TemplateError(f"{where}: {type(exc).__name__} while rendering")
