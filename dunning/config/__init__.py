@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dunning.config.channels import ChannelsConfig
 from dunning.config.lender import LenderProfile
 from dunning.config.loader import check_directory, load_file, load_optional, read_yaml, register
 from dunning.config.strategy import DpdRange, Step, Strategy, Tier
 
 register("strategy.yaml", Strategy, required=True)
+register("channels.yaml", ChannelsConfig, required=True)
 register("lender.yaml", LenderProfile)
 
 __all__ = [
+    "ChannelsConfig",
     "DpdRange",
     "LenderProfile",
     "Step",

@@ -1,0 +1,1 @@
+"""Print-and-mail letter gateway adapters, one module per vendor."""

@@ -1,0 +1,61 @@
+"""The mock sms/push/letter gateways: a realistic vendor HTTP API over a shared SQLite ledger.
+
+Public surface: create_mock_gateway_app (the ASGI app), GatewayLedger (read the ledger from
+tests and tools), ScriptedFault (the body of POST /_admin/faults), and the receipt simulation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from adapters.mock._client import MockAdapterOptions, MockGatewayAdapter
+from adapters.mock._faults import ScriptedFault
+from adapters.mock._ledger import GatewayLedger, LedgerRow
+from adapters.mock._receipts import Receipt, outcome_for, receipt_for
+from dunning.config.channels import MockGatewaySettings
+
+if TYPE_CHECKING:
+    import httpx
+    from fastapi import FastAPI
+
+
+def ledger_path(settings: MockGatewaySettings, state_dir: Path) -> Path:
+    """Where the ledger file of these settings lives (relative paths are under state_dir)."""
+    path = Path(settings.ledger)
+    return path if path.is_absolute() else state_dir / path
+
+
+def create_mock_gateway_app(
+    settings: MockGatewaySettings,
+    state_dir: Path,
+    *,
+    clock: Callable[[], float] | None = None,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The mock gateways' ASGI app over the ledger of `settings` (see adapters.mock._app).
+
+    FastAPI is imported on first use, so importing the adapters stays cheap.
+    """
+    import time
+
+    from adapters.mock._app import create_mock_gateway_app as create
+
+    return create(
+        settings, state_dir, clock=clock or time.time, webhook_transport=webhook_transport
+    )
+
+
+__all__ = [
+    "GatewayLedger",
+    "LedgerRow",
+    "MockAdapterOptions",
+    "MockGatewayAdapter",
+    "Receipt",
+    "ScriptedFault",
+    "create_mock_gateway_app",
+    "ledger_path",
+    "outcome_for",
+    "receipt_for",
+]

@@ -1,0 +1,1 @@
+"""Push notification gateway adapters (APNs/FCM relays), one module per vendor."""

@@ -1,0 +1,1 @@
+"""SMS gateway adapters, one module per vendor."""

@@ -1,0 +1,63 @@
+"""`dunning gateway serve` (the mock gateways on a port) and `dunning webhook serve` (receipts)."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from dunning.cli._common import STATE, console
+
+HOST_HELP = "Interface to listen on; the default keeps it on this machine."
+
+
+def register(app: typer.Typer) -> None:
+    gateway = typer.Typer(help="The mock sms/push/letter gateways.", no_args_is_help=True)
+    webhook = typer.Typer(help="The delivery-receipts webhook.", no_args_is_help=True)
+    app.add_typer(gateway, name="gateway")
+    app.add_typer(webhook, name="webhook")
+
+    @gateway.command("serve")
+    def gateway_serve(
+        host: str = typer.Option("127.0.0.1", "--host", help=HOST_HELP),
+        port: int = typer.Option(8765, "--port", min=1, max=65535),
+        log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level"),
+    ) -> None:
+        """Serve the mock gateways over HTTP, with the settings of config/channels.yaml.
+
+        Point an adapter at it with `url: http://HOST:PORT` in its channel's options.
+        """
+        import uvicorn
+
+        from adapters.mock import create_mock_gateway_app, ledger_path
+
+        project = STATE.project()
+        settings = project.channels.mock_gateway
+        app = create_mock_gateway_app(settings, project.state_dir)
+        console.print(
+            f"mock gateways on http://{host}:{port} "
+            f"(ledger {ledger_path(settings, project.state_dir)})",
+            highlight=False,
+        )
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+    @webhook.command("serve")
+    def webhook_serve(
+        host: str = typer.Option("127.0.0.1", "--host", help=HOST_HELP),
+        port: int = typer.Option(8766, "--port", min=1, max=65535),
+        log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level"),
+    ) -> None:
+        """Accept signed delivery receipts at POST /webhooks/receipts/{channel}.
+
+        The secret comes from DUNNING_WEBHOOK_SECRET; without it the webhook does not start.
+        """
+        import uvicorn
+
+        from dunning.services.receipts import DatabaseReceiptSink
+        from dunning.webhooks import SECRET_ENV, check_secret, create_webhook_app
+
+        secret = os.environ.get(SECRET_ENV, "")
+        check_secret(secret)  # fail closed before touching the database: no secret, no server
+        app = create_webhook_app(secret, DatabaseReceiptSink(STATE.runtime().engine))
+        console.print(f"receipts webhook on http://{host}:{port}/webhooks/receipts/{{channel}}")
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

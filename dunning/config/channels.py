@@ -1,0 +1,142 @@
+"""config/channels.yaml: the gateway adapter of each channel, dispatch settings, the mock gateway.
+
+Adapter options are validated against the chosen adapter's own options model (found through the
+adapter registry), so a bad option fails `dunning config check` like any other key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from dunning.config._base import ConfigModel
+from dunning.types import Channel
+
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+
+
+class ChannelAdapter(ConfigModel):
+    """Which adapter sends one channel's messages, and its options."""
+
+    adapter: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="registry name")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="validated by the adapter's options model"
+    )
+
+
+def _default_channels() -> dict[Channel, ChannelAdapter]:
+    return {
+        Channel.SMS: ChannelAdapter(adapter="mock-sms"),
+        Channel.PUSH: ChannelAdapter(adapter="mock-push"),
+        Channel.LETTER: ChannelAdapter(adapter="mock-letter"),
+    }
+
+
+class DispatchSettings(ConfigModel):
+    """Read by the dispatcher (dunning.services.dispatch)."""
+
+    lease_seconds: int = Field(
+        default=120,
+        ge=10,
+        le=3600,
+        description="how long a claimed message is ours before another dispatcher may take it; "
+        "must exceed an adapter's worst-case send time (timeouts plus backoff)",
+    )
+    max_attempts: int = Field(
+        default=8, ge=1, le=100, description="dispatch attempts before a message is failed"
+    )
+
+
+class ReceiptSimulation(ConfigModel):
+    """How the mock gateways turn accepted messages into delivery receipts."""
+
+    delivered: float = Field(default=0.95, ge=0, le=1)
+    failed: float = Field(default=0.03, ge=0, le=1)
+    undeliverable: float = Field(default=0.02, ge=0, le=1)
+    delay_seconds: float = Field(
+        default=0.0, ge=0, le=30 * 86400, description="pending this long after acceptance"
+    )
+    webhook_url: str | None = Field(
+        default=None, description="push receipts here (Dunning's receipts webhook); none: poll only"
+    )
+    webhook_secret_env: str = Field(default="DUNNING_WEBHOOK_SECRET", pattern=ENV_NAME)
+    push_interval_seconds: float = Field(default=2.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _rates_sum_to_one(self) -> Self:
+        total = self.delivered + self.failed + self.undeliverable
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(
+                f"delivered + failed + undeliverable must be 1, they add up to {total:g}"
+            )
+        return self
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class FaultRates(ConfigModel):
+    """Random faults for chaos and load tests: the share of requests that get each fault."""
+
+    server_error: float = Field(default=0.0, ge=0, le=1, description="answer 503")
+    throttle: float = Field(default=0.0, ge=0, le=1, description="answer 429 with Retry-After")
+    timeout: float = Field(default=0.0, ge=0, le=1, description="sleep past the client timeout")
+    malformed: float = Field(default=0.0, ge=0, le=1, description="answer 200 with a bad body")
+    retry_after_seconds: float = Field(default=1.0, ge=0, le=3600)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=3600, description="a timeout's sleep")
+    seed: int | None = Field(default=None, description="fixed seed for reproducible chaos")
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> Self:
+        total = self.server_error + self.throttle + self.timeout + self.malformed
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"fault rates add up to {total:g}, more than 1")
+        return self
+
+
+class MockGatewaySettings(ConfigModel):
+    """The mock sms/push/letter gateways (in-process, or `dunning gateway serve`)."""
+
+    ledger: str = Field(
+        default="gateway-ledger.db",
+        min_length=1,
+        description="SQLite file of everything accepted; relative paths are under the state dir",
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=ENV_NAME,
+        description="environment variable holding the API key the mock requires; none: no key",
+    )
+    receipts: ReceiptSimulation = Field(default_factory=ReceiptSimulation)
+    faults: FaultRates = Field(default_factory=FaultRates)
+
+
+class ChannelsConfig(ConfigModel):
+    channels: dict[Channel, ChannelAdapter] = Field(default_factory=_default_channels)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    mock_gateway: MockGatewaySettings = Field(default_factory=MockGatewaySettings)
+
+    @field_validator("channels")
+    @classmethod
+    def _adapters_exist_and_options_fit(
+        cls, value: dict[Channel, ChannelAdapter]
+    ) -> dict[Channel, ChannelAdapter]:
+        # Imported here: the registry loads adapter packages, which import this module.
+        from adapters.registry import options_problems
+
+        problems = [
+            f"{channel.value}: {problem}"
+            for channel, entry in value.items()
+            for problem in options_problems(channel, entry.adapter, entry.options)
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    def adapter_for(self, channel: Channel) -> ChannelAdapter | None:
+        return self.channels.get(channel)

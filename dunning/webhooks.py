@@ -1,0 +1,220 @@
+"""The receipts webhook: gateways push delivery receipts here, signed with a shared secret.
+
+    POST /webhooks/receipts/{channel}
+    Dunning-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, f"{t}.{raw body}")>
+    Content-Type: application/json
+
+    [{"event_id": "evt_1", "gateway_message_id": "sms_9f..", "idempotency_key": "...",
+      "status": "delivered", "occurred_at": "2026-11-23T10:00:00+00:00", "reason": null}, ...]
+
+The signature covers the timestamp and the exact bytes of the body, so neither can be changed;
+several `v1=` entries may be given (the request is good if one matches), which lets a sender
+rotate secrets. Answers:
+
+    200  {"recorded": n, "duplicates": m}   at least one event was new
+    400  no or malformed signature header, malformed body, unknown status, no events
+    401  bad signature, or a timestamp further than `tolerance_seconds` from now (either way)
+    404  unknown channel
+    409  a replay: this signed request was seen before, or every event was already recorded
+    413  body over 1 MiB
+
+A rejected request changes nothing: the body is fully validated before anything is
+remembered. The secret comes from DUNNING_WEBHOOK_SECRET; without one the app does not start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Annotated, Protocol
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from adapters.base import DeliveryStatus, StatusReport
+from dunning.errors import DunningError
+from dunning.types import Channel
+
+SECRET_ENV = "DUNNING_WEBHOOK_SECRET"
+SIGNATURE_HEADER = "Dunning-Signature"
+MIN_SECRET_LENGTH = 16
+MAX_BODY_BYTES = 1024 * 1024
+MAX_EVENTS = 1000
+
+_HEADER = re.compile(r"^t=(?P<t>\d{1,12})(?P<sigs>(,v1=[0-9a-f]{64})+)$")
+
+
+class WebhookSecretMissing(DunningError):
+    pass
+
+
+class ReceiptSink(Protocol):
+    """Where verified receipts go. The engine's sink writes them to the Dunning database."""
+
+    def record(self, reports: Sequence[StatusReport]) -> int:
+        """Store the receipts; return how many were new (an already-recorded event is not)."""
+        ...
+
+    def seen(self, nonce: str) -> bool:
+        """Remember the nonce; True if it had been seen before."""
+        ...
+
+
+class InMemoryReceiptSink:
+    """A ReceiptSink in a dict, for tests and for trying the webhook out."""
+
+    def __init__(self) -> None:
+        self.reports: list[StatusReport] = []
+        self._events: set[str] = set()
+        self._nonces: set[str] = set()
+        self._lock = threading.Lock()
+
+    def record(self, reports: Sequence[StatusReport]) -> int:
+        with self._lock:
+            new = 0
+            for report in reports:
+                event = report.event_id or (
+                    f"{report.gateway_message_id}:{report.status.value}:"
+                    f"{report.occurred_at.isoformat()}"
+                )
+                if event in self._events:
+                    continue
+                self._events.add(event)
+                self.reports.append(report)
+                new += 1
+            return new
+
+    def seen(self, nonce: str) -> bool:
+        with self._lock:
+            if nonce in self._nonces:
+                return True
+            self._nonces.add(nonce)
+            return False
+
+
+def signature(secret: str, body: bytes, timestamp: int) -> str:
+    """The hex HMAC-SHA256 of f"{timestamp}.{body}" under the secret."""
+    message = str(timestamp).encode() + b"." + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The Dunning-Signature header value for this body sent at this unix time."""
+    return f"t={timestamp},v1={signature(secret, body, timestamp)}"
+
+
+class ReceiptEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str = Field(min_length=1, max_length=200)
+    gateway_message_id: str = Field(min_length=1, max_length=200)
+    idempotency_key: str = Field(min_length=1, max_length=255)
+    status: DeliveryStatus
+    occurred_at: AwareDatetime
+    reason: str | None = Field(default=None, max_length=500)
+
+    def report(self) -> StatusReport:
+        return StatusReport(
+            gateway_message_id=self.gateway_message_id,
+            idempotency_key=self.idempotency_key,
+            status=self.status,
+            occurred_at=self.occurred_at,
+            reason=self.reason,
+            event_id=self.event_id,
+        )
+
+
+_EVENTS = TypeAdapter(
+    Annotated[list[ReceiptEvent], Field(min_length=1, max_length=MAX_EVENTS)],
+)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def check_secret(secret: str) -> None:
+    """Raise WebhookSecretMissing unless the secret is set and long enough to be one."""
+    if not secret:
+        raise WebhookSecretMissing(
+            f"{SECRET_ENV} is not set: the receipts webhook will not start without a secret"
+        )
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise WebhookSecretMissing(
+            f"{SECRET_ENV} is too short: use at least {MIN_SECRET_LENGTH} characters"
+        )
+
+
+def create_webhook_app(
+    secret: str,
+    sink: ReceiptSink,
+    *,
+    tolerance_seconds: int = 300,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The ASGI app; refuses to be built without a secret (fail closed)."""
+    check_secret(secret)
+    if tolerance_seconds < 1:
+        raise ValueError("tolerance_seconds must be at least 1")
+    channels = {channel.value for channel in Channel}
+
+    async def receipts(request: Request) -> JSONResponse:
+        channel = request.path_params["channel"]
+        if channel not in channels:
+            return _error(404, "unknown_channel", f"no channel {channel!r}")
+        header = request.headers.get(SIGNATURE_HEADER, "")
+        match = _HEADER.match(header.strip())
+        if match is None:
+            return _error(
+                400, "bad_signature_header", f"{SIGNATURE_HEADER} must be t=<unix>,v1=<hex>"
+            )
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return _error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
+        timestamp = int(match["t"])
+        if abs(clock() - timestamp) > tolerance_seconds:
+            return _error(401, "stale", "timestamp outside the tolerance window")
+        expected = signature(secret, body, timestamp)
+        given = match["sigs"].split(",v1=")[1:]
+        # Compare with every candidate, without short-circuiting: constant time per candidate.
+        valid = [hmac.compare_digest(expected, candidate) for candidate in given]
+        if not any(valid):
+            return _error(401, "bad_signature", "signature does not match")
+        try:
+            events = _EVENTS.validate_json(body)
+        except ValidationError as exc:
+            return _error(400, "malformed_body", _first_problem(exc))
+        # Only now, with everything checked, is anything remembered.
+        if sink.seen(f"{timestamp}.{expected}"):
+            return _error(409, "replay", "this signed request was already received")
+        new = sink.record([event.report() for event in events])
+        if new == 0:
+            return _error(409, "replay", "every event in this request was already recorded")
+        return JSONResponse({"recorded": new, "duplicates": len(events) - new})
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/webhooks/receipts/{channel}", receipts, methods=["POST"]),
+            Route("/healthz", health, methods=["GET"]),
+        ]
+    )
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    # Never echo input values back: they may be receipts for someone's message.
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
