@@ -132,15 +132,17 @@ def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
     return env
 
 
+_CONTEXT_FIELDS = tuple(item.name for item in fields(MessageContext) if item.name != "extra")
+
+
 def template_variables(context: MessageContext) -> dict[str, Any]:
     """The names a template sees: the context's fields and, beneath them, its `extra` entries.
 
     The views are passed as they are (frozen dataclasses), not copied to dicts: asdict() would
     cost more than the rendering itself. A step's extra variables cannot shadow a core name.
     """
-    core = dict(context.__dict__)
-    extra = core.pop("extra")
-    return {**extra, **core} if extra else core
+    core = {name: getattr(context, name) for name in _CONTEXT_FIELDS}
+    return {**context.extra, **core} if context.extra else core
 
 
 class Renderer:
