@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dunning.config.channels import ChannelsConfig
+from dunning.config.compliance import BannedPhrases, CompliancePack
 from dunning.config.lender import LenderProfile
 from dunning.config.loader import check_directory, load_file, load_optional, read_yaml, register
 from dunning.config.strategy import DpdRange, Step, Strategy, Tier
@@ -10,8 +11,12 @@ from dunning.config.strategy import DpdRange, Step, Strategy, Tier
 register("strategy.yaml", Strategy, required=True)
 register("channels.yaml", ChannelsConfig, required=True)
 register("lender.yaml", LenderProfile)
+register("compliance/[A-Z]*.yaml", CompliancePack)
+register("compliance/banned_phrases.yaml", BannedPhrases)
 
 __all__ = [
+    "BannedPhrases",
+    "CompliancePack",
     "ChannelsConfig",
     "DpdRange",
     "LenderProfile",

@@ -1,0 +1,149 @@
+"""config/compliance/<jurisdiction>.yaml: the contact rules of one jurisdiction, as data.
+
+A policy pack holds the contact windows, frequency caps, holiday rule, consent and opt-out
+rules, the stops, and what template lint requires there. config/compliance/banned_phrases.yaml
+holds the phrases no template may use, in every language.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from dunning.config._base import ConfigModel
+from dunning.types import Channel, Suppression
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+STOPPABLE = (
+    Suppression.DISPUTE,
+    Suppression.CEASE_REQUEST,
+    Suppression.BANKRUPTCY,
+    Suppression.DECEASED,
+    Suppression.ATTORNEY,
+)
+
+
+class Window(ConfigModel):
+    """Contact allowed from `start` (inclusive) to `end` (exclusive), customer's local time."""
+
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+    def contains(self, moment: time) -> bool:
+        return self.start <= moment < self.end
+
+
+class FrequencyCap(ConfigModel):
+    """At most `max` messages on `channels` (together) in any `per_days` rolling days."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    channels: list[Channel] = Field(min_length=1)
+    max: int = Field(ge=0)
+    per_days: int = Field(ge=1, le=365)
+
+
+class HolidayRule(ConfigModel):
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="holidays package country code")
+    subdivision: str | None = None
+    no_contact: bool = Field(default=False, description="no collection contact on holidays")
+
+
+class SmsRules(ConfigModel):
+    max_segments: int = Field(default=2, ge=1, le=10)
+    max_characters: int | None = Field(
+        default=None, ge=1, description="carrier limit on the whole text, e.g. 500 in China"
+    )
+    signature_required: bool = Field(default=False, description="【signature】 at the start")
+    opt_out_phrases: list[str] = Field(
+        default_factory=list, description="one of these must appear (e.g. 'Reply STOP', '退订')"
+    )
+
+
+class PushRules(ConfigModel):
+    max_payload_bytes: int = Field(default=4096, ge=256)
+    forbidden_words: list[str] = Field(
+        default_factory=list,
+        description="debt wording that must never show on a lock screen (case-insensitive)",
+    )
+
+
+class DisclosureRule(ConfigModel):
+    """Phrases a template must contain (any one of them) on these channels."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    channels: list[Channel] = Field(min_length=1)
+    any_of: list[str] = Field(min_length=1)
+    message: str
+
+
+class CompliancePack(ConfigModel):
+    jurisdiction: str = Field(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
+    name: str
+    sources: list[str] = Field(default_factory=list, description="the regulations behind it")
+    contact_windows: dict[Channel, Window | None] = Field(
+        description="per channel; null means the channel has no time-of-day rule (letters)"
+    )
+    contact_days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS))
+    holidays: HolidayRule | None = None
+    frequency_caps: list[FrequencyCap] = Field(default_factory=list)
+    consent_required: list[Channel] = Field(default_factory=list)
+    opt_out_keywords: list[str] = Field(default_factory=list)
+    stops: list[Suppression] = Field(default_factory=lambda: list(STOPPABLE))
+    sms: SmsRules = Field(default_factory=SmsRules)
+    push: PushRules = Field(default_factory=PushRules)
+    disclosures: list[DisclosureRule] = Field(default_factory=list)
+    letter_required_fields: list[str] = Field(
+        default_factory=list,
+        description="template variables every letter must use (e.g. the validation notice)",
+    )
+
+    @field_validator("stops")
+    @classmethod
+    def _known_stops(cls, stops: list[Suppression]) -> list[Suppression]:
+        unknown = [s.value for s in stops if s not in STOPPABLE]
+        if unknown:
+            allowed = ", ".join(s.value for s in STOPPABLE)
+            raise ValueError(f"unknown stop(s) {unknown}; stops are {allowed}")
+        return stops
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Self:
+        ids = [cap.id for cap in self.frequency_caps] + [rule.id for rule in self.disclosures]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"ids must be unique: {duplicated}")
+        return self
+
+    def window(self, channel: Channel) -> Window | None:
+        """The channel's window; a channel the pack does not name is never contacted (None)."""
+        return self.contact_windows.get(channel)
+
+    def allows_channel(self, channel: Channel) -> bool:
+        return channel in self.contact_windows
+
+    def is_opt_out(self, text: str) -> bool:
+        """Whether an inbound reply is an opt-out (whole message, case and spacing ignored)."""
+        normal = re.sub(r"\s+", " ", text.strip()).upper()
+        return normal in {re.sub(r"\s+", " ", k.strip()).upper() for k in self.opt_out_keywords}
+
+
+class BannedPhrase(ConfigModel):
+    phrase: str = Field(min_length=1)
+    category: Literal["threat", "arrest", "impersonation", "insult", "false_claim"]
+    note: str = ""
+
+
+class BannedPhrases(ConfigModel):
+    """Phrases no template may contain, by language (the locale's language subtag)."""
+
+    languages: dict[str, list[BannedPhrase]]
