@@ -27,7 +27,7 @@ from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 from pydantic import Field, field_validator
@@ -166,9 +166,11 @@ _REFUSED_STATUS = frozenset({401, 403, 404, 405})
 class HttpGatewayAdapter(GatewayAdapter):
     """Base of adapters that talk JSON over HTTP; subclasses add the vendor's wire format."""
 
-    options_model = HttpAdapterOptions
+    options_model: ClassVar[type[AdapterOptions]] = HttpAdapterOptions
     default_url = "http://gateway.invalid"
     """Base URL when options.url is none (only meaningful with an injected transport)."""
+    status_method = "POST"
+    """"GET" sends the status request's payload as query parameters instead of a JSON body."""
 
     def __init__(
         self,
@@ -218,6 +220,10 @@ class HttpGatewayAdapter(GatewayAdapter):
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
 
+    def _send_headers(self, batch: Sequence[OutboundMessage]) -> dict[str, str]:
+        """Extra headers of one send request, e.g. an Idempotency-Key for one-message APIs."""
+        return {}
+
     def _error_reason(self, response: httpx.Response) -> str:
         """A short reason from an error answer (the vendor's message when it has one)."""
         text = response.text.strip().replace("\n", " ")
@@ -254,8 +260,9 @@ class HttpGatewayAdapter(GatewayAdapter):
         settled: dict[str, SendResult] = {}
         reason = "not sent"
         for attempt in range(1, self.options.max_attempts + 1):
-            path, payload = self._send_request(list(pending.values()))
-            answer = await self._attempt(path, payload)
+            batch = list(pending.values())
+            path, payload = self._send_request(batch)
+            answer = await self._attempt("POST", path, payload, self._send_headers(batch))
             retry_after: float | None = None
             if isinstance(answer, Failure):
                 reason, retry_after = answer.reason, answer.retry_after
@@ -305,7 +312,7 @@ class HttpGatewayAdapter(GatewayAdapter):
         reason = "not asked"
         for attempt in range(1, self.options.max_attempts + 1):
             path, payload = self._status_request(ids)
-            answer = await self._attempt(path, payload)
+            answer = await self._attempt(self.status_method, path, payload)
             retry_after: float | None = None
             if isinstance(answer, Failure):
                 if answer.refused or not answer.transient:
@@ -330,15 +337,21 @@ class HttpGatewayAdapter(GatewayAdapter):
         # "Equal jitter": at least half the exponential step, so retries never bunch at zero.
         return ceiling / 2 + self._timing.random() * ceiling / 2
 
-    async def _attempt(self, path: str, payload: Any) -> Any | Failure:
+    async def _attempt(
+        self, method: str, path: str, payload: Any, headers: dict[str, str] | None = None
+    ) -> Any | Failure:
         """One request under a whole-request deadline: the decoded JSON, or a Failure."""
         client = self._client()
-        content = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        if method == "GET":
+            request = client.build_request("GET", path, params=payload, headers=headers)
+        else:
+            content = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+            request = client.build_request(method, path, content=content, headers=headers)
         try:
             # httpx's own timeouts are per phase and ASGITransport ignores them; this deadline
             # covers the whole exchange on every transport.
             async with asyncio.timeout(self.options.timeout):
-                response = await client.post(path, content=content)
+                response = await client.send(request)
         except (TimeoutError, httpx.TimeoutException):
             return Failure(f"timed out after {self.options.timeout:g}s", transient=True)
         except httpx.TransportError as exc:

@@ -15,7 +15,8 @@ rotate secrets. Answers:
     400  no or malformed signature header, malformed body, unknown status, no events
     401  bad signature, or a timestamp further than `tolerance_seconds` from now (either way)
     404  unknown channel
-    409  a replay: this signed request was seen before, or every event was already recorded
+    409  a replay: this signed request was seen before, or no event was new (each was already
+         recorded, or the sink knows no message it is about)
     413  body over 1 MiB
 
 A rejected request changes nothing: the body is fully validated before anything is
@@ -199,7 +200,12 @@ def create_webhook_app(
             return _error(409, "replay", "this signed request was already received")
         new = sink.record([event.report() for event in events])
         if new == 0:
-            return _error(409, "replay", "every event in this request was already recorded")
+            # The sink cannot tell a known event from one about a message it does not know.
+            return _error(
+                409,
+                "replay",
+                "nothing new: each event was already recorded or is for no known message",
+            )
         return JSONResponse({"recorded": new, "duplicates": len(events) - new})
 
     async def health(_: Request) -> JSONResponse:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
+from pydantic import Field
 
 from adapters._http import HttpAdapterOptions, HttpGatewayAdapter, MalformedResponse
 from adapters.base import (
@@ -18,7 +19,7 @@ from adapters.base import (
     SendResult,
     StatusReport,
 )
-from adapters.mock._wire import NOT_FOUND, SendAnswer, StatusAnswer
+from adapters.mock._wire import MAX_ITEMS, NOT_FOUND, SendAnswer, StatusAnswer
 
 if TYPE_CHECKING:
     from adapters.registry import AdapterContext
@@ -28,6 +29,10 @@ log = logging.getLogger("dunning.adapters")
 
 class MockAdapterOptions(HttpAdapterOptions):
     """Options of the mock-* adapters: with no `url`, the gateway runs in-process."""
+
+    max_batch: int | None = Field(
+        default=None, ge=1, le=MAX_ITEMS, description="the mock takes at most 1000 per request"
+    )
 
 
 class MockGatewayAdapter(HttpGatewayAdapter):

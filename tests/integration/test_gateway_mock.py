@@ -474,3 +474,34 @@ def test_the_adapter_survives_one_event_loop_per_batch(tmp_path: Path) -> None:
     for n in range(3):
         assert asyncio.run(adapter.send([sms(f"k{n}")]))[0].outcome == SendOutcome.ACCEPTED
     asyncio.run(adapter.aclose())
+
+
+def test_a_served_gateway_pushes_receipts_in_the_background(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "webhook-secret-0123456789"
+    monkeypatch.setenv("DUNNING_WEBHOOK_SECRET", secret)
+    sink = InMemoryReceiptSink()
+    receipts = {
+        "webhook_url": "http://dunning.test/webhooks/receipts",
+        "push_interval_seconds": 0.02,
+    }
+    app = create_mock_gateway_app(
+        settings(receipts=receipts),
+        state,
+        webhook_transport=transport(create_webhook_app(secret, sink)),
+    )
+
+    async def serve_a_while() -> None:
+        # What uvicorn does around a served app: run its lifespan (the pusher lives there).
+        async with app.router.lifespan_context(app):
+            adapter = connect(app)
+            async with adapter:
+                await adapter.send([sms(f"k{i}") for i in range(5)])
+            for _ in range(100):
+                if len(sink.reports) == 5:
+                    break
+                await asyncio.sleep(0.02)
+
+    asyncio.run(serve_a_while())
+    assert sorted(r.idempotency_key for r in sink.reports) == [f"k{i}" for i in range(5)]
