@@ -19,8 +19,9 @@ def mask_phone(phone: str | None) -> str:
 def mask_name(name: str | None) -> str:
     if not name:
         return ""
-    return " ".join(part[0] + "*" * (len(part) - 1) if len(part) > 1 else part + "*"
-                    for part in name.split(" "))
+    return " ".join(
+        part[0] + "*" * (len(part) - 1) if len(part) > 1 else part + "*" for part in name.split(" ")
+    )
 
 
 def mask_token(token: str | None) -> str:

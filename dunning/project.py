@@ -20,6 +20,7 @@ from dunning.errors import ProjectNotFound
 
 if TYPE_CHECKING:
     from dunning.config.channels import ChannelsConfig
+    from dunning.config.compliance import CompliancePack
     from dunning.config.lender import LenderProfile
 
 MARKER = "dunning.yaml"
@@ -101,3 +102,10 @@ class Project:
         from dunning.config.lender import LenderProfile
 
         return load_file(self.config_dir / "lender.yaml", LenderProfile, self.root)
+
+    @cached_property
+    def compliance_packs(self) -> dict[str, CompliancePack]:
+        """The policy packs under config/compliance/, by jurisdiction."""
+        from dunning.services.compliance import load_packs
+
+        return load_packs(self.config_dir, self.root)

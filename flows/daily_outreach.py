@@ -25,8 +25,7 @@ def plan_batch_task(
     return plan_batch(env, run_id, as_of, lo, hi, dry_run=dry_run).as_dict()
 
 
-@task(name="dispatch-batch", task_run_name="dispatch-{lo}-{hi}", retries=2,
-      retry_delay_seconds=5)
+@task(name="dispatch-batch", task_run_name="dispatch-{lo}-{hi}", retries=2, retry_delay_seconds=5)
 def dispatch_batch_task(project_dir: str | None, as_of: date, lo: int, hi: int) -> dict[str, Any]:
     """Send the batch's due messages through the gateways and record the answers."""
     env = outreach_env(project_dir)
@@ -34,14 +33,16 @@ def dispatch_batch_task(project_dir: str | None, as_of: date, lo: int, hi: int) 
 
 
 def _prefect_mapper(project_dir: str | None) -> Any:
-    def run(stage: str, run_id: int, as_of: date, batches: Sequence[Batch],
-            dry_run: bool) -> list[dict[str, Any]]:
+    def run(
+        stage: str, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
+    ) -> list[dict[str, Any]]:
         if stage == "plan":
-            futures = [plan_batch_task.submit(project_dir, run_id, as_of, lo, hi, dry_run)
-                       for lo, hi in batches]
+            futures = [
+                plan_batch_task.submit(project_dir, run_id, as_of, lo, hi, dry_run)
+                for lo, hi in batches
+            ]
         else:
-            futures = [dispatch_batch_task.submit(project_dir, as_of, lo, hi)
-                       for lo, hi in batches]
+            futures = [dispatch_batch_task.submit(project_dir, as_of, lo, hi) for lo, hi in batches]
         return [future.result() for future in futures]
 
     return run
@@ -52,8 +53,12 @@ def _run_name() -> str:
     return f"{DAILY_OUTREACH}-{as_of}"
 
 
-@flow(name=DAILY_OUTREACH, flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=2),
-      log_prints=False)
+@flow(
+    name=DAILY_OUTREACH,
+    flow_run_name=_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
+    log_prints=False,
+)
 def daily_outreach(
     as_of: date | None = None, dry_run: bool = False, project_dir: str | None = None
 ) -> dict[str, Any]:

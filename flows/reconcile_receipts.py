@@ -29,8 +29,12 @@ def reconcile_receipts(project_dir: str | None = None) -> dict[str, Any]:
     with env.runtime.unit_of_work() as connection:
         run_id = start_run(connection, RECONCILE_RECEIPTS, date.today())
     result = poll_receipts(project_dir)
-    summary = {"run_id": run_id, "flow": RECONCILE_RECEIPTS, "as_of": date.today().isoformat(),
-               **result}
+    summary = {
+        "run_id": run_id,
+        "flow": RECONCILE_RECEIPTS,
+        "as_of": date.today().isoformat(),
+        **result,
+    }
     with env.runtime.unit_of_work() as connection:
         finish_run(connection, run_id, summary)
     publish_summary(RECONCILE_RECEIPTS, summary)

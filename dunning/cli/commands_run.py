@@ -36,8 +36,9 @@ def run_daily(as_of: date, *, dry_run: bool, in_process: bool) -> dict[str, Any]
     from flows.daily_outreach import daily_outreach
 
     STATE.runtime()  # migrate and validate before handing over to Prefect
-    result: dict[str, Any] = daily_outreach(as_of=as_of, dry_run=dry_run,
-                                            project_dir=str(project.root))
+    result: dict[str, Any] = daily_outreach(
+        as_of=as_of, dry_run=dry_run, project_dir=str(project.root)
+    )
     return result
 
 
@@ -106,16 +107,18 @@ def _outbox_row(row: Any, unmask: bool) -> dict[str, Any]:
 
 def register(app: typer.Typer) -> None:
     run = typer.Typer(help="Run flows: the daily outreach, receipts.", no_args_is_help=True)
-    outbox = typer.Typer(help="The outbox: every planned, sent and held message.",
-                         no_args_is_help=True)
+    outbox = typer.Typer(
+        help="The outbox: every planned, sent and held message.", no_args_is_help=True
+    )
     app.add_typer(run, name="run")
     app.add_typer(outbox, name="outbox")
 
     @run.command("daily")
     def run_daily_command(
         as_of: datetime | None = as_of_option(),
-        dry_run: bool = typer.Option(False, "--dry-run",
-                                     help="Decide and render, but write and send nothing."),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="Decide and render, but write and send nothing."
+        ),
         in_process: bool = InProcessOption,
         as_json: bool = JsonOption,
     ) -> None:
@@ -125,6 +128,29 @@ def register(app: typer.Typer) -> None:
             print_json(summary)
         else:
             print_summary(summary)
+
+    @run.command("dispatch")
+    def run_dispatch(in_process: bool = InProcessOption, as_json: bool = JsonOption) -> None:
+        """Send every message that has become due: deferred to a contact window, or retries."""
+        if in_process:
+            from dunning.services.outreach_env import OutreachEnv
+            from dunning.services.runs import dispatch_batch
+
+            result = dispatch_batch(OutreachEnv(STATE.runtime()), None, None, None).as_dict()
+        else:
+            from flows.dispatch_outbox import dispatch_outbox
+
+            STATE.runtime()
+            result = dispatch_outbox(project_dir=str(STATE.project().root))
+        if as_json:
+            print_json(result)
+        else:
+            console.print(
+                f"claimed {result['claimed']:,}: sent {result['sent']:,}, "
+                f"deferred {result['deferred']:,}, failed {result['failed']:,}, "
+                f"to retry {result['retry']:,}, held {sum(result['held_by_reason'].values()):,}"
+                + (f" {result['held_by_reason']}" if result["held_by_reason"] else "")
+            )
 
     @run.command("receipts")
     def run_receipts(in_process: bool = InProcessOption, as_json: bool = JsonOption) -> None:
@@ -159,11 +185,24 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List outbox messages, newest first. Personal data is masked unless --unmask."""
         o = OUTBOX.c
-        query = select(
-            o.id, o.as_of, o.tier, o.step_id, o.channel, o.status, o.hold_reason,
-            o.template_id, o.recipient, o.attempts, o.idempotency_key,
-            *( [o.subject, o.body] if as_json else [] ),
-        ).order_by(o.id.desc()).limit(limit)
+        query = (
+            select(
+                o.id,
+                o.as_of,
+                o.tier,
+                o.step_id,
+                o.channel,
+                o.status,
+                o.hold_reason,
+                o.template_id,
+                o.recipient,
+                o.attempts,
+                o.idempotency_key,
+                *([o.subject, o.body] if as_json else []),
+            )
+            .order_by(o.id.desc())
+            .limit(limit)
+        )
         if as_of is not None:
             query = query.where(o.as_of == as_of.date())
         if status:
@@ -179,9 +218,16 @@ def register(app: typer.Typer) -> None:
         for column in ("id", "as_of", "tier", "step", "channel", "status", "reason", "recipient"):
             table.add_column(column)
         for row in rows:
-            table.add_row(str(row["id"]), row["as_of"], row["tier"], row["step_id"],
-                          row["channel"], row["status"], row["hold_reason"] or "",
-                          row["recipient"] or "")
+            table.add_row(
+                str(row["id"]),
+                row["as_of"],
+                row["tier"],
+                row["step_id"],
+                row["channel"],
+                row["status"],
+                row["hold_reason"] or "",
+                row["recipient"] or "",
+            )
         console.print(table)
 
     @outbox.command("show")
@@ -199,13 +245,19 @@ def register(app: typer.Typer) -> None:
                 raise NotFound(f"no outbox message {message}")
             events = connection.execute(
                 select(EVENT.c.status, EVENT.c.source, EVENT.c.occurred_at, EVENT.c.reason)
-                .where(EVENT.c.outbox_id == row.id).order_by(EVENT.c.id)
+                .where(EVENT.c.outbox_id == row.id)
+                .order_by(EVENT.c.id)
             ).all()
         data = _outbox_row(row, unmask)
         data.pop("claim_token", None)
         data["events"] = [
-            {"status": e.status, "source": e.source, "occurred_at": e.occurred_at.isoformat(),
-             "reason": e.reason} for e in events
+            {
+                "status": e.status,
+                "source": e.source,
+                "occurred_at": e.occurred_at.isoformat(),
+                "reason": e.reason,
+            }
+            for e in events
         ]
         if as_json:
             print_json(data)
@@ -214,5 +266,8 @@ def register(app: typer.Typer) -> None:
             if key != "events":
                 console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
         for event in data["events"]:
-            console.print(f"  {event['occurred_at']}  {event['source']:8} {event['status']}"
-                          f"{'  ' + event['reason'] if event['reason'] else ''}", highlight=False)
+            console.print(
+                f"  {event['occurred_at']}  {event['source']:8} {event['status']}"
+                f"{'  ' + event['reason'] if event['reason'] else ''}",
+                highlight=False,
+            )

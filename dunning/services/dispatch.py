@@ -66,14 +66,15 @@ class DispatchReport:
     deferred: int = 0
     held: Counter[str] = field(default_factory=Counter)
     by_channel: Counter[str] = field(default_factory=Counter)
-    timings: Counter[str] = field(default_factory=Counter)
+    timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def merge(self, other: DispatchReport) -> None:
         for name in ("claimed", "sent", "duplicates", "failed", "retry", "deferred"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.held.update(other.held)
         self.by_channel.update(other.by_channel)
-        self.timings.update(other.timings)
+        for stage, seconds in other.timings.items():
+            self.timings[stage] += seconds
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,11 +91,16 @@ class DispatchReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DispatchReport:
-        report = cls(**{k: data.get(k, 0) for k in
-                        ("claimed", "sent", "duplicates", "failed", "retry", "deferred")})
+        report = cls(
+            **{
+                k: data.get(k, 0)
+                for k in ("claimed", "sent", "duplicates", "failed", "retry", "deferred")
+            }
+        )
         report.held.update(data.get("held_by_reason", {}))
         report.by_channel.update(data.get("sent_by_channel", {}))
-        report.timings.update(data.get("timings", {}))
+        for stage, seconds in data.get("timings", {}).items():
+            report.timings[stage] += seconds
         return report
 
 
@@ -121,14 +127,20 @@ class Scope:
 
 
 def claim(
-    connection: Connection, *, now: datetime, lease: timedelta, limit: int, scope: Scope,
+    connection: Connection,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    scope: Scope,
     token: str,
 ) -> list[Claimed]:
     """Move up to `limit` due messages to `sending` under `token`; return them."""
     o = OUTBOX.c
     due = or_(
-        and_(o.status == OutboxStatus.PLANNED.value,
-             or_(o.not_before.is_(None), o.not_before <= now)),
+        and_(
+            o.status == OutboxStatus.PLANNED.value, or_(o.not_before.is_(None), o.not_before <= now)
+        ),
         and_(o.status == OutboxStatus.SENDING.value, o.claimed_until < now),
     )
     pick = select(o.id).where(due, *scope.conditions()).order_by(o.id).limit(limit)
@@ -145,14 +157,23 @@ def claim(
             updated_at=now,
         )
         .returning(
-            o.id, o.idempotency_key, o.channel, o.recipient, o.subject, o.body, o.document_path,
-            o.document_sha256, o.attempts, o.template_id, o.locale, o.tier, o.run_id,
+            o.id,
+            o.idempotency_key,
+            o.channel,
+            o.recipient,
+            o.subject,
+            o.body,
+            o.document_path,
+            o.document_sha256,
+            o.attempts,
+            o.template_id,
+            o.locale,
+            o.tier,
+            o.run_id,
         )
     )
     rows = connection.execute(statement).all()
-    return sorted(
-        (Claimed(r[0], r[1], Channel(r[2]), *r[3:]) for r in rows), key=lambda c: c.id
-    )
+    return sorted((Claimed(r[0], r[1], Channel(r[2]), *r[3:]) for r in rows), key=lambda c: c.id)
 
 
 def to_outbound(message: Claimed, documents: DocumentStore) -> OutboundMessage:
@@ -215,13 +236,21 @@ def record_results(
             message.idempotency_key, SendOutcome.RETRY, reason="the adapter gave no answer"
         )
         values: dict[str, Any] = {
-            "_id": message.id, "_token": token, "status": None,
-            "gateway_message_id": None, "last_error": None, "not_before": None,
-            "sent_at": None, "final_at": None,
+            "_id": message.id,
+            "_token": token,
+            "status": None,
+            "gateway_message_id": None,
+            "last_error": None,
+            "not_before": None,
+            "sent_at": None,
+            "final_at": None,
         }
         if result.outcome == SendOutcome.ACCEPTED:
-            values.update(status=OutboxStatus.SENT.value,
-                          gateway_message_id=result.gateway_message_id, sent_at=now)
+            values.update(
+                status=OutboxStatus.SENT.value,
+                gateway_message_id=result.gateway_message_id,
+                sent_at=now,
+            )
             report.sent += 1
             report.duplicates += int(result.duplicate)
             report.by_channel[message.channel.value] += 1
@@ -232,15 +261,24 @@ def record_results(
             values.update(status=OutboxStatus.FAILED.value, last_error=reason[:500], final_at=now)
             report.failed += 1
         else:
-            values.update(status=OutboxStatus.PLANNED.value, not_before=now + RETRY_DELAY,
-                          last_error=(result.reason or "transient gateway error")[:500])
+            values.update(
+                status=OutboxStatus.PLANNED.value,
+                not_before=now + RETRY_DELAY,
+                last_error=(result.reason or "transient gateway error")[:500],
+            )
             report.retry += 1
         updates.append(values)
         if values["status"] != OutboxStatus.PLANNED.value:
-            events.append({
-                "outbox_id": message.id, "status": values["status"], "source": "send",
-                "occurred_at": now, "recorded_at": now, "reason": values["last_error"],
-            })
+            events.append(
+                {
+                    "outbox_id": message.id,
+                    "status": values["status"],
+                    "source": "send",
+                    "occurred_at": now,
+                    "recorded_at": now,
+                    "reason": values["last_error"],
+                }
+            )
     if not updates:
         return
     o = OUTBOX.c
@@ -312,23 +350,43 @@ def apply_verdicts(
             continue
         if verdict.action == "defer":
             report.deferred += 1
-            changes.append({"_id": message.id, "status": OutboxStatus.PLANNED.value,
-                            "not_before": verdict.until, "hold_reason": None,
-                            "attempts": message.attempts - 1, "final_at": None})
+            changes.append(
+                {
+                    "_id": message.id,
+                    "status": OutboxStatus.PLANNED.value,
+                    "not_before": verdict.until,
+                    "hold_reason": None,
+                    "attempts": message.attempts - 1,
+                    "final_at": None,
+                }
+            )
         else:
             status = OutboxStatus.HELD if verdict.action == "hold" else OutboxStatus.CANCELLED
             report.held[verdict.reason or status.value] += 1
-            changes.append({"_id": message.id, "status": status.value, "not_before": None,
-                            "hold_reason": verdict.reason, "attempts": message.attempts - 1,
-                            "final_at": now})
+            changes.append(
+                {
+                    "_id": message.id,
+                    "status": status.value,
+                    "not_before": None,
+                    "hold_reason": verdict.reason,
+                    "attempts": message.attempts - 1,
+                    "final_at": now,
+                }
+            )
     if changes:
         connection.execute(
             update(OUTBOX)
             .where(and_(o.id == bindparam("_id"), o.claim_token == token))
-            .values(status=bindparam("status"), not_before=bindparam("not_before"),
-                    hold_reason=bindparam("hold_reason"), attempts=bindparam("attempts"),
-                    final_at=bindparam("final_at"), claim_token=None, claimed_until=None,
-                    updated_at=now),
+            .values(
+                status=bindparam("status"),
+                not_before=bindparam("not_before"),
+                hold_reason=bindparam("hold_reason"),
+                attempts=bindparam("attempts"),
+                final_at=bindparam("final_at"),
+                claim_token=None,
+                claimed_until=None,
+                updated_at=now,
+            ),
             changes,
         )
     return keep
@@ -355,14 +413,19 @@ def dispatch_due(
         started = time.perf_counter()
         now = clock()
         with engine.begin() as connection:
-            claimed = claim(connection, now=now, lease=lease, limit=chunk, scope=scope,
-                            token=token)
+            claimed = claim(connection, now=now, lease=lease, limit=chunk, scope=scope, token=token)
             if not claimed:
                 break
             report.claimed += len(claimed)
             if gate is not None:
-                claimed = apply_verdicts(connection, claimed, gate(connection, claimed, now),
-                                         token=token, now=now, report=report)
+                claimed = apply_verdicts(
+                    connection,
+                    claimed,
+                    gate(connection, claimed, now),
+                    token=token,
+                    now=now,
+                    report=report,
+                )
         report.timings["record"] += time.perf_counter() - started
         if not claimed:
             continue
@@ -372,7 +435,14 @@ def dispatch_due(
         report.timings["dispatch"] += time.perf_counter() - started
         started = time.perf_counter()
         with engine.begin() as connection:
-            record_results(connection, claimed, results, token=token, now=clock(),
-                           max_attempts=max_attempts, report=report)
+            record_results(
+                connection,
+                claimed,
+                results,
+                token=token,
+                now=clock(),
+                max_attempts=max_attempts,
+                report=report,
+            )
         report.timings["record"] += time.perf_counter() - started
     return report

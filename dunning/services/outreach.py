@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, exists, func, select
@@ -185,8 +186,9 @@ class BatchRow:
                 lines.append(self.name)
             return [line for line in lines if line]
         city_line = " ".join(
-            part for part in (f"{self.city}," if self.city else None, self.region,
-                              self.postal_code) if part
+            part
+            for part in (f"{self.city}," if self.city else None, self.region, self.postal_code)
+            if part
         )
         lines = [self.address_line1 or "", self.address_line2 or "", city_line]
         if with_name:
@@ -212,18 +214,50 @@ def select_batch(
     )
     query = (
         select(
-            a.id, a.external_id, a.customer_id, a.jurisdiction, a.currency,
-            d.dpd, d.tier, overdue.overdue_minor, overdue.oldest_due_on,
-            a.product, a.agreement_ref, a.opened_on,
-            a.principal_minor, a.interest_minor, a.fees_minor, a.penalty_minor,
-            c.name, c.locale, c.time_zone, c.phone, c.push_token, c.email,
-            c.address_line1, c.address_line2, c.city, c.region, c.postal_code, c.country,
-            c.sms_consent, c.push_consent, c.letter_consent, c.email_consent,
-            c.sms_opted_out_at.is_not(None), c.push_opted_out_at.is_not(None),
-            c.letter_opted_out_at.is_not(None), c.email_opted_out_at.is_not(None),
-            c.deceased, c.bankruptcy, c.attorney_on_file, c.cease_communication,
-            c.dispute_open, c.hardship_hold,
-            promise_active, payments_since,
+            a.id,
+            a.external_id,
+            a.customer_id,
+            a.jurisdiction,
+            a.currency,
+            d.dpd,
+            d.tier,
+            overdue.overdue_minor,
+            overdue.oldest_due_on,
+            a.product,
+            a.agreement_ref,
+            a.opened_on,
+            a.principal_minor,
+            a.interest_minor,
+            a.fees_minor,
+            a.penalty_minor,
+            c.name,
+            c.locale,
+            c.time_zone,
+            c.phone,
+            c.push_token,
+            c.email,
+            c.address_line1,
+            c.address_line2,
+            c.city,
+            c.region,
+            c.postal_code,
+            c.country,
+            c.sms_consent,
+            c.push_consent,
+            c.letter_consent,
+            c.email_consent,
+            c.sms_opted_out_at.is_not(None),
+            c.push_opted_out_at.is_not(None),
+            c.letter_opted_out_at.is_not(None),
+            c.email_opted_out_at.is_not(None),
+            c.deceased,
+            c.bankruptcy,
+            c.attorney_on_file,
+            c.cease_communication,
+            c.dispute_open,
+            c.hardship_hold,
+            promise_active,
+            payments_since,
         )
         .select_from(d.overdue)
         .join(ACCOUNT, a.id == overdue.account_id)
@@ -244,7 +278,8 @@ class PlannedMessage:
     subject: str | None = None
     body: str | None = None
     document: bytes | None = None
-    hold: Suppression | None = None
+    hold: str | None = None
+    not_before: datetime | None = None
 
 
 @dataclass
@@ -256,7 +291,7 @@ class BatchReport:
     held: Counter[str] = field(default_factory=Counter)
     planned_new: int = 0
     already_planned: int = 0
-    timings: Counter[str] = field(default_factory=Counter)
+    timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def merge(self, other: BatchReport) -> None:
         self.accounts.update(other.accounts)
@@ -264,7 +299,8 @@ class BatchReport:
         self.held.update(other.held)
         self.planned_new += other.planned_new
         self.already_planned += other.already_planned
-        self.timings.update(other.timings)
+        for stage, seconds in other.timings.items():
+            self.timings[stage] += seconds
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -279,18 +315,23 @@ class BatchReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BatchReport:
         return cls(
-            accounts=Counter(data.get("accounts_by_tier", {})),
-            decisions=Counter(data.get("decisions_by_channel", {})),
-            held=Counter(data.get("held_by_reason", {})),
+            accounts=Counter[str](data.get("accounts_by_tier", {})),
+            decisions=Counter[str](data.get("decisions_by_channel", {})),
+            held=Counter[str](data.get("held_by_reason", {})),
             planned_new=data.get("planned_new", 0),
             already_planned=data.get("already_planned", 0),
-            timings=Counter(data.get("timings", {})),
+            timings=defaultdict(float, data.get("timings", {})),
         )
 
 
-def build_context(env: OutreachEnv, row: BatchRow, tier: str, as_of: date, key: str) -> MessageContext:
+def build_context(
+    env: OutreachEnv, row: BatchRow, tier: str, as_of: date, key: str
+) -> MessageContext:
     currency = row.currency
-    money = lambda minor: to_decimal(minor, currency)  # noqa: E731
+
+    def money(minor: int) -> Decimal:
+        return to_decimal(minor, currency)
+
     total = row.principal_minor + row.interest_minor + row.fees_minor + row.penalty_minor
     validation = None
     if row.jurisdiction == "US":
@@ -301,9 +342,7 @@ def build_context(env: OutreachEnv, row: BatchRow, tier: str, as_of: date, key: 
         payments_since = row.payments_since_minor
         validation = ValidationNotice(
             itemization_date=row.oldest_due_on,
-            amount_on_itemization_date=money(
-                total - interest_since - fees_since + payments_since
-            ),
+            amount_on_itemization_date=money(total - interest_since - fees_since + payments_since),
             interest_since=money(interest_since),
             fees_since=money(fees_since),
             payments_since=money(payments_since),
@@ -357,8 +396,9 @@ def _decisions(
         report.accounts[row.tier] += 1
         tier = env.tiers[row.tier]
         for decision in decide(tier, row.account_state(), row.contact_state(), fallback):
-            key = idempotency_key(row.account_external_id, as_of, decision.step.id,
-                                  decision.step.channel)
+            key = idempotency_key(
+                row.account_external_id, as_of, decision.step.id, decision.step.channel
+            )
             yield row, decision, key
 
 
@@ -381,6 +421,7 @@ def plan_batch(
     report.timings["select"] += clock() - started
 
     started = clock()
+    now = env.clock()
     planned: list[PlannedMessage] = []
     for row, decision, key in _decisions(env, rows, as_of, report):
         if key in known:
@@ -388,14 +429,18 @@ def plan_batch(
             continue
         message = PlannedMessage(row, decision, key, hold=decision.hold)
         if message.hold is None:
-            template = env.store.find(decision.channel, row.tier or "", decision.step.template,
-                                      row.locale)
+            template = env.store.find(
+                decision.channel, row.tier or "", decision.step.template, row.locale
+            )
             if template is None:
                 message.hold = Suppression.TEMPLATE_MISSING
             else:
                 message.template_id = template.id
                 message.template_hash = template.content_hash
                 message.hold = env.template_hold(template)
+        if message.hold is None:
+            timing = env.timing(row, decision.channel, now)
+            message.hold, message.not_before = timing.hold, timing.not_before
         planned.append(message)
     report.timings["decide"] += clock() - started
 
@@ -404,7 +449,7 @@ def plan_batch(
     for message in planned:
         report.decisions[message.decision.channel.value] += 1
         if message.hold is not None:
-            report.held[message.hold.value] += 1
+            report.held[message.hold] += 1
             continue
         assert message.template_id is not None
         template = env.store.get(message.template_id)
@@ -421,7 +466,6 @@ def plan_batch(
     if dry_run:
         return report
     started = clock()
-    now = utcnow()
     documents: DocumentStore = env.documents
     records: list[dict[str, Any]] = []
     for message in planned:
@@ -449,8 +493,8 @@ def plan_batch(
                 "document_path": path,
                 "document_sha256": digest,
                 "status": (OutboxStatus.HELD if held else OutboxStatus.PLANNED).value,
-                "hold_reason": message.hold.value if message.hold else None,
-                "not_before": None if held else env.not_before(row, decision.channel, now),
+                "hold_reason": message.hold,
+                "not_before": message.not_before,
                 "attempts": 0,
                 "created_at": now,
                 "updated_at": now,

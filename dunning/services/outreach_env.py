@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,8 @@ from dunning.types import Channel, Suppression
 
 if TYPE_CHECKING:
     from adapters.base import GatewayAdapter
+    from dunning.compliance import ApprovalBook
+    from dunning.services.compliance import Check, ContactPolicy
     from dunning.config.channels import DispatchSettings
     from dunning.config.lender import LenderProfile
     from dunning.services.dispatch import SendGate
@@ -69,13 +71,31 @@ class OutreachEnv:
             view = self._lender_views[locale] = self.lender.view(locale)
         return view
 
-    def template_hold(self, template: TemplateRef) -> Suppression | None:
-        """Why a template may not be used now (issue: approvals); None means it may."""
-        return None
+    @cached_property
+    def approvals(self) -> ApprovalBook:
+        from dunning.compliance import ApprovalBook
 
-    def not_before(self, row: Any, channel: Channel, now: datetime) -> datetime | None:
-        """The earliest send time the contact rules allow; None means now."""
-        return None
+        return ApprovalBook.load(self.runtime.project.templates_dir.parent)
+
+    @cached_property
+    def policy(self) -> ContactPolicy:
+        from dunning.services.compliance import ContactPolicy
+
+        lease = timedelta(seconds=self.dispatch_settings.lease_seconds)
+        return ContactPolicy(self.runtime.project.compliance_packs, send_span=lease)
+
+    def template_hold(self, template: TemplateRef) -> Suppression | None:
+        """Fail closed: only the exact text a compliance officer approved may go out."""
+        if self.approvals.is_approved(template.id, template.content_hash):
+            return None
+        return Suppression.TEMPLATE_UNAPPROVED
+
+    def timing(self, row: Any, channel: Channel, now: datetime) -> Check:
+        """When the contact rules let this customer be reached on `channel`: now, later, never."""
+        from dunning.domain.zones import candidate_zones
+
+        zones = candidate_zones(row.time_zone, row.phone, row.country, row.region)
+        return self.policy.timing(row.jurisdiction, channel, zones, now)
 
     @property
     def dispatch_settings(self) -> DispatchSettings:
@@ -86,7 +106,9 @@ class OutreachEnv:
 
         return build_adapter(channel, self.runtime.project.channels, self.runtime.project.state_dir)
 
-    @property
-    def send_gate(self) -> SendGate | None:
-        """Send-time rules (contact windows, caps, stops) applied to every claimed message."""
-        return None
+    @cached_property
+    def send_gate(self) -> SendGate:
+        """Send-time rules (cure, stops, consent, approval, windows, caps) on every claim."""
+        from dunning.services.compliance import send_gate
+
+        return send_gate(self.policy, self.approvals.is_approved)

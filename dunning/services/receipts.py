@@ -36,13 +36,14 @@ class ReceiptReport:
     by_status: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"checked": self.checked, "recorded": self.recorded,
-                "by_status": dict(self.by_status)}
+        return {
+            "checked": self.checked,
+            "recorded": self.recorded,
+            "by_status": dict(self.by_status),
+        }
 
 
-def record_receipts(
-    connection: Connection, reports: Sequence[StatusReport], *, source: str
-) -> int:
+def record_receipts(connection: Connection, reports: Sequence[StatusReport], *, source: str) -> int:
     """Record receipts as delivery events and move sent messages to their final status.
 
     Returns how many events were new: a receipt already recorded (same event id) changes
@@ -54,9 +55,7 @@ def record_receipts(
     o = OUTBOX.c
     outbox: dict[str, tuple[int, str]] = {}
     for chunk in chunked([r.gateway_message_id for r in final], 900):
-        query = select(o.gateway_message_id, o.id, o.status).where(
-            o.gateway_message_id.in_(chunk)
-        )
+        query = select(o.gateway_message_id, o.id, o.status).where(o.gateway_message_id.in_(chunk))
         outbox.update({row[0]: (row[1], row[2]) for row in connection.execute(query)})
     now = utcnow()
     events = []
@@ -65,25 +64,36 @@ def record_receipts(
         if found is None:
             continue
         event_id = report.event_id or f"{source}:{report.gateway_message_id}:{report.status}"
-        events.append({
-            "outbox_id": found[0], "status": report.status.value, "source": source,
-            "occurred_at": report.occurred_at, "recorded_at": now,
-            "reason": (report.reason or None) and report.reason[:500], "event_id": event_id,
-        })
+        events.append(
+            {
+                "outbox_id": found[0],
+                "status": report.status.value,
+                "source": source,
+                "occurred_at": report.occurred_at,
+                "recorded_at": now,
+                "reason": (report.reason or None) and report.reason[:500],
+                "event_id": event_id,
+            }
+        )
     if not events:
         return 0
     ids = [event["event_id"] for event in events]
-    known = set()
+    known: set[str] = set()
     for chunk in chunked(ids, 900):
         known.update(
-            row[0] for row in connection.execute(select(EVENT.c.event_id).where(
-                EVENT.c.event_id.in_(chunk)))
+            row[0]
+            for row in connection.execute(
+                select(EVENT.c.event_id).where(EVENT.c.event_id.in_(chunk))
+            )
         )
     fresh = [event for event in events if event["event_id"] not in known]
     insert_ignoring_conflicts(connection, EVENT, fresh, "event_id")
     moves = [
-        {"_id": event["outbox_id"], "status": _FINAL[DeliveryStatus(event["status"])].value,
-         "final_at": event["occurred_at"]}
+        {
+            "_id": event["outbox_id"],
+            "status": _FINAL[DeliveryStatus(str(event["status"]))].value,
+            "final_at": event["occurred_at"],
+        }
         for event in fresh
     ]
     if moves:
@@ -107,8 +117,11 @@ def reconcile_receipts(
         with engine.connect() as connection:
             rows = connection.execute(
                 select(o.id, o.channel, o.gateway_message_id)
-                .where(o.status == OutboxStatus.SENT.value, o.id > last_id,
-                       o.gateway_message_id.is_not(None))
+                .where(
+                    o.status == OutboxStatus.SENT.value,
+                    o.id > last_id,
+                    o.gateway_message_id.is_not(None),
+                )
                 .order_by(o.id)
                 .limit(chunk)
             ).all()
@@ -127,7 +140,9 @@ def reconcile_receipts(
     return report
 
 
-async def _fetch(factory: AdapterFactory, by_channel: dict[Channel, list[str]]) -> list[StatusReport]:
+async def _fetch(
+    factory: AdapterFactory, by_channel: dict[Channel, list[str]]
+) -> list[StatusReport]:
     async def one(channel: Channel, ids: list[str]) -> list[StatusReport]:
         async with factory(channel) as adapter:
             return await adapter.fetch_statuses(ids)
@@ -148,15 +163,10 @@ class DatabaseReceiptSink:
 
     def seen(self, nonce: str) -> bool:
         with self.engine.begin() as connection:
-            exists = connection.execute(
-                select(NONCE.c.nonce).where(NONCE.c.nonce == nonce)
-            ).first()
+            exists = connection.execute(select(NONCE.c.nonce).where(NONCE.c.nonce == nonce)).first()
             if exists:
                 return True
-            insert_ignoring_conflicts(connection, NONCE, [{"nonce": nonce, "seen_at": utcnow()}],
-                                      "nonce")
+            insert_ignoring_conflicts(
+                connection, NONCE, [{"nonce": nonce, "seen_at": utcnow()}], "nonce"
+            )
             return False
-
-
-def _unused(_: datetime) -> None:
-    """Keeps `datetime` imported for annotations in subclasses."""

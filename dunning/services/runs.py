@@ -31,26 +31,41 @@ BatchMapper = Callable[[str, int, date, Sequence[Batch], bool], list[dict[str, A
 """(stage "plan" or "dispatch", run id, as-of, batches, dry run) -> one report dict per batch."""
 
 
-def start_run(connection: Connection, flow: str, as_of: date, *, dry_run: bool = False,
-              prefect_flow_run_id: str | None = None) -> int:
+def start_run(
+    connection: Connection,
+    flow: str,
+    as_of: date,
+    *,
+    dry_run: bool = False,
+    prefect_flow_run_id: str | None = None,
+) -> int:
     result = connection.execute(
-        RUN.insert().values(flow=flow, as_of=as_of, status="running", dry_run=dry_run,
-                            started_at=utcnow(), prefect_flow_run_id=prefect_flow_run_id)
+        RUN.insert().values(
+            flow=flow,
+            as_of=as_of,
+            status="running",
+            dry_run=dry_run,
+            started_at=utcnow(),
+            prefect_flow_run_id=prefect_flow_run_id,
+        )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 def finish_run(connection: Connection, run_id: int, summary: dict[str, Any]) -> None:
     connection.execute(
-        update(RUN).where(RUN.c.id == run_id)
+        update(RUN)
+        .where(RUN.c.id == run_id)
         .values(status="completed", finished_at=utcnow(), summary=summary)
     )
 
 
-def fail_run(connection: Connection, run_id: int, error: str,
-             summary: dict[str, Any] | None = None) -> None:
+def fail_run(
+    connection: Connection, run_id: int, error: str, summary: dict[str, Any] | None = None
+) -> None:
     connection.execute(
-        update(RUN).where(RUN.c.id == run_id)
+        update(RUN)
+        .where(RUN.c.id == run_id)
         .values(status="failed", finished_at=utcnow(), error=error[:2000], summary=summary)
     )
 
@@ -61,13 +76,17 @@ def account_batches(connection: Connection, batch_size: int) -> list[Batch]:
     Boundaries come from one windowed query over the primary key, so nothing loads the whole
     population into memory.
     """
-    numbered = select(
-        ACCOUNT.c.id, func.row_number().over(order_by=ACCOUNT.c.id).label("n")
-    ).where(ACCOUNT.c.status == "open").subquery()
+    numbered = (
+        select(ACCOUNT.c.id, func.row_number().over(order_by=ACCOUNT.c.id).label("n"))
+        .where(ACCOUNT.c.status == "open")
+        .subquery()
+    )
     starts = [
         row[0]
         for row in connection.execute(
-            select(numbered.c.id).where((numbered.c.n - 1) % batch_size == 0).order_by(numbered.c.id)
+            select(numbered.c.id)
+            .where((numbered.c.n - 1) % batch_size == 0)
+            .order_by(numbered.c.id)
         )
     ]
     if not starts:
@@ -86,7 +105,11 @@ def message_counts(connection: Connection, as_of: date) -> dict[str, dict[str, i
         .group_by(o.tier, o.channel, o.status, o.hold_reason)
     ).all()
     counts: dict[str, dict[str, int]] = {
-        "by_tier": {}, "by_channel": {}, "by_status": {}, "held_by_reason": {}}
+        "by_tier": {},
+        "by_channel": {},
+        "by_status": {},
+        "held_by_reason": {},
+    }
     for tier, channel, status, reason, n in rows:
         for bucket, key in (("by_tier", tier), ("by_channel", channel), ("by_status", status)):
             counts[bucket][key] = counts[bucket].get(key, 0) + n
@@ -98,18 +121,22 @@ def message_counts(connection: Connection, as_of: date) -> dict[str, dict[str, i
 def sequential(env: OutreachEnv) -> BatchMapper:
     """Run every batch in this process, one after the other (no Prefect)."""
 
-    def run(stage: str, run_id: int, as_of: date, batches: Sequence[Batch],
-            dry_run: bool) -> list[dict[str, Any]]:
+    def run(
+        stage: str, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
+    ) -> list[dict[str, Any]]:
         if stage == "plan":
-            return [plan_batch(env, run_id, as_of, lo, hi, dry_run=dry_run).as_dict()
-                    for lo, hi in batches]
+            return [
+                plan_batch(env, run_id, as_of, lo, hi, dry_run=dry_run).as_dict()
+                for lo, hi in batches
+            ]
         return [dispatch_batch(env, as_of, lo, hi).as_dict() for lo, hi in batches]
 
     return run
 
 
-def dispatch_batch(env: OutreachEnv, as_of: date | None, lo: int | None,
-                   hi: int | None) -> DispatchReport:
+def dispatch_batch(
+    env: OutreachEnv, as_of: date | None, lo: int | None, hi: int | None
+) -> DispatchReport:
     """Send what is due now among the batch's messages (all dates if as_of is None)."""
     settings = env.dispatch_settings
     return dispatch_due(
@@ -136,8 +163,13 @@ def run_daily_outreach(
     mapper = mapper or sequential(env)
     started = time.perf_counter()
     with env.runtime.unit_of_work() as connection:
-        run_id = start_run(connection, DAILY_OUTREACH, as_of, dry_run=dry_run,
-                           prefect_flow_run_id=prefect_flow_run_id)
+        run_id = start_run(
+            connection,
+            DAILY_OUTREACH,
+            as_of,
+            dry_run=dry_run,
+            prefect_flow_run_id=prefect_flow_run_id,
+        )
         batches = account_batches(connection, env.strategy.batch_size)
     plan = BatchReport()
     sent = DispatchReport()
@@ -151,15 +183,24 @@ def run_daily_outreach(
         with env.runtime.unit_of_work() as connection:
             fail_run(connection, run_id, f"{type(exc).__name__}: {exc}")
         raise
-    summary = build_summary(env, run_id, as_of, dry_run, len(batches), plan, sent,
-                            time.perf_counter() - started)
+    summary = build_summary(
+        env, run_id, as_of, dry_run, len(batches), plan, sent, time.perf_counter() - started
+    )
     with env.runtime.unit_of_work() as connection:
         finish_run(connection, run_id, summary)
     return summary
 
 
-def build_summary(env: OutreachEnv, run_id: int, as_of: date, dry_run: bool, batches: int,
-                  plan: BatchReport, sent: DispatchReport, seconds: float) -> dict[str, Any]:
+def build_summary(
+    env: OutreachEnv,
+    run_id: int,
+    as_of: date,
+    dry_run: bool,
+    batches: int,
+    plan: BatchReport,
+    sent: DispatchReport,
+    seconds: float,
+) -> dict[str, Any]:
     """The run summary: counts only, never PII (it becomes a Prefect artifact)."""
     timings = dict(plan.timings)
     timings.update(sent.timings)
