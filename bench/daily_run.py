@@ -32,14 +32,21 @@ def peak_rss_mib() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=10_000, help="population size")
-    parser.add_argument("--overdue", type=int, default=None,
-                        help="size the population so about this many accounts are overdue")
+    parser.add_argument(
+        "--overdue",
+        type=int,
+        default=None,
+        help="size the population so about this many accounts are overdue",
+    )
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--as-of", default="2026-11-23")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--prefect", action="store_true",
-                        help="run through the Prefect flow (a temporary server if no API URL)")
+    parser.add_argument(
+        "--prefect",
+        action="store_true",
+        help="run through the Prefect flow (a temporary server if no API URL)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     accounts = args.accounts if args.overdue is None else round(args.overdue / 0.85)
@@ -100,13 +107,21 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"population {seeded.accounts:,} (seeded in {seed_seconds:.1f} s), "
-          f"{overdue:,} overdue accounts, {messages:,} messages, {result['letters']:,} letters, "
-          f"{summary['batches']} batches, backend {result['backend']}")
+    print(
+        f"population {seeded.accounts:,} (seeded in {seed_seconds:.1f} s), "
+        f"{overdue:,} overdue accounts, {messages:,} messages, {result['letters']:,} letters, "
+        f"{summary['batches']} batches, backend {result['backend']}"
+    )
     print(f"{'stage':<16}{'seconds':>10}{'per second':>14}")
-    per_stage_count = {"select": overdue, "decide": overdue, "render": messages,
-                       "render_letters": result["letters"], "outbox_write": messages,
-                       "dispatch": result["sent"], "record": result["sent"]}
+    per_stage_count = {
+        "select": overdue,
+        "decide": overdue,
+        "render": messages,
+        "render_letters": result["letters"],
+        "outbox_write": messages,
+        "dispatch": result["sent"],
+        "record": result["sent"],
+    }
     for stage, seconds in timings.items():
         count = per_stage_count.get(stage, 0)
         rate = f"{count / seconds:,.0f}" if seconds else "-"

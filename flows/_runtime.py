@@ -28,5 +28,6 @@ def reset() -> None:
     """Forget cached environments (tests switch databases between cases)."""
     with _LOCK:
         for env in _ENVS.values():
+            env.close()
             env.runtime.close()
         _ENVS.clear()

@@ -16,8 +16,8 @@ register("compliance/banned_phrases.yaml", BannedPhrases)
 
 __all__ = [
     "BannedPhrases",
-    "CompliancePack",
     "ChannelsConfig",
+    "CompliancePack",
     "DpdRange",
     "LenderProfile",
     "Step",

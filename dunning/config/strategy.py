@@ -92,6 +92,9 @@ def _default_tiers() -> list[Tier]:
 
 class Strategy(ConfigModel):
     batch_size: int = Field(default=5000, ge=1, le=100_000, description="accounts per task")
+    letter_workers: int = Field(
+        default=0, ge=0, le=64, description="processes printing letter PDFs; 0: one per CPU"
+    )
     channel_fallback: dict[Channel, Channel] = Field(
         default_factory=dict,
         description="when a channel cannot reach the customer (no contact point or no consent)",

@@ -98,8 +98,8 @@ def decide(
         channel = step.channel
         blocked = contact.reason_blocked(channel)
         alternative = fallback.get(channel)
-        if blocked is not None and alternative is not None:
-            if contact.reason_blocked(alternative) is None:
-                channel, blocked = alternative, None
+        usable = alternative is not None and contact.reason_blocked(alternative) is None
+        if blocked is not None and usable and alternative is not None:
+            channel, blocked = alternative, None
         decisions.append(Decision(step, channel, blocked))
     return decisions

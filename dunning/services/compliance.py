@@ -146,6 +146,8 @@ class ContactPolicy:
         rule = self.rule(jurisdiction, channel)
         if rule is None:
             return Check(hold=CHANNEL_NOT_ALLOWED)
+        if rule.window is None and rule.is_holiday is None and len(rule.weekdays) == 7:
+            return Check()  # letters: mailed, no time-of-day rule, so no zone is needed
         if not zones:
             return Check(hold=Suppression.TIME_ZONE_UNKNOWN.value)
         opening = next_opening(now, zones, rule, span=self.send_span)

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from adapters.base import GatewayAdapter, OutboundMessage, SendOutcome, SendResult
+from dunning.crashpoints import crash_point
 from dunning.db.models import utcnow
 from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
 from dunning.services.documents import DocumentStore
@@ -427,11 +428,13 @@ def dispatch_due(
                     report=report,
                 )
         report.timings["record"] += time.perf_counter() - started
+        crash_point("dispatch.after-claim")
         if not claimed:
             continue
         started = time.perf_counter()
         outbound = [to_outbound(message, documents) for message in claimed]
         results = asyncio.run(send_all(factory, outbound))
+        crash_point("dispatch.after-send")
         report.timings["dispatch"] += time.perf_counter() - started
         started = time.perf_counter()
         with engine.begin() as connection:
@@ -444,5 +447,6 @@ def dispatch_due(
                 max_attempts=max_attempts,
                 report=report,
             )
+            crash_point("dispatch.before-record-commit")
         report.timings["record"] += time.perf_counter() - started
     return report

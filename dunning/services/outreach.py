@@ -12,6 +12,7 @@ import hashlib
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +21,8 @@ from typing import Any
 from sqlalchemy import Connection, exists, func, select
 
 from dunning.config import Strategy
-from dunning.db.models import Account, Customer, Payment, PromiseToPay, utcnow
+from dunning.crashpoints import crash_point
+from dunning.db.models import Account, Customer, Payment, PromiseToPay
 from dunning.db.outreach_models import OutboxMessage
 from dunning.db.sql import insert_ignoring_conflicts
 from dunning.domain.decide import AccountState, ContactState, Decision, decide
@@ -445,7 +447,7 @@ def plan_batch(
     report.timings["decide"] += clock() - started
 
     started = clock()
-    letter_seconds = 0.0
+    letters: list[tuple[PlannedMessage, Future[bytes]]] = []
     for message in planned:
         report.decisions[message.decision.channel.value] += 1
         if message.hold is not None:
@@ -457,11 +459,12 @@ def plan_batch(
         rendered = env.renderer.render(template, context)
         message.subject, message.body = rendered.subject, rendered.text
         if message.decision.channel == Channel.LETTER and not dry_run:
-            letter_started = clock()
-            message.document = env.printer.pdf(rendered)
-            letter_seconds += clock() - letter_started
+            letters.append((message, env.letters.submit(rendered)))
     report.timings["render"] += clock() - started
-    report.timings["render_letters"] += letter_seconds
+    started = clock()
+    for message, future in letters:
+        message.document = future.result()
+    report.timings["render_letters"] += clock() - started
 
     if dry_run:
         return report
@@ -503,6 +506,7 @@ def plan_batch(
         )
     with env.runtime.unit_of_work() as connection:
         insert_ignoring_conflicts(connection, OUTBOX, records, "idempotency_key")
+        crash_point("plan.before-outbox-commit")
         if records:
             report.planned_new = int(
                 connection.execute(
@@ -512,4 +516,5 @@ def plan_batch(
                 ).scalar_one()
             )
     report.timings["outbox_write"] += clock() - started
+    crash_point("plan.after-outbox-commit")
     return report

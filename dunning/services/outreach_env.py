@@ -15,14 +15,16 @@ from dunning.services.documents import DocumentStore
 from dunning.types import Channel, Suppression
 
 if TYPE_CHECKING:
-    from adapters.base import GatewayAdapter
     from dunning.compliance import ApprovalBook
-    from dunning.services.compliance import Check, ContactPolicy
+
+    from adapters.base import GatewayAdapter
     from dunning.config.channels import DispatchSettings
     from dunning.config.lender import LenderProfile
-    from dunning.services.dispatch import SendGate
-    from dunning.rendering import LetterPrinter, Renderer, TemplateRef, TemplateStore
+    from dunning.rendering import Renderer, TemplateRef, TemplateStore
     from dunning.rendering.context import LenderView
+    from dunning.services.compliance import Check, ContactPolicy
+    from dunning.services.dispatch import SendGate
+    from dunning.services.letters import LetterPress
 
 
 @dataclass
@@ -52,10 +54,14 @@ class OutreachEnv:
         return Renderer(self.store)
 
     @cached_property
-    def printer(self) -> LetterPrinter:
-        from dunning.rendering import LetterPrinter
+    def letters(self) -> LetterPress:
+        from dunning.services.letters import LetterPress, default_workers
 
-        return LetterPrinter()
+        return LetterPress(self.strategy.letter_workers or default_workers())
+
+    def close(self) -> None:
+        if "letters" in self.__dict__:
+            self.letters.close()
 
     @cached_property
     def lender(self) -> LenderProfile:

@@ -9,35 +9,65 @@ from dunning.domain.decide import AccountState, ContactState, decide
 from dunning.types import Channel, Suppression
 
 ALL = frozenset({Channel.SMS, Channel.PUSH, Channel.LETTER})
-STRATEGY = Strategy.model_validate({
-    "channel_fallback": {"push": "sms"},
-    "tiers": [
-        {"name": "early", "dpd": {"min": 1, "max": 30}, "cadence": [
-            {"id": "early-push", "channel": "push", "template": "reminder", "days": [1]},
-            {"id": "early-sms", "channel": "sms", "template": "reminder", "days": [3, 7],
-             "every": 7},
-        ]},
-        {"name": "middle", "dpd": {"min": 31, "max": 60}, "cadence": [
-            {"id": "middle-letter", "channel": "letter", "template": "notice", "days": [31]},
-        ]},
-        {"name": "late", "dpd": {"min": 61}},
-    ],
-})
+STRATEGY = Strategy.model_validate(
+    {
+        "channel_fallback": {"push": "sms"},
+        "tiers": [
+            {
+                "name": "early",
+                "dpd": {"min": 1, "max": 30},
+                "cadence": [
+                    {"id": "early-push", "channel": "push", "template": "reminder", "days": [1]},
+                    {
+                        "id": "early-sms",
+                        "channel": "sms",
+                        "template": "reminder",
+                        "days": [3, 7],
+                        "every": 7,
+                    },
+                ],
+            },
+            {
+                "name": "middle",
+                "dpd": {"min": 31, "max": 60},
+                "cadence": [
+                    {
+                        "id": "middle-letter",
+                        "channel": "letter",
+                        "template": "notice",
+                        "days": [31],
+                    },
+                ],
+            },
+            {"name": "late", "dpd": {"min": 61}},
+        ],
+    }
+)
 EARLY = STRATEGY.tier_named("early")
 FALLBACK = STRATEGY.channel_fallback
 
 
-def contact(points: frozenset[Channel] = ALL, consents: frozenset[Channel] = ALL,
-            opted_out: frozenset[Channel] = frozenset()) -> ContactState:
+def contact(
+    points: frozenset[Channel] = ALL,
+    consents: frozenset[Channel] = ALL,
+    opted_out: frozenset[Channel] = frozenset(),
+) -> ContactState:
     return ContactState(points, consents, opted_out)
 
 
 def test_due_steps_follow_the_cadence() -> None:
-    days = {dpd: [d.step.id for d in decide(EARLY, AccountState(dpd), contact(), FALLBACK)]
-            for dpd in range(1, 31)}
+    days = {
+        dpd: [d.step.id for d in decide(EARLY, AccountState(dpd), contact(), FALLBACK)]
+        for dpd in range(1, 31)
+    }
     assert {dpd: ids for dpd, ids in days.items() if ids} == {
-        1: ["early-push"], 3: ["early-sms"], 7: ["early-sms"], 14: ["early-sms"],
-        21: ["early-sms"], 28: ["early-sms"]}
+        1: ["early-push"],
+        3: ["early-sms"],
+        7: ["early-sms"],
+        14: ["early-sms"],
+        21: ["early-sms"],
+        28: ["early-sms"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -81,7 +111,10 @@ def test_push_falls_back_to_sms_without_token_or_consent() -> None:
     for state in (contact(points=ALL - {Channel.PUSH}), contact(consents=ALL - {Channel.PUSH})):
         (decision,) = decide(EARLY, AccountState(1), state, FALLBACK)
         assert (decision.channel, decision.hold, decision.step.channel) == (
-            Channel.SMS, None, Channel.PUSH)
+            Channel.SMS,
+            None,
+            Channel.PUSH,
+        )
 
 
 def test_fallback_that_is_also_blocked_holds_with_the_first_reason() -> None:

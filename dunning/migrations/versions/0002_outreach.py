@@ -11,7 +11,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 revision = "0002_outreach"
 down_revision = "0001_foundation"
 branch_labels = None

@@ -1,0 +1,248 @@
+"""The daily outreach in-process: exact messages, every suppression, reruns, faults, receipts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from adapters import GatewayLedger, ledger_path
+from dunning.bootstrap import Runtime
+from dunning.db.models import Customer
+from dunning.db.outreach_models import DeliveryEvent, OutboxMessage, Run
+from dunning.services.outreach_env import OutreachEnv
+from dunning.services.receipts import reconcile_receipts
+from dunning.services.runs import run_daily_outreach
+from tests.factories import OPEN_FOR_ALL, add_account
+
+AS_OF = OPEN_FOR_ALL.date()
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def outreach(runtime: Runtime) -> Iterator[OutreachEnv]:
+    env = OutreachEnv(runtime, clock=lambda: OPEN_FOR_ALL)
+    env.__dict__["approvals"] = type("Y", (), {"is_approved": lambda s, i, h: True})()  # TEMP
+    yield env
+    env.close()
+
+
+def ledger(env: OutreachEnv) -> GatewayLedger:
+    project = env.runtime.project
+    return GatewayLedger(ledger_path(project.channels.mock_gateway, project.state_dir))
+
+
+def outbox(env: OutreachEnv) -> list[dict[str, object]]:
+    with env.runtime.engine.connect() as c:
+        return [dict(r._mapping) for r in c.execute(select(OUTBOX).order_by(OUTBOX.c.id))]
+
+
+def test_exact_messages_per_tier_channel_and_locale(outreach: OutreachEnv) -> None:
+    with outreach.runtime.unit_of_work() as c:
+        plan = {
+            "push-us": add_account(c, dpd=1, as_of=AS_OF),
+            "push-cn": add_account(c, dpd=1, as_of=AS_OF, jurisdiction="CN"),
+            "fallback": add_account(c, dpd=1, as_of=AS_OF, push_token=None),
+            "sms-3": add_account(c, dpd=3, as_of=AS_OF, jurisdiction="CN"),
+            "sms-14": add_account(c, dpd=14, as_of=AS_OF),
+            "quiet-5": add_account(c, dpd=5, as_of=AS_OF),
+            "letter-31": add_account(c, dpd=31, as_of=AS_OF),
+            "sms-38": add_account(c, dpd=38, as_of=AS_OF, jurisdiction="CN"),
+            "letter-61": add_account(c, dpd=61, as_of=AS_OF, jurisdiction="CN"),
+            "sms-75": add_account(c, dpd=75, as_of=AS_OF),
+            "quiet-76": add_account(c, dpd=76, as_of=AS_OF),
+        }
+    summary = run_daily_outreach(outreach, AS_OF)
+    rows = {row["account_id"]: row for row in outbox(outreach)}
+    got = {
+        name: (
+            rows[i]["tier"],
+            rows[i]["step_id"],
+            rows[i]["channel"],
+            rows[i]["locale"],
+            rows[i]["template_id"],
+            rows[i]["status"],
+        )
+        for name, i in plan.items()
+        if i in rows
+    }
+    assert got == {
+        "push-us": ("early", "early-push", "push", "en-US", "push/early/reminder.en-US", "sent"),
+        "push-cn": ("early", "early-push", "push", "zh-CN", "push/early/reminder.zh-CN", "sent"),
+        "fallback": ("early", "early-push", "sms", "en-US", "sms/early/reminder.en-US", "sent"),
+        "sms-3": ("early", "early-sms", "sms", "zh-CN", "sms/early/reminder.zh-CN", "sent"),
+        "sms-14": ("early", "early-sms", "sms", "en-US", "sms/early/reminder.en-US", "sent"),
+        "letter-31": (
+            "middle",
+            "middle-letter",
+            "letter",
+            "en-US",
+            "letter/middle/notice.en-US",
+            "sent",
+        ),
+        "sms-38": (
+            "middle",
+            "middle-sms",
+            "sms",
+            "zh-CN",
+            "sms/middle/firm_reminder.zh-CN",
+            "sent",
+        ),
+        "letter-61": (
+            "late",
+            "late-letter",
+            "letter",
+            "zh-CN",
+            "letter/late/final_demand.zh-CN",
+            "sent",
+        ),
+        "sms-75": ("late", "late-sms", "sms", "en-US", "sms/late/final_reminder.en-US", "sent"),
+    }
+    assert summary["accounts"] == {"overdue": 11, "by_tier": {"early": 6, "middle": 2, "late": 3}}
+    assert summary["messages"]["by_status"] == {"sent": 9}
+    # What the gateways hold is exactly what the outbox says was sent, once each.
+    sent = {row["idempotency_key"]: row for row in rows.values()}
+    book = ledger(outreach)
+    assert set(book.keys()) == set(sent)
+    assert all(r.submissions == 1 for r in book.rows())
+    letter = next(r for r in book.rows() if r.channel == "letter")
+    assert letter.document_sha256 == sent[letter.idempotency_key]["document_sha256"]
+    chinese_sms = rows[plan["sms-3"]]["body"]
+    assert isinstance(chinese_sms, str) and chinese_sms.startswith("【") and "退订" in chinese_sms
+    assert "STOP" in str(rows[plan["sms-14"]]["body"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        ({"dispute_open": True}, "dispute"),
+        ({"bankruptcy": True}, "bankruptcy"),
+        ({"deceased": True}, "deceased"),
+        ({"attorney_on_file": True}, "attorney"),
+        ({"cease_communication": True}, "cease_request"),
+        ({"hardship_hold": True}, "hardship_hold"),
+        ({"sms_consent": False}, "no_consent"),
+        ({"phone": None}, "no_contact_point"),
+        ({"promise": True}, "promise_to_pay"),
+        (
+            {"time_zone": None, "phone": None, "region": None, "country": None, "dpd": 1},
+            "time_zone_unknown",
+        ),
+    ],
+)
+def test_every_suppression_is_recorded_with_its_reason(
+    outreach: OutreachEnv, flags: dict[str, object], reason: str
+) -> None:
+    with outreach.runtime.unit_of_work() as c:
+        add_account(c, as_of=AS_OF, **{"dpd": 3, **flags})  # type: ignore[arg-type]
+    summary = run_daily_outreach(outreach, AS_OF)
+    (row,) = outbox(outreach)
+    assert (row["status"], row["hold_reason"]) == ("held", reason)
+    assert row["body"] is None and row["recipient"] is None
+    assert summary["messages"]["held_by_reason"] == {reason: 1}
+    assert ledger(outreach).count() == 0
+
+
+def test_opt_out_holds(outreach: OutreachEnv) -> None:
+    with outreach.runtime.unit_of_work() as c:
+        account = add_account(c, dpd=3, as_of=AS_OF)
+        c.execute(
+            update(Customer.__table__).values(  # type: ignore[attr-defined]
+                sms_opted_out_at=OPEN_FOR_ALL
+            )
+        )
+    run_daily_outreach(outreach, AS_OF)
+    (row,) = outbox(outreach)
+    assert (row["account_id"], row["status"], row["hold_reason"]) == (account, "held", "opted_out")
+
+
+def test_rerun_of_the_same_date_sends_nothing_new(outreach: OutreachEnv) -> None:
+    with outreach.runtime.unit_of_work() as c:
+        for dpd in (1, 3, 7, 31, 61):
+            add_account(c, dpd=dpd, as_of=AS_OF)
+    first = run_daily_outreach(outreach, AS_OF)
+    before = outbox(outreach)
+    second = run_daily_outreach(outreach, AS_OF)
+    assert first["this_run"]["new_messages"] == 5
+    assert second["this_run"]["new_messages"] == 0
+    assert second["this_run"]["already_planned"] == 5
+    assert second["this_run"]["dispatch"]["claimed"] == 0
+    assert outbox(outreach) == before
+    assert ledger(outreach).count() == 5
+    assert all(r.submissions == 1 for r in ledger(outreach).rows())
+    with outreach.runtime.engine.connect() as c:
+        runs = c.execute(select(Run.__table__.c.status)).all()  # type: ignore[attr-defined]
+    assert [r[0] for r in runs] == ["completed", "completed"]
+
+
+def test_quiet_hours_defer_then_the_dispatcher_sends(runtime: Runtime) -> None:
+    night_in_chicago = OPEN_FOR_ALL.replace(hour=9)  # 03:00 in Chicago, 17:00 in Shanghai
+    env = OutreachEnv(runtime, clock=lambda: night_in_chicago)
+    env.__dict__["approvals"] = type("Y", (), {"is_approved": lambda s, i, h: True})()  # TEMP
+    with runtime.unit_of_work() as c:
+        add_account(c, dpd=3, as_of=AS_OF)
+    run_daily_outreach(env, AS_OF)
+    (row,) = outbox(env)
+    assert row["status"] == "planned"
+    opening = row["not_before"]
+    assert opening is not None and opening.hour == 14  # 08:00 in Chicago is 14:00 UTC
+    from dunning.services.runs import dispatch_batch
+
+    assert dispatch_batch(env, None, None, None).claimed == 0  # still night
+    env.clock = lambda: opening + timedelta(minutes=1)
+    report = dispatch_batch(env, None, None, None)
+    assert (report.claimed, report.sent) == (1, 1)
+    env.close()
+
+
+def test_dry_run_writes_and_sends_nothing(outreach: OutreachEnv) -> None:
+    with outreach.runtime.unit_of_work() as c:
+        add_account(c, dpd=3, as_of=AS_OF)
+        add_account(c, dpd=4, as_of=AS_OF)
+    summary = run_daily_outreach(outreach, AS_OF, dry_run=True)
+    assert summary["dry_run"] is True and "messages" not in summary
+    assert summary["this_run"]["decisions_by_channel"] == {"sms": 1}
+    assert outbox(outreach) == []
+    assert ledger(outreach).count() == 0
+
+
+def test_receipts_move_sent_messages_to_final_status(outreach: OutreachEnv) -> None:
+    with outreach.runtime.unit_of_work() as c:
+        for dpd in (3, 7, 14, 21, 28, 38, 45):
+            add_account(c, dpd=dpd, as_of=AS_OF)
+    run_daily_outreach(outreach, AS_OF)
+    report = reconcile_receipts(outreach.runtime.engine, outreach.adapter_factory)
+    assert report.checked == 7 and report.recorded == 7
+    statuses = {row["status"] for row in outbox(outreach)}
+    assert statuses <= {"delivered", "failed", "undeliverable"}
+    again = reconcile_receipts(outreach.runtime.engine, outreach.adapter_factory)
+    assert (again.checked, again.recorded) == (0, 0)
+    with outreach.runtime.engine.connect() as c:
+        sources = [r[0] for r in c.execute(select(EVENT.c.source))]
+    assert sorted(set(sources)) == ["poll", "send"] and len(sources) == 14
+
+
+def test_gateway_faults_are_retried_and_permanent_errors_recorded(outreach: OutreachEnv) -> None:
+    from adapters import ScriptedFault
+
+    with outreach.runtime.unit_of_work() as c:
+        ok = add_account(c, dpd=3, as_of=AS_OF)
+    book = ledger(outreach)
+    for kind in ("server_error", "throttle", "malformed"):
+        fault = ScriptedFault(kind=kind, retry_after=0, channel="sms")
+        book.queue_fault(fault.spec(), 1, "sms")
+    fast = outreach.runtime.project.channels.model_copy(deep=True)
+    options = fast.channels["sms"].options
+    fast.channels["sms"] = fast.channels["sms"].model_copy(
+        update={"options": {**options, "backoff_base": 0.01, "backoff_cap": 0.02}}
+    )
+    outreach.runtime.project.__dict__["channels"] = fast
+    summary = run_daily_outreach(outreach, AS_OF)
+    assert summary["this_run"]["dispatch"]["sent"] == 1
+    (row,) = outbox(outreach)
+    assert (row["account_id"], row["status"]) == (ok, "sent")
+    (entry,) = book.rows()
+    assert entry.submissions == 1
