@@ -94,3 +94,23 @@ def runtime(env: Path) -> Iterator[Runtime]:
     rt = bootstrap(project=Project(REPO))
     yield rt
     rt.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server for every flow test of the session (it takes seconds)."""
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture
+def flows_env(env: Path, prefect_harness: None) -> Iterator[Path]:
+    """A flow test: the harness, this test's database, and no environments cached from others."""
+    from flows import _runtime
+
+    _runtime.reset()
+    yield env
+    _runtime.reset()

@@ -174,6 +174,56 @@ def register(app: typer.Typer) -> None:
                 f"receipts: {result['by_status']}"
             )
 
+    @app.command("explain")
+    def explain(
+        account: str = typer.Argument(..., help="Account external id (or internal id)"),
+        as_of: datetime | None = as_of_option(),
+        as_json: bool = JsonOption,
+    ) -> None:
+        """What was or was not sent to one account on a date, and the rule behind each."""
+        from dunning.services.explain import explain_account
+        from dunning.services.outreach_env import OutreachEnv
+
+        data = explain_account(OutreachEnv(STATE.runtime()), account, _day(as_of))
+        if as_json:
+            print_json(data)
+            return
+        tier = data["tier"] or "none"
+        console.print(
+            f"[bold]{data['account']}[/bold] ({data['jurisdiction']}, {data['status']})"
+            f" on {data['as_of']}: DPD {data['dpd']}, tier {tier}",
+            highlight=False,
+        )
+        if "why" in data:
+            console.print(f"  {data['why']}", highlight=False)
+            for step, days in data.get("cadence", {}).items():
+                console.print(
+                    f"    {step} is due at DPD {', '.join(map(str, days))}", highlight=False
+                )
+        for message in data["recorded"]:
+            rule = f" (rule {message['rule']})" if message["rule"] else ""
+            wait = f", not before {message['not_before']}" if message["not_before"] else ""
+            console.print(
+                f"  recorded: {message['step']} on {message['channel']} with "
+                f"{message['template'] or 'no template'}: {message['status']}"
+                f"{rule}{wait}",
+                highlight=False,
+            )
+            for event in message["events"]:
+                console.print(
+                    f"    {event['occurred_at']} {event['source']}: {event['status']}"
+                    + (f" ({event['reason']})" if event["reason"] else ""),
+                    highlight=False,
+                )
+        for entry in data.get("rules_now", []):
+            rule = f" by rule {entry['rule']}" if entry["rule"] else ""
+            wait = f" until {entry['not_before']}" if entry.get("not_before") else ""
+            console.print(
+                f"  rules now: {entry['step']} on {entry['channel']}: "
+                f"{entry['verdict']}{rule}{wait}",
+                highlight=False,
+            )
+
     @outbox.command("list")
     def outbox_list(
         as_of: datetime | None = as_of_option("Only messages of this business date."),

@@ -1,0 +1,137 @@
+"""`explain`: for one account and date, what was or was not sent, and the rule behind each."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from dunning.db.models import Account
+from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
+from dunning.domain.decide import decide, due_steps
+from dunning.errors import NotFound
+from dunning.masking import mask_recipient
+from dunning.services.delinquency import account_dpd
+from dunning.services.outreach import idempotency_key, select_batch
+from dunning.services.outreach_env import OutreachEnv
+
+ACCOUNT = Account.__table__  # type: ignore[attr-defined]
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
+
+
+def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, Any]:
+    """Everything recorded for the account on `as_of`, and today's reading of the rules."""
+    engine = env.runtime.engine
+    condition = ACCOUNT.c.external_id == account
+    if account.isdigit():
+        condition = or_(condition, ACCOUNT.c.id == int(account))
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(
+                ACCOUNT.c.id, ACCOUNT.c.external_id, ACCOUNT.c.jurisdiction, ACCOUNT.c.status
+            ).where(condition)
+        ).first()
+        if found is None:
+            raise NotFound(f"no account {account}")
+        account_id = found.id
+        dpd = account_dpd(connection, account_id, as_of)
+        rows = select_batch(connection, as_of, env.strategy, account_id, account_id)
+        messages = connection.execute(
+            select(OUTBOX)
+            .where(OUTBOX.c.account_id == account_id, OUTBOX.c.as_of == as_of)
+            .order_by(OUTBOX.c.id)
+        ).all()
+        events = connection.execute(
+            select(
+                EVENT.c.outbox_id,
+                EVENT.c.status,
+                EVENT.c.source,
+                EVENT.c.occurred_at,
+                EVENT.c.reason,
+            )
+            .where(EVENT.c.outbox_id.in_([m.id for m in messages]))
+            .order_by(EVENT.c.id)
+        ).all()
+    tier = env.strategy.tier_for(dpd)
+    result: dict[str, Any] = {
+        "account": found.external_id,
+        "jurisdiction": found.jurisdiction,
+        "status": found.status,
+        "as_of": as_of.isoformat(),
+        "dpd": dpd,
+        "tier": tier.name if tier else None,
+        "recorded": [
+            {
+                "step": m.step_id,
+                "channel": m.channel,
+                "template": m.template_id,
+                "status": m.status,
+                "rule": m.hold_reason,
+                "not_before": m.not_before.isoformat() if m.not_before else None,
+                "recipient": mask_recipient(m.channel, m.recipient),
+                "events": [
+                    {
+                        "status": e.status,
+                        "source": e.source,
+                        "occurred_at": e.occurred_at.isoformat(),
+                        "reason": e.reason,
+                    }
+                    for e in events
+                    if e.outbox_id == m.id
+                ],
+            }
+            for m in messages
+        ],
+    }
+    if tier is None:
+        result["why"] = "not delinquent on this date: no collection contact is due"
+        return result
+    steps = due_steps(tier, dpd)
+    if not steps:
+        schedule = {
+            step.id: [
+                d
+                for d in range(tier.dpd.min, (tier.dpd.max or dpd + 60) + 1)
+                if step.is_due(d, tier.dpd)
+            ][:8]
+            for step in tier.cadence
+        }
+        result["why"] = f"no cadence step of tier {tier.name} is due at DPD {dpd}"
+        result["cadence"] = schedule
+        return result
+    row = rows[0] if rows else None
+    now = env.clock()
+    today: list[dict[str, Any]] = []
+    if row is not None:
+        for decision in decide(
+            tier, row.account_state(), row.contact_state(), env.strategy.channel_fallback
+        ):
+            entry: dict[str, Any] = {
+                "step": decision.step.id,
+                "channel": decision.channel.value,
+                "key": idempotency_key(
+                    row.account_external_id, as_of, decision.step.id, decision.step.channel
+                ),
+            }
+            rule = decision.hold
+            if rule is None:
+                template = env.store.find(
+                    decision.channel, tier.name, decision.step.template, row.locale
+                )
+                if template is None:
+                    rule = "template_missing"
+                else:
+                    entry["template"] = template.id
+                    rule = env.template_hold(template)
+            if rule is None:
+                timing = env.timing(row, decision.channel, now)
+                rule = timing.hold
+                if timing.not_before is not None:
+                    entry["not_before"] = timing.not_before.isoformat()
+            entry["verdict"] = "hold" if rule else ("defer" if "not_before" in entry else "send")
+            entry["rule"] = rule
+            today.append(entry)
+    result["rules_now"] = today
+    return result
