@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import typer
 
-from dunning.cli import commands_data, commands_db, commands_gateway, commands_run
+from dunning.cli import commands_data, commands_db, commands_demo, commands_gateway, commands_run
 from dunning.cli._common import STATE, err_console
 from dunning.errors import DunningError
 
@@ -40,6 +40,7 @@ def _root(
 commands_db.register(app)
 commands_data.register(app)
 commands_run.register(app)
+commands_demo.register(app)
 commands_gateway.register(app)
 
 

@@ -1,4 +1,4 @@
-"""`dunning import ...`, `dunning accounts ...` and `dunning demo ...`."""
+"""`dunning import ...` and `dunning accounts ...`."""
 
 from __future__ import annotations
 
@@ -57,27 +57,6 @@ def _as_date(value: datetime | None) -> date:
     return value.date() if value is not None else date.today()
 
 
-def _run_demo(*, accounts: int, seed: int, as_of: date, as_json: bool) -> None:
-    runtime = STATE.runtime()
-    with (
-        progress_bar("seed accounts", accounts, not as_json) as advance,
-        runtime.unit_of_work() as connection,
-    ):
-        seeded = demo_service.seed_population(
-            connection, accounts=accounts, seed=seed, as_of=as_of, progress=advance
-        )
-    with runtime.engine.connect() as connection:
-        counts = tier_population(connection, as_of, runtime.project.strategy)
-    if as_json:
-        print_json({"seeded": seeded.as_dict(), "tiers": tiers_as_json(counts)})
-        return
-    console.print(
-        f"demo population: {seeded.accounts + seeded.skipped:,} accounts "
-        f"({seeded.accounts:,} new), seed {seed}, database {runtime.engine.url.get_backend_name()}"
-    )
-    print_tiers(counts, as_of)
-
-
 def register(app: typer.Typer) -> None:
     importer = typer.Typer(
         help="Import CSV files (columns: docs/imports.md). A bad row rejects the whole file.",
@@ -125,48 +104,3 @@ def register(app: typer.Typer) -> None:
             print_json({"as_of": day, "tiers": tiers_as_json(counts)})
         else:
             print_tiers(counts, day)
-
-    demo = typer.Typer(
-        help="The demo: seed a synthetic population, then show what Dunning does with it.",
-        invoke_without_command=True,
-    )
-    app.add_typer(demo, name="demo")
-
-    @demo.callback()
-    def demo_main(
-        ctx: typer.Context,
-        accounts_n: int = typer.Option(10_000, "--accounts", min=1, help="Population size."),
-        seed: int = typer.Option(42, "--seed", help="Random seed: same seed, same population."),
-        as_of: datetime | None = as_of_option(),
-        as_json: bool = JsonOption,
-    ) -> None:
-        """Seed the demo population (if absent) and print the overdue accounts by tier."""
-        if ctx.invoked_subcommand is not None:
-            return
-        _run_demo(accounts=accounts_n, seed=seed, as_of=_as_date(as_of), as_json=as_json)
-
-    @demo.command("seed")
-    def demo_seed(
-        accounts_n: int = typer.Option(10_000, "--accounts", min=1, help="Population size."),
-        seed: int = typer.Option(42, "--seed", help="Random seed: same seed, same population."),
-        as_of: datetime | None = as_of_option("Date the population is built around."),
-        as_json: bool = JsonOption,
-    ) -> None:
-        """Build a reproducible synthetic population in CN and US (existing rows are kept)."""
-        runtime = STATE.runtime()
-        day = _as_date(as_of)
-        with (
-            progress_bar("seed accounts", accounts_n, not as_json) as advance,
-            runtime.unit_of_work() as connection,
-        ):
-            result = demo_service.seed_population(
-                connection, accounts=accounts_n, seed=seed, as_of=day, progress=advance
-            )
-        if as_json:
-            print_json(result.as_dict())
-        else:
-            console.print(
-                f"seeded {result.accounts:,} accounts ({result.skipped:,} already there), "
-                f"{result.instalments:,} instalments, {result.payments:,} payments, "
-                f"{result.promises:,} promises to pay, around {day}"
-            )
