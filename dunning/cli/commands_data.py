@@ -10,7 +10,6 @@ from rich.table import Table
 
 from dunning.cli._common import STATE, JsonOption, as_of_option, console, print_json, progress_bar
 from dunning.domain.money import to_decimal
-from dunning.services import demo as demo_service
 from dunning.services import imports
 from dunning.services.delinquency import TierCount, tier_population
 
