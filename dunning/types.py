@@ -49,6 +49,17 @@ ACCEPTED_STATUSES = frozenset(
 )
 
 
+class ActionKind(StrEnum):
+    """Treatments besides messages: a cadence step can be one (see adapters/actions/base.py)."""
+
+    CREDIT_FREEZE = "credit_freeze"
+    CREDIT_RESTORE = "credit_restore"
+    AGENCY_PLACEMENT = "agency_placement"
+    AGENCY_RECALL = "agency_recall"
+    REGISTRY_REPORT = "registry_report"
+    REGISTRY_CORRECTION = "registry_correction"
+
+
 class Suppression(StrEnum):
     """Reasons not to contact. The value is the rule id shown in summaries and `explain`."""
 
@@ -61,6 +72,8 @@ class Suppression(StrEnum):
     NO_CONSENT = "no_consent"
     OPTED_OUT = "opted_out"
     HARDSHIP_HOLD = "hardship_hold"
+    GRACE = "grace"
+    PAYMENT_PLAN = "payment_plan"
     PROMISE_TO_PAY = "promise_to_pay"
     NO_CONTACT_POINT = "no_contact_point"
     TEMPLATE_MISSING = "template_missing"

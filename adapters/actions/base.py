@@ -16,20 +16,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from typing import Any, ClassVar
 
 from adapters.base import AdapterOptions, SendOutcome
+from dunning.types import ActionKind
 
-
-class ActionKind(StrEnum):
-    CREDIT_FREEZE = "credit_freeze"
-    CREDIT_RESTORE = "credit_restore"
-    AGENCY_PLACEMENT = "agency_placement"
-    AGENCY_RECALL = "agency_recall"
-    REGISTRY_REPORT = "registry_report"
-    REGISTRY_CORRECTION = "registry_correction"
-
+__all__ = [
+    "PAYLOADS",
+    "REVERSAL",
+    "TARGET",
+    "ActionAdapter",
+    "ActionKind",
+    "ActionRequest",
+    "ActionResult",
+]
 
 REVERSAL: dict[ActionKind, ActionKind] = {
     ActionKind.CREDIT_FREEZE: ActionKind.CREDIT_RESTORE,
