@@ -24,10 +24,10 @@ import os
 import random
 import time
 from abc import abstractmethod
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import httpx
 from pydantic import Field, field_validator
@@ -163,87 +163,59 @@ _TRANSIENT_STATUS = frozenset({408, 425, 429})
 _REFUSED_STATUS = frozenset({401, 403, 404, 405})
 
 
-class HttpGatewayAdapter(GatewayAdapter):
-    """Base of adapters that talk JSON over HTTP; subclasses add the vendor's wire format."""
+class _Outcome(Protocol):
+    """A per-item answer: SendResult for messages, ActionResult for actions."""
 
-    options_model: ClassVar[type[AdapterOptions]] = HttpAdapterOptions
+    @property
+    def outcome(self) -> SendOutcome: ...
+
+
+Item = TypeVar("Item")
+Answer = TypeVar("Answer", bound=_Outcome)
+
+
+class HttpExchange:
+    """What every JSON-over-HTTP adapter shares, messages and actions alike.
+
+    One client per event loop, the API key, one attempt under a whole-request deadline sorted
+    into an answer or a Failure, backoff, and the keyed retry loop (`_settle`). Subclasses:
+    HttpGatewayAdapter here, adapters.actions.HttpActionAdapter for actions.
+    """
+
+    name: ClassVar[str]
+    options: HttpAdapterOptions
     default_url = "http://gateway.invalid"
     """Base URL when options.url is none (only meaningful with an injected transport)."""
-    status_method = "POST"
-    """"GET" sends the status request's payload as query parameters instead of a JSON body."""
+    config_file: ClassVar[str] = CONFIG_FILE
+    """The YAML file this adapter is configured in, for error messages."""
+    noun: ClassVar[str] = "message"
+    """What one item is called in logs."""
 
-    def __init__(
+    def _open(
         self,
-        options: HttpAdapterOptions | None = None,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timing: Timing | None = None,
+        transport: httpx.AsyncBaseTransport | None,
+        timing: Timing | None,
+        rate_per_second: float,
     ) -> None:
-        self.options = options if options is not None else self._default_options()
-        # The contract declares the vendor's limits on the class; options may narrow or widen
-        # them for one deployment, and the dispatcher reads them from the instance.
-        if self.options.max_batch is not None:
-            self.max_batch = self.options.max_batch  # type: ignore[misc]
-        if self.options.rate_per_second is not None:
-            self.rate_per_second = self.options.rate_per_second  # type: ignore[misc]
+        """Set up the request side; call after self.options is set."""
         self._transport = transport
         self._timing = timing or Timing()
-        self._limiter = RateLimiter(self.rate_per_second, self._timing)
+        self._limiter = RateLimiter(rate_per_second, self._timing)
         self._api_key = self._read_api_key()
         self._http: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _default_options(self) -> HttpAdapterOptions:
-        options = self.options_model()
-        if not isinstance(options, HttpAdapterOptions):
-            raise TypeError(f"{type(self).__name__}.options_model must extend HttpAdapterOptions")
-        return options
-
-    # -- what a provider writes -------------------------------------------------------------
-
-    @abstractmethod
-    def _send_request(self, batch: Sequence[OutboundMessage]) -> tuple[str, Any]:
-        """The path and JSON payload that submit this batch."""
-
-    @abstractmethod
-    def _send_answers(self, payload: Any) -> dict[str, SendResult]:
-        """Per idempotency key, what the gateway said; MalformedResponse if unusable."""
-
-    @abstractmethod
-    def _status_request(self, gateway_message_ids: Sequence[str]) -> tuple[str, Any]:
-        """The path and JSON payload that ask for these messages' statuses."""
-
-    @abstractmethod
-    def _status_answers(self, payload: Any) -> list[StatusReport]:
-        """Status reports from the gateway's answer; MalformedResponse if unusable."""
+    def _config_key(self) -> str:
+        """Where this adapter's entry is in config_file, e.g. "channels.sms"."""
+        raise NotImplementedError
 
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
-
-    def _send_headers(self, batch: Sequence[OutboundMessage]) -> dict[str, str]:
-        """Extra headers of one send request, e.g. an Idempotency-Key for one-message APIs."""
-        return {}
 
     def _error_reason(self, response: httpx.Response) -> str:
         """A short reason from an error answer (the vendor's message when it has one)."""
         text = response.text.strip().replace("\n", " ")
         return f"HTTP {response.status_code}" + (f": {text[:200]}" if text else "")
-
-    # -- the contract -----------------------------------------------------------------------
-
-    async def send(self, batch: Sequence[OutboundMessage]) -> list[SendResult]:
-        results: list[SendResult] = []
-        for chunk in chunks(batch, self.max_batch):
-            await self._limiter.acquire(len(chunk))
-            results.extend(await self._send_chunk(chunk))
-        return results
-
-    async def fetch_statuses(self, gateway_message_ids: Sequence[str]) -> list[StatusReport]:
-        reports: list[StatusReport] = []
-        for chunk in chunks(gateway_message_ids, self.max_batch):
-            await self._limiter.acquire(1)
-            reports.extend(await self._fetch_chunk(chunk))
-        return reports
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -253,81 +225,73 @@ class HttpGatewayAdapter(GatewayAdapter):
 
     # -- retries ----------------------------------------------------------------------------
 
-    async def _send_chunk(self, chunk: Sequence[OutboundMessage]) -> list[SendResult]:
-        pending: dict[str, OutboundMessage] = {}
-        for message in chunk:
-            pending.setdefault(message.idempotency_key, message)
-        settled: dict[str, SendResult] = {}
+    async def _settle(
+        self,
+        items: Sequence[Item],
+        key: Callable[[Item], str],
+        request: Callable[[list[Item]], tuple[str, Any, dict[str, str]]],
+        answers: Callable[[Any], Mapping[str, Answer]],
+        unsettled: Callable[[str, SendOutcome, str], Answer],
+    ) -> list[Answer]:
+        """POST the items until each has an answer or the attempts run out; one per item.
+
+        `request` builds (path, JSON payload, headers) for the items still pending; `answers`
+        reads the decoded answer per key (ValueError: malformed, retried); `unsettled` makes
+        the answer of a key that got none (RETRY or REJECTED with the reason).
+        """
+        pending: dict[str, Item] = {}
+        for item in items:
+            pending.setdefault(key(item), item)
+        settled: dict[str, Answer] = {}
         reason = "not sent"
         for attempt in range(1, self.options.max_attempts + 1):
-            batch = list(pending.values())
-            path, payload = self._send_request(batch)
-            answer = await self._attempt("POST", path, payload, self._send_headers(batch))
+            path, payload, headers = request(list(pending.values()))
+            answer = await self._attempt("POST", path, payload, headers)
             retry_after: float | None = None
             if isinstance(answer, Failure):
                 reason, retry_after = answer.reason, answer.retry_after
                 if answer.refused or not answer.transient:
                     outcome = SendOutcome.RETRY if answer.refused else SendOutcome.REJECTED
                     self._log_final(outcome, len(pending), answer.reason)
-                    for key in pending:
-                        settled[key] = SendResult(key, outcome, reason=answer.reason)
+                    for pending_key in pending:
+                        settled[pending_key] = unsettled(pending_key, outcome, answer.reason)
                     pending.clear()
                     break
             else:
                 try:
-                    answers = self._send_answers(answer)
+                    decoded = answers(answer)
                 except ValueError as exc:
                     reason = f"malformed answer from the gateway: {_short(exc)}"
                 else:
-                    for key, result in answers.items():
-                        if key in pending:
-                            settled[key] = result
-                            del pending[key]
+                    for answered_key, result in decoded.items():
+                        if answered_key in pending:
+                            settled[answered_key] = result
+                            del pending[answered_key]
                     if not pending:
                         break
-                    reason = f"the gateway did not answer for {len(pending)} message(s)"
+                    reason = f"the gateway did not answer for {len(pending)} {self.noun}(s)"
             delay = self._backoff(attempt, retry_after)
             if attempt == self.options.max_attempts or delay is None:
                 break
             log.warning(
-                "%s: attempt %d/%d failed (%s); retrying %d message(s) in %.2fs",
+                "%s: attempt %d/%d failed (%s); retrying %d %s(s) in %.2fs",
                 self.name,
                 attempt,
                 self.options.max_attempts,
                 _reason_for_log(reason),
                 len(pending),
+                self.noun,
                 delay,
             )
             await self._timing.sleep(delay)
         if pending:
             self._log_final(SendOutcome.RETRY, len(pending), reason)
-            for key in pending:
-                settled[key] = SendResult(key, SendOutcome.RETRY, reason=reason)
+            for pending_key in pending:
+                settled[pending_key] = unsettled(pending_key, SendOutcome.RETRY, reason)
         rejected = sum(1 for r in settled.values() if r.outcome == SendOutcome.REJECTED)
         if rejected:
-            log.info("%s: %d message(s) rejected by the gateway", self.name, rejected)
-        return [settled[message.idempotency_key] for message in chunk]
-
-    async def _fetch_chunk(self, ids: Sequence[str]) -> list[StatusReport]:
-        reason = "not asked"
-        for attempt in range(1, self.options.max_attempts + 1):
-            path, payload = self._status_request(ids)
-            answer = await self._attempt(self.status_method, path, payload)
-            retry_after: float | None = None
-            if isinstance(answer, Failure):
-                if answer.refused or not answer.transient:
-                    raise PermanentGatewayError(f"{self.name}: statuses: {answer.reason}")
-                reason, retry_after = answer.reason, answer.retry_after
-            else:
-                try:
-                    return self._status_answers(answer)
-                except ValueError as exc:
-                    reason = f"malformed answer from the gateway: {_short(exc)}"
-            delay = self._backoff(attempt, retry_after)
-            if attempt == self.options.max_attempts or delay is None:
-                break
-            await self._timing.sleep(delay)
-        raise TransientGatewayError(f"{self.name}: statuses: {reason}")
+            log.info("%s: %d %s(s) rejected by the gateway", self.name, rejected, self.noun)
+        return [settled[key(item)] for item in items]
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
         """Seconds before the next attempt; None when the gateway asks for too long a wait."""
@@ -370,7 +334,8 @@ class HttpGatewayAdapter(GatewayAdapter):
             return Failure(reason, transient=True, retry_after=retry_after)
         if status in _REFUSED_STATUS:
             return Failure(
-                f"{reason} (check the url and api_key_env of this channel in {CONFIG_FILE})",
+                f"{reason} (check the url and api_key_env of {self._config_key()} "
+                f"in {self.config_file})",
                 transient=False,
                 refused=True,
             )
@@ -406,8 +371,8 @@ class HttpGatewayAdapter(GatewayAdapter):
             raise ConfigError(
                 [
                     ConfigProblem(
-                        CONFIG_FILE,
-                        f"channels.{self.channel.value}.options.api_key_env",
+                        self.config_file,
+                        f"{self._config_key()}.options.api_key_env",
                         f"environment variable {name} is not set",
                     )
                 ]
@@ -417,11 +382,116 @@ class HttpGatewayAdapter(GatewayAdapter):
     def _log_final(self, outcome: SendOutcome, count: int, reason: str) -> None:
         if outcome == SendOutcome.RETRY:
             log.warning(
-                "%s: %d message(s) left for the next dispatch: %s",
+                "%s: %d %s(s) left for the next dispatch: %s",
                 self.name,
                 count,
+                self.noun,
                 _reason_for_log(reason),
             )
+
+
+class HttpGatewayAdapter(HttpExchange, GatewayAdapter):
+    """Base of adapters that talk JSON over HTTP; subclasses add the vendor's wire format."""
+
+    options_model: ClassVar[type[AdapterOptions]] = HttpAdapterOptions
+    status_method = "POST"
+    """"GET" sends the status request's payload as query parameters instead of a JSON body."""
+
+    def __init__(
+        self,
+        options: HttpAdapterOptions | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timing: Timing | None = None,
+    ) -> None:
+        self.options = options if options is not None else self._default_options()
+        # The contract declares the vendor's limits on the class; options may narrow or widen
+        # them for one deployment, and the dispatcher reads them from the instance.
+        if self.options.max_batch is not None:
+            self.max_batch = self.options.max_batch  # type: ignore[misc]
+        if self.options.rate_per_second is not None:
+            self.rate_per_second = self.options.rate_per_second  # type: ignore[misc]
+        self._open(transport, timing, self.rate_per_second)
+
+    def _default_options(self) -> HttpAdapterOptions:
+        options = self.options_model()
+        if not isinstance(options, HttpAdapterOptions):
+            raise TypeError(f"{type(self).__name__}.options_model must extend HttpAdapterOptions")
+        return options
+
+    def _config_key(self) -> str:
+        return f"channels.{self.channel.value}"
+
+    # -- what a provider writes -------------------------------------------------------------
+
+    @abstractmethod
+    def _send_request(self, batch: Sequence[OutboundMessage]) -> tuple[str, Any]:
+        """The path and JSON payload that submit this batch."""
+
+    @abstractmethod
+    def _send_answers(self, payload: Any) -> dict[str, SendResult]:
+        """Per idempotency key, what the gateway said; MalformedResponse if unusable."""
+
+    @abstractmethod
+    def _status_request(self, gateway_message_ids: Sequence[str]) -> tuple[str, Any]:
+        """The path and JSON payload that ask for these messages' statuses."""
+
+    @abstractmethod
+    def _status_answers(self, payload: Any) -> list[StatusReport]:
+        """Status reports from the gateway's answer; MalformedResponse if unusable."""
+
+    def _send_headers(self, batch: Sequence[OutboundMessage]) -> dict[str, str]:
+        """Extra headers of one send request, e.g. an Idempotency-Key for one-message APIs."""
+        return {}
+
+    # -- the contract -----------------------------------------------------------------------
+
+    async def send(self, batch: Sequence[OutboundMessage]) -> list[SendResult]:
+        results: list[SendResult] = []
+        for chunk in chunks(batch, self.max_batch):
+            await self._limiter.acquire(len(chunk))
+            results.extend(await self._send_chunk(chunk))
+        return results
+
+    async def fetch_statuses(self, gateway_message_ids: Sequence[str]) -> list[StatusReport]:
+        reports: list[StatusReport] = []
+        for chunk in chunks(gateway_message_ids, self.max_batch):
+            await self._limiter.acquire(1)
+            reports.extend(await self._fetch_chunk(chunk))
+        return reports
+
+    async def _send_chunk(self, chunk: Sequence[OutboundMessage]) -> list[SendResult]:
+        def request(batch: list[OutboundMessage]) -> tuple[str, Any, dict[str, str]]:
+            path, payload = self._send_request(batch)
+            return path, payload, self._send_headers(batch)
+
+        def unsettled(key: str, outcome: SendOutcome, reason: str) -> SendResult:
+            return SendResult(key, outcome, reason=reason)
+
+        return await self._settle(
+            chunk, lambda m: m.idempotency_key, request, self._send_answers, unsettled
+        )
+
+    async def _fetch_chunk(self, ids: Sequence[str]) -> list[StatusReport]:
+        reason = "not asked"
+        for attempt in range(1, self.options.max_attempts + 1):
+            path, payload = self._status_request(ids)
+            answer = await self._attempt(self.status_method, path, payload)
+            retry_after: float | None = None
+            if isinstance(answer, Failure):
+                if answer.refused or not answer.transient:
+                    raise PermanentGatewayError(f"{self.name}: statuses: {answer.reason}")
+                reason, retry_after = answer.reason, answer.retry_after
+            else:
+                try:
+                    return self._status_answers(answer)
+                except ValueError as exc:
+                    reason = f"malformed answer from the gateway: {_short(exc)}"
+            delay = self._backoff(attempt, retry_after)
+            if attempt == self.options.max_attempts or delay is None:
+                break
+            await self._timing.sleep(delay)
+        raise TransientGatewayError(f"{self.name}: statuses: {reason}")
 
 
 def _short(exc: BaseException) -> str:
