@@ -19,6 +19,7 @@ from dunning.config._base import ConfigModel
 from dunning.errors import ProjectNotFound
 
 if TYPE_CHECKING:
+    from dunning.config.actions import ActionsConfig
     from dunning.config.channels import ChannelsConfig
     from dunning.config.compliance import CompliancePack
     from dunning.config.lender import LenderProfile
@@ -109,3 +110,9 @@ class Project:
         from dunning.services.compliance import load_packs
 
         return load_packs(self.config_dir, self.root)
+
+    @cached_property
+    def actions(self) -> ActionsConfig:
+        from dunning.config.actions import ActionsConfig
+
+        return load_optional(self.config_dir / "actions.yaml", ActionsConfig, self.root)

@@ -10,7 +10,14 @@ from pathlib import Path
 import click
 import typer
 
-from dunning.cli import commands_data, commands_db, commands_demo, commands_gateway, commands_run
+from dunning.cli import (
+    commands_data,
+    commands_db,
+    commands_demo,
+    commands_gateway,
+    commands_lifecycle,
+    commands_run,
+)
 from dunning.cli._common import STATE, err_console
 from dunning.errors import DunningError
 
@@ -41,6 +48,7 @@ commands_db.register(app)
 commands_data.register(app)
 commands_run.register(app)
 commands_demo.register(app)
+commands_lifecycle.register(app)
 commands_gateway.register(app)
 
 

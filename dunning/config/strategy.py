@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
 from dunning.config._base import ConfigModel
-from dunning.types import Channel
+from dunning.types import ActionKind, Channel
 
 
 class DpdRange(ConfigModel):
@@ -25,11 +25,16 @@ class DpdRange(ConfigModel):
 
 
 class Step(ConfigModel):
-    """One cadence step: a channel and template on given DPD days and/or every N days."""
+    """One cadence step on given DPD days and/or every N days: a message or an action.
+
+    A message step names a channel and a template; an action step names an action (credit
+    freeze, agency placement, registry report) and has no template.
+    """
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=48)
-    channel: Channel
-    template: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$")
+    channel: Channel | None = None
+    action: ActionKind | None = None
+    template: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_]*$")
     days: list[int] = Field(default_factory=list, description="DPD values on which the step is due")
     every: int | None = Field(default=None, ge=1, description="then repeat every N days")
     start: int | None = Field(default=None, ge=1, description="first DPD of the repetition")
@@ -37,6 +42,18 @@ class Step(ConfigModel):
 
     @model_validator(mode="after")
     def _has_schedule(self) -> Self:
+        if (self.channel is None) == (self.action is None):
+            raise ValueError("a step has either a `channel` (a message) or an `action`")
+        if self.channel is not None and self.template is None:
+            raise ValueError("a message step needs a `template`")
+        if self.action is not None and self.template is not None:
+            raise ValueError("an action step has no `template`")
+        if self.action in (
+            ActionKind.CREDIT_RESTORE,
+            ActionKind.AGENCY_RECALL,
+            ActionKind.REGISTRY_CORRECTION,
+        ):
+            raise ValueError(f"{self.action} is a reversal: it happens on cure, not by cadence")
         if not self.days and self.every is None:
             raise ValueError("a step needs `days`, `every`, or both")
         if self.start is not None and self.every is None:
@@ -90,7 +107,36 @@ def _default_tiers() -> list[Tier]:
     ]
 
 
+class PromisePolicy(ConfigModel):
+    broken_template: str = Field(
+        default="broken_promise",
+        description="SMS template (in the account's tier) sent when a promise is broken",
+    )
+
+
+class PlanPolicy(ConfigModel):
+    break_after_missed: int = Field(
+        default=2, ge=1, le=12, description="missed plan instalments that break a plan"
+    )
+    on_break: Literal["resume", "reage"] = Field(
+        default="resume",
+        description="resume: DPD counts from the original due date again; reage: from the "
+        "first missed plan instalment",
+    )
+    reminder_days_before: int = Field(default=3, ge=0, le=30)
+    max_instalments: int = Field(default=24, ge=1, le=120)
+    confirmation_template: str = "confirmation"
+    reminder_template: str = "reminder"
+
+
+class GracePolicy(ConfigModel):
+    max_days: int = Field(default=90, ge=1, le=366)
+
+
 class Strategy(ConfigModel):
+    promises: PromisePolicy = Field(default_factory=PromisePolicy)
+    plans: PlanPolicy = Field(default_factory=PlanPolicy)
+    grace: GracePolicy = Field(default_factory=GracePolicy)
     batch_size: int = Field(default=5000, ge=1, le=100_000, description="accounts per task")
     letter_workers: int = Field(
         default=0, ge=0, le=64, description="processes printing letter PDFs; 0: one per CPU"

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from dunning.db import lifecycle_models, models, outreach_models  # noqa: F401
+from dunning.db import legal_models, lifecycle_models, models, outreach_models  # noqa: F401

@@ -45,6 +45,8 @@ class AccountState:
     dispute_open: bool = False
     hardship_hold: bool = False
     promise_active: bool = False
+    grace: bool = False
+    plan_active: bool = False
     extra_stops: tuple[Suppression, ...] = field(default_factory=tuple)
     """Stops found by other rules (a grace period, for example)."""
 
@@ -58,6 +60,8 @@ class AccountState:
             (self.cease_communication, Suppression.CEASE_REQUEST),
             (self.dispute_open, Suppression.DISPUTE),
             (self.hardship_hold, Suppression.HARDSHIP_HOLD),
+            (self.grace, Suppression.GRACE),
+            (self.plan_active, Suppression.PAYMENT_PLAN),
             (self.promise_active, Suppression.PROMISE_TO_PAY),
         ]
         for hit, reason in checks:
@@ -82,24 +86,32 @@ def due_steps(tier: Tier, dpd: int) -> list[Step]:
     return [step for step in tier.cadence if step.is_due(dpd, tier.dpd)]
 
 
+def decide_message(
+    step: Step, account: AccountState, contact: ContactState, fallback: Mapping[Channel, Channel]
+) -> Decision:
+    """Send a message step on its channel (or the fallback), or hold it with a reason."""
+    assert step.channel is not None
+    stop = account.stop()
+    if stop is not None:
+        return Decision(step, step.channel, stop)
+    channel = step.channel
+    blocked = contact.reason_blocked(channel)
+    alternative = fallback.get(channel)
+    usable = alternative is not None and contact.reason_blocked(alternative) is None
+    if blocked is not None and usable and alternative is not None:
+        channel, blocked = alternative, None
+    return Decision(step, channel, blocked)
+
+
 def decide(
     tier: Tier,
     account: AccountState,
     contact: ContactState,
     fallback: Mapping[Channel, Channel],
 ) -> list[Decision]:
-    """One decision per step due today: send on a channel, or hold with a reason."""
-    decisions = []
-    stop = account.stop()
-    for step in due_steps(tier, account.dpd):
-        if stop is not None:
-            decisions.append(Decision(step, step.channel, stop))
-            continue
-        channel = step.channel
-        blocked = contact.reason_blocked(channel)
-        alternative = fallback.get(channel)
-        usable = alternative is not None and contact.reason_blocked(alternative) is None
-        if blocked is not None and usable and alternative is not None:
-            channel, blocked = alternative, None
-        decisions.append(Decision(step, channel, blocked))
-    return decisions
+    """One decision per message step due today: send on a channel, or hold with a reason."""
+    return [
+        decide_message(step, account, contact, fallback)
+        for step in due_steps(tier, account.dpd)
+        if step.channel is not None
+    ]

@@ -67,6 +67,8 @@ class DispatchReport:
     deferred: int = 0
     held: Counter[str] = field(default_factory=Counter)
     by_channel: Counter[str] = field(default_factory=Counter)
+    actions: Counter[str] = field(default_factory=Counter)
+    """Counts of the action dispatch that ran with this one (see services.actions)."""
     timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def merge(self, other: DispatchReport) -> None:
@@ -74,6 +76,7 @@ class DispatchReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.held.update(other.held)
         self.by_channel.update(other.by_channel)
+        self.actions.update(other.actions)
         for stage, seconds in other.timings.items():
             self.timings[stage] += seconds
 
@@ -87,6 +90,7 @@ class DispatchReport:
             "deferred": self.deferred,
             "held_by_reason": dict(self.held),
             "sent_by_channel": dict(self.by_channel),
+            "actions": dict(self.actions),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
 
@@ -100,6 +104,7 @@ class DispatchReport:
         )
         report.held.update(data.get("held_by_reason", {}))
         report.by_channel.update(data.get("sent_by_channel", {}))
+        report.actions.update(data.get("actions", {}))
         for stage, seconds in data.get("timings", {}).items():
             report.timings[stage] += seconds
         return report

@@ -112,13 +112,13 @@ def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, An
                 "step": decision.step.id,
                 "channel": decision.channel.value,
                 "key": idempotency_key(
-                    row.account_external_id, as_of, decision.step.id, decision.step.channel
+                    row.account_external_id, as_of, decision.step.id, decision.step.channel or ""
                 ),
             }
-            rule = decision.hold
+            rule: str | None = decision.hold
             if rule is None:
                 template = env.store.find(
-                    decision.channel, tier.name, decision.step.template, row.locale
+                    decision.channel, tier.name, decision.step.template or "", row.locale
                 )
                 if template is None:
                     rule = "template_missing"

@@ -525,6 +525,14 @@ def _payments(
     if problems.items:
         raise _Stop
     record_payments(connection, new)
+    if new:
+        # A payment that cures an account takes it out of collections at once: waiting
+        # messages are cancelled and treatments in force are reversed.
+        from dunning.services.lifecycle import review_treatments
+
+        review_treatments(
+            connection, date.today(), None, account_ids=sorted({p["account_id"] for p in new})
+        )
     if progress:
         progress(len(rows))
     return len(new), 0, unchanged

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -21,11 +21,20 @@ from typing import Any
 from sqlalchemy import Connection, exists, func, select
 
 from dunning.config import Strategy
+from dunning.config.strategy import Step
 from dunning.crashpoints import crash_point
+from dunning.db.lifecycle_models import AccountAction, PaymentPlan
 from dunning.db.models import Account, Customer, Payment, PromiseToPay
 from dunning.db.outreach_models import OutboxMessage
-from dunning.db.sql import insert_ignoring_conflicts
-from dunning.domain.decide import AccountState, ContactState, Decision, decide
+from dunning.db.sql import chunked, insert_ignoring_conflicts
+from dunning.domain.decide import (
+    AccountState,
+    ContactState,
+    Decision,
+    decide,
+    decide_message,
+    due_steps,
+)
 from dunning.domain.money import to_decimal
 from dunning.rendering.context import (
     AccountView,
@@ -35,16 +44,20 @@ from dunning.rendering.context import (
     MessageContext,
     ValidationNotice,
 )
+from dunning.services.actions import action_payload
 from dunning.services.delinquency import delinquency
 from dunning.services.documents import DocumentStore
+from dunning.services.lifecycle import grace_in_force, plan_states, reaged_since, treatment_in_force
 from dunning.services.outreach_env import OutreachEnv
-from dunning.types import Channel, OutboxStatus, PromiseStatus, Suppression
+from dunning.types import ActionKind, Channel, OutboxStatus, PromiseStatus, Suppression
 
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
 CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
 PAYMENT = Payment.__table__  # type: ignore[attr-defined]
 PROMISE = PromiseToPay.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+ACTION = AccountAction.__table__  # type: ignore[attr-defined]
+PLAN = PaymentPlan.__table__  # type: ignore[attr-defined]
 
 STAGES = ("select", "decide", "render", "outbox_write", "dispatch", "record")
 PAY_BY_DAYS = 7
@@ -122,8 +135,18 @@ class BatchRow:
     hardship_hold: bool
     promise_active: bool
     payments_since_minor: int
+    customer_external_id: str
+    credit_limit_minor: int
+    grace: bool
+    hardship_grace: bool
+    plan_id: int | None
+    plan_broken: bool
+    broken_promise_minor: int | None
+    broken_promise_on: date | None
+    frozen: bool
+    placed: bool
 
-    def account_state(self) -> AccountState:
+    def account_state(self, *, ignore_plan: bool = False) -> AccountState:
         return AccountState(
             dpd=self.dpd,
             deceased=self.deceased,
@@ -131,8 +154,10 @@ class BatchRow:
             attorney_on_file=self.attorney_on_file,
             cease_communication=self.cease_communication,
             dispute_open=self.dispute_open,
-            hardship_hold=self.hardship_hold,
+            hardship_hold=self.hardship_hold or self.hardship_grace,
             promise_active=self.promise_active,
+            grace=self.grace,
+            plan_active=self.plan_id is not None and not ignore_plan,
         )
 
     def contact_state(self) -> ContactState:
@@ -214,6 +239,23 @@ def select_batch(
         .where(PAYMENT.c.account_id == a.id, PAYMENT.c.paid_on >= overdue.oldest_due_on)
         .scalar_subquery()
     )
+    plan_id = (
+        select(func.max(PLAN.c.id))
+        .where(PLAN.c.account_id == a.id, PLAN.c.status == "active")
+        .scalar_subquery()
+    )
+    plan_broken = exists().where(PLAN.c.account_id == a.id, PLAN.c.status == "broken")
+    broken = (
+        select(PROMISE.c.amount_minor, PROMISE.c.promised_on)
+        .where(
+            PROMISE.c.account_id == a.id,
+            PROMISE.c.status == PromiseStatus.BROKEN.value,
+            PROMISE.c.resolved_on == as_of,
+        )
+        .order_by(PROMISE.c.id.desc())
+        .limit(1)
+    )
+    in_force = treatment_in_force
     query = (
         select(
             a.id,
@@ -260,6 +302,16 @@ def select_batch(
             c.hardship_hold,
             promise_active,
             payments_since,
+            c.external_id,
+            a.credit_limit_minor,
+            grace_in_force(as_of, "grace"),
+            grace_in_force(as_of, "hardship"),
+            plan_id,
+            plan_broken,
+            broken.with_only_columns(PROMISE.c.amount_minor).scalar_subquery(),
+            broken.with_only_columns(PROMISE.c.promised_on).scalar_subquery(),
+            in_force(ActionKind.CREDIT_FREEZE),
+            in_force(ActionKind.AGENCY_PLACEMENT),
         )
         .select_from(d.overdue)
         .join(ACCOUNT, a.id == overdue.account_id)
@@ -275,6 +327,9 @@ class PlannedMessage:
     row: BatchRow
     decision: Decision
     key: str
+    folder: str
+    """The template folder under the channel: the account's tier, or `plan`."""
+    extra: dict[str, Any] = field(default_factory=dict)
     template_id: str | None = None
     template_hash: str | None = None
     subject: str | None = None
@@ -291,6 +346,7 @@ class BatchReport:
     accounts: Counter[str] = field(default_factory=Counter)
     decisions: Counter[str] = field(default_factory=Counter)
     held: Counter[str] = field(default_factory=Counter)
+    actions: Counter[str] = field(default_factory=Counter)
     planned_new: int = 0
     already_planned: int = 0
     timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -299,6 +355,7 @@ class BatchReport:
         self.accounts.update(other.accounts)
         self.decisions.update(other.decisions)
         self.held.update(other.held)
+        self.actions.update(other.actions)
         self.planned_new += other.planned_new
         self.already_planned += other.already_planned
         for stage, seconds in other.timings.items():
@@ -309,6 +366,7 @@ class BatchReport:
             "accounts_by_tier": dict(self.accounts),
             "decisions_by_channel": dict(self.decisions),
             "held_by_reason": dict(self.held),
+            "actions": dict(self.actions),
             "planned_new": self.planned_new,
             "already_planned": self.already_planned,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
@@ -320,6 +378,7 @@ class BatchReport:
             accounts=Counter[str](data.get("accounts_by_tier", {})),
             decisions=Counter[str](data.get("decisions_by_channel", {})),
             held=Counter[str](data.get("held_by_reason", {})),
+            actions=Counter[str](data.get("actions", {})),
             planned_new=data.get("planned_new", 0),
             already_planned=data.get("already_planned", 0),
             timings=defaultdict(float, data.get("timings", {})),
@@ -327,7 +386,12 @@ class BatchReport:
 
 
 def build_context(
-    env: OutreachEnv, row: BatchRow, tier: str, as_of: date, key: str
+    env: OutreachEnv,
+    row: BatchRow,
+    tier: str,
+    as_of: date,
+    key: str,
+    extra: dict[str, Any] | None = None,
 ) -> MessageContext:
     currency = row.currency
 
@@ -378,30 +442,161 @@ def build_context(
         pay_by=as_of + timedelta(days=PAY_BY_DAYS),
         reference=key[4:14].upper(),
         validation=validation,
+        extra=extra or {},
     )
 
 
-def existing_keys(connection: Connection, as_of: date, lo: int, hi: int) -> set[str]:
-    query = select(OUTBOX.c.idempotency_key).where(
-        OUTBOX.c.as_of == as_of, OUTBOX.c.account_id.between(lo, hi)
+def existing_keys(connection: Connection, table: Any, keys: Iterable[str]) -> set[str]:
+    """Which of these idempotency keys are already planned (so they are not rendered again)."""
+    found: set[str] = set()
+    for chunk in chunked(sorted(set(keys)), 900):
+        query = select(table.c.idempotency_key).where(table.c.idempotency_key.in_(chunk))
+        found.update(key for (key,) in connection.execute(query))
+    return found
+
+
+@dataclass
+class PlannedAction:
+    row: BatchRow
+    step: Step
+    kind: ActionKind
+    key: str
+    hold: str | None
+    payload: dict[str, Any]
+    cost_minor: int | None
+
+
+def _reage(env: OutreachEnv, connection: Connection, rows: list[BatchRow], as_of: date) -> None:
+    """A broken plan set to `reage` makes DPD count from its first missed instalment."""
+    policy = env.strategy.plans
+    broken = [row.account_id for row in rows if row.plan_broken and row.plan_id is None]
+    for account_id, since in reaged_since(connection, broken, policy).items():
+        for row in rows:
+            if row.account_id == account_id and (as_of - since).days < row.dpd:
+                row.dpd = max((as_of - since).days, 0)
+                tier = env.strategy.tier_for(row.dpd)
+                row.tier = tier.name if tier else None
+
+
+def _plan_messages(
+    env: OutreachEnv, row: BatchRow, as_of: date, plans: dict[int, Any]
+) -> Iterator[PlannedMessage]:
+    """Messages of an active payment plan: its confirmation letter and instalment reminders."""
+    policy = env.strategy.plans
+    state = plans.get(row.plan_id or 0)
+    if state is None:
+        return
+    account = row.account_state(ignore_plan=True)
+    contact = row.contact_state()
+    terms = {
+        "plan": {
+            "id": state.plan_id,
+            "created_on": state.created_on,
+            "total": to_decimal(sum(line.amount_minor for line in state.lines), row.currency),
+            "instalments": [
+                {
+                    "seq": line.seq,
+                    "due_on": line.due_on,
+                    "amount": to_decimal(line.amount_minor, row.currency),
+                }
+                for line in state.lines
+            ],
+        }
+    }
+    confirmation = Step(
+        id=f"plan-{state.plan_id}-confirmation",
+        channel=Channel.LETTER,
+        template=policy.confirmation_template,
+        days=[max(row.dpd, 1)],
     )
-    return {key for (key,) in connection.execute(query)}
+    decision = decide_message(confirmation, account, contact, {})
+    key = idempotency_key(row.account_external_id, state.created_on, confirmation.id, "letter")
+    yield PlannedMessage(row, decision, key, "plan", terms, hold=decision.hold)
+    for line in state.lines:
+        if (line.due_on - as_of).days == policy.reminder_days_before:
+            reminder = Step(
+                id=f"plan-{state.plan_id}-{line.seq}-reminder",
+                channel=Channel.SMS,
+                template=policy.reminder_template,
+                days=[max(row.dpd, 1)],
+            )
+            decision = decide_message(reminder, account, contact, env.strategy.channel_fallback)
+            key = idempotency_key(row.account_external_id, as_of, reminder.id, "sms")
+            due = {
+                "due_on": line.due_on,
+                "amount": to_decimal(line.amount_minor, row.currency),
+                "seq": line.seq,
+            }
+            yield PlannedMessage(
+                row, decision, key, "plan", {**terms, "instalment": due}, hold=decision.hold
+            )
 
 
-def _decisions(
-    env: OutreachEnv, rows: list[BatchRow], as_of: date, report: BatchReport
-) -> Iterator[tuple[BatchRow, Decision, str]]:
+def _messages(
+    env: OutreachEnv, rows: list[BatchRow], as_of: date, report: BatchReport, plans: dict[int, Any]
+) -> Iterator[PlannedMessage]:
     fallback = env.strategy.channel_fallback
     for row in rows:
         if row.tier is None:
             continue
         report.accounts[row.tier] += 1
         tier = env.tiers[row.tier]
-        for decision in decide(tier, row.account_state(), row.contact_state(), fallback):
+        state = row.account_state()
+        contact = row.contact_state()
+        for decision in decide(tier, state, contact, fallback):
             key = idempotency_key(
-                row.account_external_id, as_of, decision.step.id, decision.step.channel
+                row.account_external_id, as_of, decision.step.id, decision.step.channel or ""
             )
-            yield row, decision, key
+            yield PlannedMessage(row, decision, key, row.tier, hold=decision.hold)
+        if row.broken_promise_on is not None and row.broken_promise_minor is not None:
+            # The promise was broken on this run: the cadence resumes with a word about it.
+            step = Step(
+                id="broken-promise",
+                channel=Channel.SMS,
+                template=env.strategy.promises.broken_template,
+                days=[row.dpd],
+            )
+            decision = decide_message(step, state, contact, fallback)
+            key = idempotency_key(row.account_external_id, as_of, step.id, "sms")
+            promise = {
+                "promise": {
+                    "amount": to_decimal(row.broken_promise_minor, row.currency),
+                    "promised_on": row.broken_promise_on,
+                }
+            }
+            yield PlannedMessage(row, decision, key, row.tier, promise, hold=decision.hold)
+        yield from _plan_messages(env, row, as_of, plans)
+
+
+def _actions(env: OutreachEnv, rows: list[BatchRow], as_of: date) -> Iterator[PlannedAction]:
+    mode, reduce_to = env.credit_freeze_terms
+    for row in rows:
+        if row.tier is None:
+            continue
+        tier = env.tiers[row.tier]
+        steps = [step for step in due_steps(tier, row.dpd) if step.action is not None]
+        if not steps:
+            continue
+        stop = row.account_state().stop()
+        for step in steps:
+            assert step.action is not None
+            kind = step.action
+            if (kind == ActionKind.CREDIT_FREEZE and row.frozen) or (
+                kind == ActionKind.AGENCY_PLACEMENT and row.placed
+            ):
+                continue  # already in force: nothing new to do
+            agency = env.agency_for(row.jurisdiction, row.tier)
+            hold = stop.value if stop is not None else None
+            if kind == ActionKind.AGENCY_PLACEMENT and agency is None and hold is None:
+                hold = "no_agency"
+            payload: dict[str, Any] = {}
+            cost: int | None = None
+            if hold is None:
+                payload, cost = action_payload(
+                    kind, row, as_of, freeze_mode=mode, reduce_to_percent=reduce_to, agency=agency
+                )
+            key = idempotency_key(row.account_external_id, as_of, step.id, kind.value)
+            yield PlannedAction(row, step, kind, key, hold, payload, cost)
 
 
 def plan_batch(
@@ -413,26 +608,33 @@ def plan_batch(
     *,
     dry_run: bool = False,
 ) -> BatchReport:
-    """Select, decide, render and write the outbox for accounts with ids in [lo, hi]."""
+    """Select, decide, render and write the outbox (and actions) for account ids in [lo, hi]."""
     report = BatchReport()
     clock = time.perf_counter
     started = clock()
     with env.runtime.engine.connect() as connection:
         rows = select_batch(connection, as_of, env.strategy, lo, hi)
-        known = existing_keys(connection, as_of, lo, hi) if not dry_run else set()
+        _reage(env, connection, rows, as_of)
+        plan_ids = [row.plan_id for row in rows if row.plan_id is not None]
+        plans = {s.plan_id: s for s in plan_states(connection, as_of, plan_ids)} if plan_ids else {}
     report.timings["select"] += clock() - started
 
     started = clock()
     now = env.clock()
+    candidates = list(_messages(env, rows, as_of, report, plans))
+    actions = list(_actions(env, rows, as_of)) if env.strategy_has_actions else []
+    with env.runtime.engine.connect() as connection:
+        known = existing_keys(connection, OUTBOX, (m.key for m in candidates))
+        known_actions = existing_keys(connection, ACTION, (a.key for a in actions))
     planned: list[PlannedMessage] = []
-    for row, decision, key in _decisions(env, rows, as_of, report):
-        if key in known:
+    for message in candidates:
+        if message.key in known:
             report.already_planned += 1
             continue
-        message = PlannedMessage(row, decision, key, hold=decision.hold)
+        row, decision = message.row, message.decision
         if message.hold is None:
             template = env.store.find(
-                decision.channel, row.tier or "", decision.step.template, row.locale
+                decision.channel, message.folder, decision.step.template or "", row.locale
             )
             if template is None:
                 message.hold = Suppression.TEMPLATE_MISSING
@@ -444,6 +646,9 @@ def plan_batch(
             timing = env.timing(row, decision.channel, now)
             message.hold, message.not_before = timing.hold, timing.not_before
         planned.append(message)
+    actions = [action for action in actions if action.key not in known_actions]
+    for action in actions:
+        report.actions[action.hold or action.kind.value] += 1
     report.timings["decide"] += clock() - started
 
     started = clock()
@@ -455,7 +660,9 @@ def plan_batch(
             continue
         assert message.template_id is not None
         template = env.store.get(message.template_id)
-        context = build_context(env, message.row, message.row.tier or "", as_of, message.key)
+        context = build_context(
+            env, message.row, message.row.tier or "", as_of, message.key, message.extra
+        )
         rendered = env.renderer.render(template, context)
         message.subject, message.body = rendered.subject, rendered.text
         if message.decision.channel == Channel.LETTER and not dry_run:
@@ -504,7 +711,26 @@ def plan_batch(
                 "final_at": now if held else None,
             }
         )
+    action_records = [
+        {
+            "idempotency_key": action.key,
+            "run_id": run_id,
+            "account_id": action.row.account_id,
+            "as_of": as_of,
+            "kind": action.kind.value,
+            "step_id": action.step.id,
+            "status": "held" if action.hold else "planned",
+            "hold_reason": action.hold,
+            "payload": action.payload,
+            "cost_minor": action.cost_minor,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for action in actions
+    ]
     with env.runtime.unit_of_work() as connection:
+        insert_ignoring_conflicts(connection, ACTION, action_records, "idempotency_key")
         insert_ignoring_conflicts(connection, OUTBOX, records, "idempotency_key")
         crash_point("plan.before-outbox-commit")
         if records:

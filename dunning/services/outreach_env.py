@@ -15,13 +15,15 @@ from dunning.services.documents import DocumentStore
 from dunning.types import Channel, Suppression
 
 if TYPE_CHECKING:
-    from dunning.compliance import ApprovalBook
-
+    from adapters.actions.base import ActionAdapter
     from adapters.base import GatewayAdapter
+    from dunning.compliance import ApprovalBook
+    from dunning.config.actions import ActionsConfig
     from dunning.config.channels import DispatchSettings
     from dunning.config.lender import LenderProfile
     from dunning.rendering import Renderer, TemplateRef, TemplateStore
     from dunning.rendering.context import LenderView
+    from dunning.services.actions import AgencyTerms
     from dunning.services.compliance import Check, ContactPolicy
     from dunning.services.dispatch import SendGate
     from dunning.services.letters import LetterPress
@@ -118,3 +120,37 @@ class OutreachEnv:
         from dunning.services.compliance import send_gate
 
         return send_gate(self.policy, self.approvals.is_approved)
+
+    @property
+    def actions_enabled(self) -> bool:
+        """Actions are dispatched when the cadence has action steps or any action exists."""
+        return (
+            self.strategy_has_actions or (self.runtime.project.config_dir / "actions.yaml").exists()
+        )
+
+    @cached_property
+    def strategy_has_actions(self) -> bool:
+        return any(step.action is not None for tier in self.strategy.tiers for step in tier.cadence)
+
+    @cached_property
+    def actions_config(self) -> ActionsConfig:
+        return self.runtime.project.actions
+
+    @property
+    def credit_freeze_terms(self) -> tuple[str, int]:
+        terms = self.actions_config.credit_freeze
+        return terms.mode, terms.reduce_to_percent
+
+    def agency_for(self, jurisdiction: str, tier: str | None) -> AgencyTerms | None:
+        """The first configured agency that takes this jurisdiction (and tier, if it says)."""
+        from dunning.services.actions import AgencyTerms
+
+        for agency in self.actions_config.agencies:
+            if jurisdiction in agency.jurisdictions and (not agency.tiers or tier in agency.tiers):
+                return AgencyTerms(agency.id, agency.commission_rate)
+        return None
+
+    def action_factory(self, target: str) -> ActionAdapter:
+        from adapters.actions.registry import build_action_adapter
+
+        return build_action_adapter(target, self.actions_config, self.runtime.project.state_dir)

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select, update
 
 from dunning.db.models import Account, utcnow
 from dunning.db.outreach_models import OutboxMessage, Run
+from dunning.errors import DunningError
 from dunning.services.dispatch import DispatchReport, Scope, dispatch_due
 from dunning.services.outreach import BatchReport, plan_batch
 from dunning.services.outreach_env import OutreachEnv
@@ -29,6 +30,12 @@ DAILY_OUTREACH = "daily-outreach"
 Batch = tuple[int, int]
 BatchMapper = Callable[[str, int, date, Sequence[Batch], bool], list[dict[str, Any]]]
 """(stage "plan" or "dispatch", run id, as-of, batches, dry run) -> one report dict per batch."""
+StopCheck = Callable[[], bool]
+"""Asked between batches; True ends the run there (the single-box scheduler's shutdown)."""
+
+
+class RunStopped(DunningError):
+    """A stop was requested: the run ended at a batch boundary; running it again resumes it."""
 
 
 def start_run(
@@ -134,12 +141,32 @@ def sequential(env: OutreachEnv) -> BatchMapper:
     return run
 
 
+def stoppable(mapper: BatchMapper, should_stop: StopCheck) -> BatchMapper:
+    """The mapper, one batch at a time, asking `should_stop` before each batch."""
+
+    def run(
+        stage: str, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
+    ) -> list[dict[str, Any]]:
+        reports: list[dict[str, Any]] = []
+        for index, batch in enumerate(batches):
+            if should_stop():
+                raise RunStopped(
+                    f"stop requested: {stage} ended after {index} of {len(batches)} batches; "
+                    "run the date again to resume"
+                )
+            reports.extend(mapper(stage, run_id, as_of, [batch], dry_run))
+        return reports
+
+    return run
+
+
 def dispatch_batch(
     env: OutreachEnv, as_of: date | None, lo: int | None, hi: int | None
 ) -> DispatchReport:
-    """Send what is due now among the batch's messages (all dates if as_of is None)."""
+    """Send what is due now among the batch's messages (all dates if as_of is None), and
+    perform the batch's due actions (freezes, placements, reports and their reversals)."""
     settings = env.dispatch_settings
-    return dispatch_due(
+    report = dispatch_due(
         env.runtime.engine,
         env.adapter_factory,
         env.documents,
@@ -149,6 +176,25 @@ def dispatch_batch(
         max_attempts=settings.max_attempts,
         gate=env.send_gate,
     )
+    if env.actions_enabled:
+        from dunning.services.actions import dispatch_actions
+
+        action_settings = env.actions_config.dispatch
+        actions = dispatch_actions(
+            env.runtime.engine,
+            env.action_factory,
+            clock=env.clock,
+            lease=timedelta(seconds=action_settings.lease_seconds),
+            max_attempts=action_settings.max_attempts,
+            account_lo=lo,
+            account_hi=hi,
+        )
+        report.actions.update(
+            {key: value for key, value in actions.as_dict().items() if isinstance(value, int)}
+        )
+        report.actions.update({f"done:{kind}": n for kind, n in actions.by_kind.items()})
+        report.actions.update({f"held:{reason}": n for reason, n in actions.held.items()})
+    return report
 
 
 def run_daily_outreach(
@@ -158,9 +204,12 @@ def run_daily_outreach(
     dry_run: bool = False,
     mapper: BatchMapper | None = None,
     prefect_flow_run_id: str | None = None,
+    should_stop: StopCheck | None = None,
 ) -> dict[str, Any]:
     """Select, decide, render, write, dispatch and record: the daily run for one date."""
     mapper = mapper or sequential(env)
+    if should_stop is not None:
+        mapper = stoppable(mapper, should_stop)
     started = time.perf_counter()
     with env.runtime.unit_of_work() as connection:
         run_id = start_run(
@@ -173,7 +222,10 @@ def run_daily_outreach(
         batches = account_batches(connection, env.strategy.batch_size)
     plan = BatchReport()
     sent = DispatchReport()
+    lifecycle: dict[str, Any] = {}
     try:
+        if not dry_run:
+            lifecycle = bring_lifecycle_up_to_date(env, as_of, run_id)
         for report in mapper("plan", run_id, as_of, batches, dry_run):
             plan.merge(BatchReport.from_dict(report))
         if not dry_run:
@@ -186,9 +238,21 @@ def run_daily_outreach(
     summary = build_summary(
         env, run_id, as_of, dry_run, len(batches), plan, sent, time.perf_counter() - started
     )
+    summary["lifecycle"] = lifecycle
     with env.runtime.unit_of_work() as connection:
         finish_run(connection, run_id, summary)
     return summary
+
+
+def bring_lifecycle_up_to_date(env: OutreachEnv, as_of: date, run_id: int) -> dict[str, Any]:
+    """Before the batches: resolve promises and plans, and review treatments for cure."""
+    from dunning.services import lifecycle
+
+    with env.runtime.unit_of_work() as connection:
+        promises = lifecycle.resolve_promises(connection, as_of)
+        plans = lifecycle.evaluate_plans(connection, as_of, env.strategy.plans)
+        treatments = lifecycle.review_treatments(connection, as_of, run_id)
+    return {"promises": promises, "plans": plans, "treatments": treatments}
 
 
 def build_summary(

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 revision = "0003_lifecycle"
 down_revision = "0002_outreach"
 branch_labels = None

@@ -1,0 +1,319 @@
+"""Actions: treatments that are not messages, planned by cadence or cure, sent exactly once.
+
+They follow the outbox's discipline: a row with an idempotency key exists before anything is
+sent; a dispatcher claims rows under a lease and a claim token; the request carries the key so
+the other side deduplicates; answers are recorded only on rows that still hold the claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, and_, bindparam, or_, select, update
+
+from adapters.actions.base import TARGET, ActionAdapter, ActionRequest, ActionResult
+from adapters.base import SendOutcome
+from dunning.db.lifecycle_models import AccountAction
+from dunning.db.models import Account, Customer, utcnow
+from dunning.services.dispatch import new_token
+from dunning.types import ActionKind
+
+if TYPE_CHECKING:
+    from dunning.services.outreach import BatchRow
+
+ACTION = AccountAction.__table__  # type: ignore[attr-defined]
+ACCOUNT = Account.__table__  # type: ignore[attr-defined]
+CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
+
+ActionAdapterFactory = Callable[[str], ActionAdapter]
+"""Builds the adapter for a target ("credit_line", "agency", "registry")."""
+
+STOP_FLAGS = ("deceased", "bankruptcy", "attorney_on_file", "cease_communication", "dispute_open")
+STOP_REASONS = {
+    "deceased": "deceased",
+    "bankruptcy": "bankruptcy",
+    "attorney_on_file": "attorney",
+    "cease_communication": "cease_request",
+    "dispute_open": "dispute",
+}
+RETRY_DELAY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class AgencyTerms:
+    id: str
+    commission_rate: Decimal
+
+
+def action_payload(
+    kind: ActionKind,
+    row: BatchRow,
+    as_of: date,
+    *,
+    freeze_mode: str,
+    reduce_to_percent: int,
+    agency: AgencyTerms | None,
+) -> tuple[dict[str, Any], int | None]:
+    """The payload for a forward action (only what the other side needs), and its cost."""
+    if kind == ActionKind.CREDIT_FREEZE:
+        new_limit = (
+            0 if freeze_mode == "freeze" else (row.credit_limit_minor * reduce_to_percent // 100)
+        )
+        return {
+            "mode": freeze_mode,
+            "credit_limit_minor": row.credit_limit_minor,
+            "new_limit_minor": new_limit,
+            "currency": row.currency,
+            "tier": row.tier,
+        }, None
+    if kind == ActionKind.AGENCY_PLACEMENT:
+        assert agency is not None
+        commission = int((Decimal(row.overdue_minor) * agency.commission_rate).to_integral_value())
+        return {
+            "agency": agency.id,
+            "customer_name": row.name,
+            "phone": row.phone,
+            "address_lines": row.address_lines(),
+            "locale": row.locale,
+            "currency": row.currency,
+            "principal_minor": row.principal_minor,
+            "interest_minor": row.interest_minor,
+            "fees_minor": row.fees_minor,
+            "penalty_minor": row.penalty_minor,
+            "overdue_minor": row.overdue_minor,
+            "dpd": row.dpd,
+            "commission_rate": str(agency.commission_rate),
+        }, commission
+    if kind == ActionKind.REGISTRY_REPORT:
+        balance = row.principal_minor + row.interest_minor + row.fees_minor + row.penalty_minor
+        return {
+            "report_date": as_of.isoformat(),
+            "customer_ref": row.customer_external_id,
+            "customer_name": row.name,
+            "currency": row.currency,
+            "balance_minor": balance,
+            "overdue_minor": row.overdue_minor,
+            "dpd": row.dpd,
+            "opened_on": row.opened_on.isoformat(),
+        }, None
+    raise ValueError(f"{kind} is not planned by cadence")
+
+
+@dataclass
+class ActionReport:
+    claimed: int = 0
+    done: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    retry: int = 0
+    held: Counter[str] = field(default_factory=Counter)
+    by_kind: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "claimed": self.claimed,
+            "done": self.done,
+            "duplicates": self.duplicates,
+            "failed": self.failed,
+            "retry": self.retry,
+            "held_by_reason": dict(self.held),
+            "done_by_kind": dict(self.by_kind),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _claim(
+    engine: Engine,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    token: str,
+    account_lo: int | None,
+    account_hi: int | None,
+) -> tuple[list[tuple[Any, str]], list[str]]:
+    """Claim due actions; return those to perform (with the account's external id) and the
+    reasons of those held because a stop arrived since they were planned."""
+    a = ACTION.c
+    due = or_(
+        and_(a.status == "planned", or_(a.claimed_until.is_(None), a.claimed_until <= now)),
+        and_(a.status == "sending", a.claimed_until < now),
+    )
+    conditions = [due]
+    if account_lo is not None:
+        conditions.append(a.account_id >= account_lo)
+    if account_hi is not None:
+        conditions.append(a.account_id <= account_hi)
+    pick = select(a.id).where(*conditions).order_by(a.id).limit(limit)
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        rows = connection.execute(
+            update(ACTION)
+            .where(a.id.in_(pick.scalar_subquery()))
+            .values(
+                status="sending",
+                claim_token=token,
+                claimed_until=now + lease,
+                attempts=a.attempts + 1,
+                updated_at=now,
+            )
+            .returning(
+                a.id,
+                a.idempotency_key,
+                a.kind,
+                a.account_id,
+                a.as_of,
+                a.payload,
+                a.attempts,
+                a.reverses_id,
+            )
+        ).all()
+        if not rows:
+            return [], []
+        # Forward actions obey the stops at the moment they go (a dispute may have arrived).
+        flags = {
+            r.id: r
+            for r in connection.execute(
+                select(
+                    ACCOUNT.c.id, ACCOUNT.c.external_id, *(CUSTOMER.c[name] for name in STOP_FLAGS)
+                )
+                .join(CUSTOMER, CUSTOMER.c.id == ACCOUNT.c.customer_id)
+                .where(ACCOUNT.c.id.in_({row.account_id for row in rows}))
+            )
+        }
+        held: list[dict[str, Any]] = []
+        ready: list[tuple[Any, str]] = []
+        for row in rows:
+            account = flags[row.account_id]
+            stop = next((STOP_REASONS[n] for n in STOP_FLAGS if getattr(account, n)), None)
+            if stop is not None and row.reverses_id is None:
+                held.append({"_id": row.id, "reason": stop})
+            else:
+                ready.append((row, account.external_id))
+        if held:
+            connection.execute(
+                update(ACTION)
+                .where(a.id == bindparam("_id"))
+                .values(
+                    status="held",
+                    hold_reason=bindparam("reason"),
+                    claim_token=None,
+                    claimed_until=None,
+                    updated_at=now,
+                ),
+                held,
+            )
+    return ready, [h["reason"] for h in held]
+
+
+async def _perform(
+    factory: ActionAdapterFactory, requests: Sequence[ActionRequest]
+) -> list[ActionResult]:
+    by_target: dict[str, list[ActionRequest]] = defaultdict(list)
+    for request in requests:
+        by_target[TARGET[request.kind]].append(request)
+
+    async def one(target: str, batch: list[ActionRequest]) -> list[ActionResult]:
+        results: list[ActionResult] = []
+        async with factory(target) as adapter:
+            size = max(1, adapter.max_batch)
+            for start in range(0, len(batch), size):
+                results.extend(await adapter.perform(batch[start : start + size]))
+        return results
+
+    groups = await asyncio.gather(*(one(t, b) for t, b in by_target.items()))
+    return [result for group in groups for result in group]
+
+
+def dispatch_actions(
+    engine: Engine,
+    factory: ActionAdapterFactory,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    lease: timedelta = timedelta(seconds=120),
+    max_attempts: int = 8,
+    chunk: int = 1000,
+    account_lo: int | None = None,
+    account_hi: int | None = None,
+) -> ActionReport:
+    """Claim, perform and record due actions until none is left."""
+    report = ActionReport()
+    started = time.perf_counter()
+    while True:
+        token = new_token()
+        rows, held = _claim(engine, clock(), lease, chunk, token, account_lo, account_hi)
+        if not rows and not held:
+            break
+        report.held.update(held)
+        report.claimed += len(rows) + len(held)
+        if not rows:
+            continue
+        requests = [
+            ActionRequest(
+                row.idempotency_key, ActionKind(row.kind), external, row.as_of, row.payload
+            )
+            for row, external in rows
+        ]
+        results = {r.idempotency_key: r for r in asyncio.run(_perform(factory, requests))}
+        now = clock()
+        updates = []
+        for row, _ in rows:
+            result = results.get(row.idempotency_key) or ActionResult(
+                row.idempotency_key, SendOutcome.RETRY, reason="the adapter gave no answer"
+            )
+            values: dict[str, Any] = {
+                "_id": row.id,
+                "_token": token,
+                "reference": None,
+                "last_error": None,
+                "done_at": None,
+                "claimed_until": None,
+            }
+            if result.outcome == SendOutcome.ACCEPTED:
+                values.update(status="done", reference=result.reference, done_at=now)
+                report.done += 1
+                report.duplicates += int(result.duplicate)
+                report.by_kind[row.kind] += 1
+            elif result.outcome == SendOutcome.REJECTED or row.attempts >= max_attempts:
+                values.update(status="failed", last_error=(result.reason or "rejected")[:500])
+                report.failed += 1
+            else:
+                # Back to planned, not claimable before the retry delay (claimed_until is
+                # reused as "not before" for planned actions).
+                values.update(
+                    status="planned",
+                    claimed_until=now + RETRY_DELAY,
+                    last_error=(result.reason or "transient error")[:500],
+                )
+                report.retry += 1
+            updates.append(values)
+        a = ACTION.c
+        with engine.begin() as connection:
+            connection.execute(
+                update(ACTION)
+                .where(
+                    a.id == bindparam("_id"),
+                    a.claim_token == bindparam("_token"),
+                    a.status == "sending",
+                )
+                .values(
+                    status=bindparam("status"),
+                    reference=bindparam("reference"),
+                    last_error=bindparam("last_error"),
+                    done_at=bindparam("done_at"),
+                    claimed_until=bindparam("claimed_until"),
+                    claim_token=None,
+                    updated_at=now,
+                ),
+                updates,
+            )
+    report.seconds = time.perf_counter() - started
+    return report
