@@ -15,6 +15,7 @@ from dunning.cli import (
     commands_db,
     commands_demo,
     commands_gateway,
+    commands_legal,
     commands_lifecycle,
     commands_run,
 )
@@ -50,6 +51,7 @@ commands_run.register(app)
 commands_demo.register(app)
 commands_lifecycle.register(app)
 commands_gateway.register(app)
+commands_legal.register(app)
 
 
 def _safe_message(exc: BaseException) -> str:

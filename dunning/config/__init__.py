@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dunning.config.channels import ChannelsConfig
 from dunning.config.compliance import BannedPhrases, CompliancePack
+from dunning.config.legal import LegalConfig
 from dunning.config.lender import LenderProfile
 from dunning.config.loader import check_directory, load_file, load_optional, read_yaml, register
 from dunning.config.strategy import DpdRange, Step, Strategy, Tier
@@ -13,12 +14,14 @@ register("channels.yaml", ChannelsConfig, required=True)
 register("lender.yaml", LenderProfile)
 register("compliance/[A-Z]*.yaml", CompliancePack)
 register("compliance/banned_phrases.yaml", BannedPhrases)
+register("legal.yaml", LegalConfig)
 
 __all__ = [
     "BannedPhrases",
     "ChannelsConfig",
     "CompliancePack",
     "DpdRange",
+    "LegalConfig",
     "LenderProfile",
     "Step",
     "Strategy",

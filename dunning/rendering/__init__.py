@@ -11,6 +11,7 @@ yields and the filters: `_renderer`; PDFs: `_pdf`.
 
 from __future__ import annotations
 
+from dunning.rendering._documents import render_document
 from dunning.rendering._formatting import format_date, format_money, mask
 from dunning.rendering._metadata import TemplateMetadata, context_paths
 from dunning.rendering._pdf import LetterPrinter
@@ -47,6 +48,7 @@ __all__ = [
     "format_date",
     "format_money",
     "mask",
+    "render_document",
     "sample_context",
     "template_variables",
 ]
