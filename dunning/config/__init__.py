@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dunning.config.actions import ActionsConfig
 from dunning.config.channels import ChannelsConfig
 from dunning.config.compliance import BannedPhrases, CompliancePack
 from dunning.config.legal import LegalConfig
@@ -14,9 +15,11 @@ register("channels.yaml", ChannelsConfig, required=True)
 register("lender.yaml", LenderProfile)
 register("compliance/[A-Z]*.yaml", CompliancePack)
 register("compliance/banned_phrases.yaml", BannedPhrases)
+register("actions.yaml", ActionsConfig)
 register("legal.yaml", LegalConfig)
 
 __all__ = [
+    "ActionsConfig",
     "BannedPhrases",
     "ChannelsConfig",
     "CompliancePack",

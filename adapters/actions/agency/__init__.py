@@ -1,0 +1,1 @@
+"""Collection agency adapters: place an account with an agency, and recall it."""
