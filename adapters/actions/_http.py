@@ -64,8 +64,11 @@ class HttpActionAdapter(HttpExchange, ActionAdapter):
         """The path and JSON payload that submit these requests, all of one kind."""
 
     @abstractmethod
-    def _perform_answers(self, kind: ActionKind, payload: Any) -> dict[str, ActionResult]:
-        """Per idempotency key, what the other side said; MalformedResponse if unusable."""
+    def _perform_answers(
+        self, kind: ActionKind, batch: Sequence[ActionRequest], payload: Any
+    ) -> dict[str, ActionResult]:
+        """Per idempotency key, what the other side said about `batch` (the requests this
+        answer is for); MalformedResponse if unusable."""
 
     def _perform_headers(self, kind: ActionKind, batch: Sequence[ActionRequest]) -> dict[str, str]:
         """Extra headers of one request, e.g. an Idempotency-Key for one-request APIs."""
@@ -89,12 +92,15 @@ class HttpActionAdapter(HttpExchange, ActionAdapter):
     async def _perform_chunk(
         self, kind: ActionKind, chunk: Sequence[ActionRequest]
     ) -> list[ActionResult]:
+        sent: list[ActionRequest] = []
+
         def request(pending: list[ActionRequest]) -> tuple[str, Any, dict[str, str]]:
+            sent[:] = pending
             path, payload = self._perform_request(kind, pending)
             return path, payload, self._perform_headers(kind, pending)
 
         def answers(payload: Any) -> dict[str, ActionResult]:
-            return self._perform_answers(kind, payload)
+            return self._perform_answers(kind, sent, payload)
 
         def unsettled(key: str, outcome: SendOutcome, reason: str) -> ActionResult:
             return ActionResult(key, outcome, reason=reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Sequence
 from datetime import date
@@ -266,3 +267,19 @@ def test_formats_are_pluggable(tmp_path: Path) -> None:
     assert [line.line_id for line in read_registry(tmp_path / "b", "test-semicolon")] == ["rep-1"]
     with pytest.raises(ValueError, match="no registry format 'xml'; formats: csv, jsonl"):
         FileRegistryOptions(format="xml")
+
+
+def test_the_registry_format_examples_are_what_the_adapter_writes(
+    repo_dir: Path, tmp_path: Path
+) -> None:
+    text = (repo_dir / "docs" / "registry-format.md").read_text(encoding="utf-8")
+    documented = re.findall(r"```csv\n(.*?)```", text, flags=re.DOTALL) + re.findall(
+        r"```json\n(.*?)```", text, flags=re.DOTALL
+    )
+    batch = [report(), correction()]
+    written = []
+    for fmt in ("csv", "jsonl"):
+        perform(registry(tmp_path / fmt, format=fmt), batch)
+        for day in ("2026-11-23", "2026-12-01"):
+            written.append((tmp_path / fmt / f"delinquency-{day}.{fmt}").read_text("utf-8"))
+    assert documented == written

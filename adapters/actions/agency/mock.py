@@ -72,7 +72,9 @@ class MockAgencyAdapter(MockActionAdapter):
         ]
         return path, {field: items}
 
-    def _perform_answers(self, kind: ActionKind, payload: Any) -> dict[str, ActionResult]:
+    def _perform_answers(
+        self, kind: ActionKind, batch: Sequence[ActionRequest], payload: Any
+    ) -> dict[str, ActionResult]:
         done = "placed" if kind == ActionKind.AGENCY_PLACEMENT else "recalled"
         results: dict[str, ActionResult] = {}
         for item in _Answer.model_validate(payload).results:

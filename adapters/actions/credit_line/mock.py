@@ -74,7 +74,9 @@ class MockCoreBankingAdapter(MockActionAdapter):
         ]
         return path, {field: items}
 
-    def _perform_answers(self, kind: ActionKind, payload: Any) -> dict[str, ActionResult]:
+    def _perform_answers(
+        self, kind: ActionKind, batch: Sequence[ActionRequest], payload: Any
+    ) -> dict[str, ActionResult]:
         results: dict[str, ActionResult] = {}
         for item in _Answer.model_validate(payload).results:
             key = item.request_id
