@@ -192,7 +192,11 @@ def register(app: typer.Typer) -> None:
         table = Table()
         for column in ("case", "status", "proposed", "account", "customer", "DPD", "claim",
                        "review"):  # fmt: skip
-            table.add_column(column, justify="right" if column in {"DPD", "claim"} else "left")
+            table.add_column(
+                column,
+                justify="right" if column in {"DPD", "claim"} else "left",
+                no_wrap=column in {"case", "claim"},
+            )
         for row in rows:
             table.add_row(
                 row["reference"],
@@ -313,7 +317,8 @@ def register(app: typer.Typer) -> None:
             if result.ok:
                 console.print(f"  ok: {result.files} files match the manifest")
         if not result.ok:
-            raise typer.Exit(1)
+            # A DunningError (not typer.Exit, whose code `run` does not see): exit status 1.
+            raise PacketInvalid(f"{packet}: the packet does not match its manifest")
 
     @cases.command("reviews")
     def cases_reviews(

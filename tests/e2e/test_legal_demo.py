@@ -1,0 +1,59 @@
+"""The demo hook: the demo population, a daily outreach 30 days before the demo date (which
+mails the final demand letters), receipts, the demo date's outreach, then the legal flow: legal
+cases open, and their packets verify."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dunning.bootstrap import Runtime
+from dunning.legal.packets import build_case_packet
+from dunning.legal.service import run_legal_escalation
+from dunning.legal.verify import verify_packet
+from dunning.rendering import LetterPrinter
+from dunning.services.demo import seed_population
+from dunning.services.outreach_env import OutreachEnv
+from dunning.services.receipts import reconcile_receipts
+from dunning.services.runs import run_daily_outreach
+from tests.integration.test_legal_escalation import AS_OF, cases
+
+DEMO_DAY = AS_OF
+LETTER_DAY = DEMO_DAY - timedelta(days=30)
+
+
+def _env(runtime: Runtime, moment: datetime) -> OutreachEnv:
+    env = OutreachEnv(runtime, clock=lambda: moment)
+    # Every shipped template counts as approved here: approvals are not what this test is about.
+    env.__dict__["approvals"] = type("Approved", (), {"is_approved": lambda s, i, h: True})()
+    return env
+
+
+@pytest.fixture
+def demo_day(runtime: Runtime) -> Iterator[Runtime]:
+    with runtime.unit_of_work() as c:
+        seed_population(c, accounts=3000, seed=42, as_of=DEMO_DAY)
+    for day in (LETTER_DAY, DEMO_DAY):
+        env = _env(runtime, datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=1))
+        run_daily_outreach(env, day)
+        reconcile_receipts(runtime.engine, env.adapter_factory)
+        env.close()
+    yield runtime
+
+
+def test_the_demo_population_yields_cases_with_packets_that_verify(
+    demo_day: Runtime, tmp_path: Path
+) -> None:
+    summary = run_legal_escalation(demo_day, DEMO_DAY)
+    opened = summary["accounts"]["by_jurisdiction"]
+    assert opened["CN"]["opened"] >= 1 and opened["US"]["opened"] >= 1, summary
+    assert summary["refused_by_reason"]["no_final_demand"] > 0
+    printer = LetterPrinter()
+    for case in cases(demo_day):
+        result = build_case_packet(demo_day, case["id"], tmp_path, printer=printer)
+        check = verify_packet(result.path)
+        assert check.ok, check.as_dict()
+    assert run_legal_escalation(demo_day, DEMO_DAY)["accounts"]["by_outcome"]["opened"] == 0
