@@ -26,7 +26,7 @@ from adapters.actions import (
     build_action_adapter,
     read_registry,
 )
-from adapters.actions.credit_registry import CsvRegistryFormat, register_registry_format
+from adapters.actions.credit_registry import CsvRegistryFormat, _formats, register_registry_format
 from adapters.base import SendOutcome
 from dunning.config.actions import ActionsConfig
 
@@ -257,7 +257,9 @@ class SemicolonFormat(CsvRegistryFormat):
         return super().loads(data.replace(b";", b","))
 
 
-def test_formats_are_pluggable(tmp_path: Path) -> None:
+def test_formats_are_pluggable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Registration is process-wide: register into a copy that the test throws away.
+    monkeypatch.setattr(_formats, "_FORMATS", dict(_formats._FORMATS))
     by_path = f"{__name__}:SemicolonFormat"
     perform(registry(tmp_path / "a", format=by_path), [report(customer_name="Ann Lee")])
     assert (tmp_path / "a" / "delinquency-2026-11-23.txt").read_text().startswith("record_type;")

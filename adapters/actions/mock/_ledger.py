@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS faults (
 );
 """
 
-_ready: set[Path] = set()
+_ready: set[tuple[str, Path]] = set()
 _ready_lock = threading.Lock()
 
 
@@ -107,7 +107,7 @@ class ActionLedger:
         return connection
 
     def _ensure_schema(self) -> None:
-        key = self.path.resolve()
+        key = (type(self).__name__, self.path.resolve())
         with _ready_lock:
             if key in _ready and self.path.exists():
                 return
@@ -206,14 +206,22 @@ class ActionLedger:
             ]
 
     def count(self, operation: str | None = None) -> int:
-        return len(self.requests(operation))
+        """How many keys were applied (each once, however often it was sent)."""
+        return int(self._aggregate("count(*)", operation))
 
     def keys(self, operation: str | None = None) -> list[str]:
         return [row.idempotency_key for row in self.requests(operation)]
 
     def resubmissions(self, operation: str | None = None) -> int:
         """Requests that repeated a key already applied (retries, redispatches, reruns)."""
-        return sum(row.submissions - 1 for row in self.requests(operation))
+        return int(self._aggregate("coalesce(sum(submissions - 1), 0)", operation))
+
+    def _aggregate(self, expression: str, operation: str | None) -> Any:
+        with self._read() as db:
+            query = f"SELECT {expression} FROM requests"
+            if operation is None:
+                return db.execute(query).fetchone()[0]
+            return db.execute(query + " WHERE operation = ?", (operation,)).fetchone()[0]
 
     # -- scripted faults ----------------------------------------------------------------------
 
