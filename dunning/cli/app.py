@@ -17,6 +17,7 @@ from dunning.cli import (
     commands_gateway,
     commands_legal,
     commands_lifecycle,
+    commands_ops,
     commands_run,
 )
 from dunning.cli._common import STATE, err_console
@@ -52,6 +53,7 @@ commands_demo.register(app)
 commands_lifecycle.register(app)
 commands_gateway.register(app)
 commands_legal.register(app)
+commands_ops.register(app)
 
 
 def _safe_message(exc: BaseException) -> str:

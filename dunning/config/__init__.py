@@ -8,6 +8,7 @@ from dunning.config.compliance import BannedPhrases, CompliancePack
 from dunning.config.legal import LegalConfig
 from dunning.config.lender import LenderProfile
 from dunning.config.loader import check_directory, load_file, load_optional, read_yaml, register
+from dunning.config.schedules import Schedules
 from dunning.config.strategy import DpdRange, Step, Strategy, Tier
 
 register("strategy.yaml", Strategy, required=True)
@@ -17,6 +18,7 @@ register("compliance/[A-Z]*.yaml", CompliancePack)
 register("compliance/banned_phrases.yaml", BannedPhrases)
 register("actions.yaml", ActionsConfig)
 register("legal.yaml", LegalConfig)
+register("schedules.yaml", Schedules)
 
 __all__ = [
     "ActionsConfig",
@@ -26,6 +28,7 @@ __all__ = [
     "DpdRange",
     "LegalConfig",
     "LenderProfile",
+    "Schedules",
     "Step",
     "Strategy",
     "Tier",

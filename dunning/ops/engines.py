@@ -1,0 +1,121 @@
+"""Each flow as a plain function over an OutreachEnv, for running without Prefect.
+
+The single-box scheduler (and anything else that wants no Prefect) calls these. Each one records
+its `run` row the way its Prefect flow does, so `dunning runs list` shows both kinds alike.
+Signature: `(env, as_of, should_stop) -> summary`; `should_stop` is asked between batches where the
+flow has batches.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from dunning.errors import DunningError
+from dunning.services.outreach_env import OutreachEnv
+from dunning.services.runs import StopCheck, fail_run, finish_run, start_run
+
+Engine = Callable[[OutreachEnv, date, StopCheck | None], dict[str, Any]]
+
+LEGAL_ENGINE = "dunning.legal.service:run_legal_escalation"
+"""The legal-escalation engine: `(env, as_of, should_stop) -> summary`; it records its run."""
+
+
+class FlowUnavailable(DunningError):
+    """The flow's code is not in this checkout (yet): it is skipped, not failed."""
+
+
+def _recorded(
+    env: OutreachEnv, flow: str, as_of: date, work: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run `work` inside a run row: running, then completed with its summary, or failed."""
+    started = time.perf_counter()
+    with env.runtime.unit_of_work() as connection:
+        run_id = start_run(connection, flow, as_of)
+    try:
+        result = work()
+    except BaseException as exc:
+        with env.runtime.unit_of_work() as connection:
+            fail_run(connection, run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    summary = {
+        "run_id": run_id,
+        "flow": flow,
+        "as_of": as_of.isoformat(),
+        **result,
+        "duration_seconds": round(time.perf_counter() - started, 3),
+    }
+    with env.runtime.unit_of_work() as connection:
+        finish_run(connection, run_id, summary)
+    return summary
+
+
+def daily_outreach(
+    env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
+) -> dict[str, Any]:
+    from dunning.services.runs import run_daily_outreach
+
+    return run_daily_outreach(env, as_of, should_stop=should_stop)
+
+
+def dispatch_outbox(
+    env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
+) -> dict[str, Any]:
+    """Send what is due now (deferred messages, retries); one pass, allowed to finish."""
+    from dunning.services.runs import dispatch_batch
+
+    def work() -> dict[str, Any]:
+        result = dispatch_batch(env, None, None, None).as_dict()
+        result.pop("timings", None)
+        return result
+
+    return _recorded(env, "dispatch-outbox", as_of, work)
+
+
+def reconcile_receipts(
+    env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
+) -> dict[str, Any]:
+    """Poll the gateways for receipts of sent messages and record them."""
+    from dunning.services.receipts import reconcile_receipts as reconcile
+
+    return _recorded(
+        env,
+        "reconcile-receipts",
+        as_of,
+        lambda: reconcile(env.runtime.engine, env.adapter_factory).as_dict(),
+    )
+
+
+def legal_escalation(
+    env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
+) -> dict[str, Any]:
+    function = load(LEGAL_ENGINE, "legal-escalation")
+    return function(env, as_of, should_stop)
+
+
+def load(reference: str, flow: str) -> Callable[..., dict[str, Any]]:
+    """The function at `module:function`, or FlowUnavailable naming what is missing."""
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise FlowUnavailable(
+                f"{flow}: its engine {reference} is not in this checkout; skipped"
+            ) from None
+        raise
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise FlowUnavailable(f"{flow}: {module_name} has no {attribute}(); skipped")
+    return function  # type: ignore[no-any-return]
+
+
+def engine_for(reference: str, flow: str) -> Engine:
+    """The engine of a registry entry (`module:function`), checked to exist."""
+    engine: Engine = load(reference, flow)
+    if reference.startswith("dunning.ops.engines:") and flow == "legal-escalation":
+        load(LEGAL_ENGINE, flow)  # the wrapper exists; fail early if what it wraps does not
+    return engine

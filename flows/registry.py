@@ -1,0 +1,47 @@
+"""The table of Dunning's flows by name: where Prefect finds each, and how each runs without it.
+
+Plain data, no Prefect import, so configuration and the single-box scheduler can read it cheaply.
+Adding a flow is one line in `FLOWS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+CODE_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout holding flows/: Prefect workers load entrypoints relative to it."""
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    name: str
+    """The Prefect flow name, the key in config/schedules.yaml and the `run.flow` column."""
+    entrypoint: str
+    """`path/to/file.py:function`, relative to CODE_ROOT, for Prefect deployments."""
+    engine: str
+    """`module:function` running the flow in-process (see dunning.ops.engines)."""
+    dated: bool = False
+    """The flow takes `as_of`, a business date (the others work on whatever is due now)."""
+
+    @property
+    def path(self) -> Path:
+        return CODE_ROOT / self.entrypoint.partition(":")[0]
+
+    def available(self) -> bool:
+        """Whether the flow's module exists in this checkout (legal escalation may not yet)."""
+        return self.path.is_file()
+
+
+def _table(*specs: FlowSpec) -> dict[str, FlowSpec]:
+    return {spec.name: spec for spec in specs}
+
+
+# fmt: off
+FLOWS: dict[str, FlowSpec] = _table(
+    FlowSpec("daily-outreach", "flows/daily_outreach.py:daily_outreach", "dunning.ops.engines:daily_outreach", dated=True),  # noqa: E501
+    FlowSpec("dispatch-outbox", "flows/dispatch_outbox.py:dispatch_outbox", "dunning.ops.engines:dispatch_outbox"),  # noqa: E501
+    FlowSpec("reconcile-receipts", "flows/reconcile_receipts.py:reconcile_receipts", "dunning.ops.engines:reconcile_receipts"),  # noqa: E501
+    FlowSpec("legal-escalation", "flows/legal_escalation.py:legal_escalation", "dunning.ops.engines:legal_escalation", dated=True),  # noqa: E501
+)
+# fmt: on

@@ -1,0 +1,198 @@
+"""Rerun and backfill through the CLI: dates in order, completed ones skipped, --force still
+exactly-once, and a run that failed half way resumed by running it again."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from adapters import GatewayLedger, ledger_path
+from dunning.bootstrap import Runtime, bootstrap
+from dunning.db.outreach_models import OutboxMessage, Run
+from dunning.project import Project
+from dunning.services.outreach_env import OutreachEnv
+from tests.factories import add_account
+from tests.helpers import invoke
+
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+RUN = Run.__table__  # type: ignore[attr-defined]
+LAST = date(2026, 11, 24)
+DAYS = [LAST - timedelta(days=2), LAST - timedelta(days=1), LAST]
+
+
+class _ApproveAll:
+    def is_approved(self, template_id: str, content_hash: str) -> bool:
+        return True
+
+
+@pytest.fixture
+def program(
+    env: Path, tmp_path: Path, repo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Runtime]:
+    """The repository's program with batches of 3 accounts and no contact windows, seeded with
+    accounts that have steps due on each of the three days."""
+    target = tmp_path / "program"
+    target.mkdir()
+    shutil.copy(repo_dir / "dunning.yaml", target / "dunning.yaml")
+    shutil.copytree(repo_dir / "config", target / "config")
+    shutil.copytree(repo_dir / "templates", target / "templates")
+    for pack in (target / "config" / "compliance").glob("[A-Z]*.yaml"):
+        data = yaml.safe_load(pack.read_text())
+        data["contact_windows"] = {channel: None for channel in data["contact_windows"]}
+        data["frequency_caps"] = []
+        data["holidays"] = None
+        pack.write_text(yaml.safe_dump(data, allow_unicode=True))
+    strategy = target / "config" / "strategy.yaml"
+    strategy.write_text(strategy.read_text().replace("batch_size: 5000", "batch_size: 3"))
+    monkeypatch.setenv("DUNNING_PROJECT_DIR", str(target))
+    # Approval is tested with the compliance rules; here every template may go out.
+    monkeypatch.setattr(OutreachEnv, "approvals", property(lambda self: _ApproveAll()))
+    runtime = bootstrap(project=Project(target))
+    with runtime.unit_of_work() as c:
+        # DPD on the last day: 5, 8 and 14 put early-sms (days 3, 7, 14) on each of the days.
+        for dpd in (5, 8, 14, 5, 8, 14, 5, 8, 14, 33, 63):
+            add_account(c, dpd=dpd, as_of=LAST, jurisdiction="CN" if dpd % 2 else "US")
+    yield runtime
+    runtime.close()
+
+
+def outbox(runtime: Runtime) -> dict[str, tuple[Any, ...]]:
+    with runtime.engine.connect() as c:
+        rows = c.execute(
+            select(
+                OUTBOX.c.idempotency_key,
+                OUTBOX.c.as_of,
+                OUTBOX.c.status,
+                OUTBOX.c.hold_reason,
+                OUTBOX.c.gateway_message_id,
+            )
+        ).all()
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def ledger(runtime: Runtime) -> GatewayLedger:
+    project = runtime.project
+    return GatewayLedger(ledger_path(project.channels.mock_gateway, project.state_dir))
+
+
+def backfill(capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, Any]:
+    result = invoke(
+        capsys, "backfill", "--from", str(DAYS[0]), "--to", str(DAYS[-1]), "--in-process", *extra
+    )
+    data: dict[str, Any] = result.json()
+    data["code"] = result.code
+    return data
+
+
+def test_backfill_runs_dates_in_order_and_skips_completed_ones(
+    capsys: pytest.CaptureFixture[str], program: Runtime
+) -> None:
+    first = backfill(capsys, "--json")
+    assert first["code"] == 0 and first["ok"]
+    assert [(d["as_of"], d["outcome"]) for d in first["dates"]] == [
+        (str(day), "ran") for day in DAYS
+    ]
+    run_ids = [d["run_id"] for d in first["dates"]]
+    assert run_ids == sorted(run_ids)  # oldest date first
+    assert all(d["new_messages"] > 0 for d in first["dates"])
+    sent = outbox(program)
+    assert {row[0] for row in sent.values()} == set(DAYS)
+
+    again = backfill(capsys, "--json")
+    assert [d["outcome"] for d in again["dates"]] == ["skipped"] * 3
+
+    forced = backfill(capsys, "--force", "--json")
+    assert [d["outcome"] for d in forced["dates"]] == ["ran"] * 3
+    assert [d["new_messages"] for d in forced["dates"]] == [0, 0, 0]
+    assert outbox(program) == sent  # a forced rerun is still exactly-once
+    book = ledger(program)
+    assert len(book.keys()) == len([v for v in sent.values() if v[1] == "sent"])
+    assert book.resubmissions() == 0
+
+
+def test_run_daily_again_for_a_date_already_run_sends_nothing_twice(
+    capsys: pytest.CaptureFixture[str], program: Runtime
+) -> None:
+    argv = ("run", "daily", "--as-of", str(LAST), "--in-process", "--json")
+    first = invoke(capsys, *argv)
+    assert first.code == 0, first.err
+    assert first.json()["this_run"]["new_messages"] > 0
+    sent = outbox(program)
+    second = invoke(capsys, *argv).json()
+    assert second["this_run"]["new_messages"] == 0
+    assert second["this_run"]["already_planned"] == first.json()["this_run"]["new_messages"]
+    assert second["this_run"]["dispatch"]["sent"] == 0
+    assert outbox(program) == sent
+    assert ledger(program).resubmissions() == 0
+    runs = invoke(capsys, "runs", "list", "--as-of", str(LAST), "--json").json()
+    assert [r["status"] for r in runs] == ["completed", "completed"]
+
+
+@pytest.mark.parametrize("stage", ["plan", "dispatch"])
+def test_a_run_that_failed_half_way_is_resumed_by_running_it_again(
+    capsys: pytest.CaptureFixture[str],
+    program: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    stage: str,
+) -> None:
+    if program.engine.dialect.name != "sqlite":
+        pytest.skip("the reference run needs a copy of the database")
+    import dunning.services.runs as runs_module
+
+    # The reference: the same population, run once without interruption.
+    database = Path(str(program.engine.url.database))
+    state = program.project.state_dir
+    reference_db = tmp_path / "reference.db"
+    with program.engine.connect() as c:
+        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(database, reference_db)
+    monkeypatch.setenv("DUNNING_DATABASE_URL", f"sqlite:///{reference_db}")
+    monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "reference-state"))
+    assert invoke(capsys, "run", "daily", "--as-of", str(LAST), "--in-process").code == 0
+    reference = bootstrap(project=program.project, database_url=f"sqlite:///{reference_db}")
+    expected = outbox(reference)
+    reference.close()
+    monkeypatch.setenv("DUNNING_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.setenv("DUNNING_STATE_DIR", str(state))
+
+    # The second batch of the stage fails: an error half way through the run.
+    name = "plan_batch" if stage == "plan" else "dispatch_batch"
+    real = getattr(runs_module, name)
+    calls = {"n": 0}
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError(f"{stage} batch 2 broke")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runs_module, name, failing)
+    failed = invoke(capsys, "backfill", "--from", str(LAST), "--to", str(LAST), "--in-process")
+    assert failed.code == 1
+    assert f"error: backfill stopped at {LAST}: RuntimeError: {stage} batch 2 broke" in failed.err
+    with program.engine.connect() as c:
+        (run,) = c.execute(select(RUN)).all()
+    assert run.status == "failed" and f"{stage} batch 2 broke" in run.error
+    partial = outbox(program)
+    assert len(partial) > 0
+    if stage == "plan":
+        assert len(partial) < len(expected)
+
+    monkeypatch.setattr(runs_module, name, real)
+    # The failed date has no completed run, so the same backfill runs it again: it resumes.
+    resumed = invoke(
+        capsys, "backfill", "--from", str(LAST), "--to", str(LAST), "--in-process", "--json"
+    ).json()
+    assert resumed["ok"] and resumed["dates"][0]["outcome"] == "ran"
+    got = outbox(program)
+    assert set(got) == set(expected)
+    assert {k: v[:3] for k, v in got.items()} == {k: v[:3] for k, v in expected.items()}
+    assert ledger(program).resubmissions() == 0
