@@ -19,6 +19,7 @@ from dunning.cli import (
     commands_lifecycle,
     commands_ops,
     commands_run,
+    commands_templates,
 )
 from dunning.cli._common import STATE, err_console
 from dunning.errors import DunningError
@@ -52,6 +53,7 @@ commands_run.register(app)
 commands_demo.register(app)
 commands_lifecycle.register(app)
 commands_gateway.register(app)
+commands_templates.register(app)
 commands_legal.register(app)
 commands_ops.register(app)
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dunning.rendering._documents import render_document
 from dunning.rendering._formatting import format_date, format_money, mask
-from dunning.rendering._metadata import TemplateMetadata, context_paths
+from dunning.rendering._metadata import Purpose, TemplateMetadata, context_paths
 from dunning.rendering._pdf import LetterPrinter
 from dunning.rendering._renderer import RenderedMessage, Renderer, template_variables
-from dunning.rendering._samples import DEMO_LENDER, SAMPLE_AS_OF, sample_context
+from dunning.rendering._samples import DEMO_LENDER, SAMPLE_AS_OF, sample_context, sample_dpds
 from dunning.rendering._store import TemplateRef, TemplateStore
 from dunning.rendering.context import (
     AccountView,
@@ -38,6 +38,7 @@ __all__ = [
     "LenderView",
     "LetterPrinter",
     "MessageContext",
+    "Purpose",
     "RenderedMessage",
     "Renderer",
     "TemplateMetadata",
@@ -50,5 +51,6 @@ __all__ = [
     "mask",
     "render_document",
     "sample_context",
+    "sample_dpds",
     "template_variables",
 ]

@@ -20,6 +20,7 @@ import dataclasses
 import re
 import types
 import typing
+from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any
 
@@ -34,6 +35,26 @@ LOCALE = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?-([A-Z]{2}|[0-9]{3})$"
 VariablePath = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")]
 
 
+class Purpose(StrEnum):
+    """What a message is for: a closed set, so reports and reviews can group templates by it.
+
+    Adding one is a code change (here, and in docs/compliance.md), on purpose: a new kind of
+    message is a new thing for compliance to review.
+    """
+
+    REMINDER = "reminder"
+    """A first, friendly reminder that a payment is past due (early tier)."""
+    FIRM_REMINDER = "firm_reminder"
+    """A firmer reminder once an account has been past due for a while (middle tier)."""
+    FINAL_REMINDER = "final_reminder"
+    """Repeated reminders after the final demand (late tier)."""
+    NOTICE = "notice"
+    """A written notice of a past-due account with the amounts (and, in the US, the validation
+    notice)."""
+    FINAL_DEMAND = "final_demand"
+    """The last written demand before escalation."""
+
+
 class TemplateMetadata(BaseModel):
     """What a template declares about itself; the path must agree with id/channel/tier/locale."""
 
@@ -44,9 +65,10 @@ class TemplateMetadata(BaseModel):
     tier: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     locale: str = Field(pattern=LOCALE)
     jurisdiction: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
-    purpose: str = Field(min_length=1)
+    purpose: Purpose
     variables: tuple[VariablePath, ...] = Field(
-        description="dotted context paths the template may use, e.g. amount.overdue"
+        description="dotted context paths the template uses (all of them, and nothing else: "
+        "`dunning templates lint` checks both ways), e.g. amount.overdue"
     )
 
     def declares(self, path: str) -> bool:

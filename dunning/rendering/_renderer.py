@@ -200,6 +200,10 @@ class Renderer:
 
         Names the template assigns itself (loop variables, `set`) are left out.
         """
+        return set(self.variable_lines(ref))
+
+    def variable_lines(self, ref: TemplateRef) -> dict[str, int]:
+        """Each path of variables_used() with the first line of the file that reads it."""
         env = self._html_env if ref.path.suffix == ".html" else self._text_env
         try:
             tree = env.parse(ref.source)
@@ -210,10 +214,14 @@ class Renderer:
         assigned = {
             node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param")
         }
-        return {path for path in _paths(tree) if path.split(".")[0] not in assigned}
+        lines: dict[str, int] = {}
+        for path, line in _paths(tree):
+            if path.split(".")[0] not in assigned:
+                lines[path] = min(line, lines.get(path, line))
+        return lines
 
 
-def _paths(node: nodes.Node) -> Iterator[str]:
+def _paths(node: nodes.Node) -> Iterator[tuple[str, int]]:
     if isinstance(node, nodes.Getattr | nodes.Getitem):
         attributes: list[str] = []
         base: nodes.Node = node
@@ -230,14 +238,14 @@ def _paths(node: nodes.Node) -> Iterator[str]:
                 break
             base = base.node
         if isinstance(base, nodes.Name) and base.ctx == "load":
-            yield ".".join([base.name, *reversed(attributes)])
+            yield ".".join([base.name, *reversed(attributes)]), node.lineno
             return
         yield from _paths(base)
         if isinstance(node, nodes.Getitem):
             yield from _paths(node.arg)
         return
     if isinstance(node, nodes.Name) and node.ctx == "load":
-        yield node.name
+        yield node.name, node.lineno
         return
     for child in node.iter_child_nodes():
         yield from _paths(child)

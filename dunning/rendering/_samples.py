@@ -28,6 +28,19 @@ SAMPLE_AS_OF = date(2025, 6, 16)
 SAMPLE_DPD = {"early": 7, "middle": 38, "late": 75}
 """DPD per default tier: days on which the default cadence sends (config/strategy.yaml)."""
 
+OPEN_ENDED_DPD = 400
+"""The DPD that stands for "long past due" in a tier without an upper bound."""
+
+
+def sample_dpds(tier: str, first: int | None = None, last: int | None = None) -> tuple[int, ...]:
+    """The DPDs to show a tier's templates with: a typical sending day, and the tier's last day
+    (`last`, or OPEN_ENDED_DPD when the tier has no end), where day counts and amounts are
+    longest. `first` is the tier's first day, used when the tier has no typical day here."""
+    typical = SAMPLE_DPD.get(tier, first if first is not None else 15)
+    longest = last if last is not None else OPEN_ENDED_DPD
+    return (typical,) if longest <= typical else (typical, longest)
+
+
 DEMO_LENDER: dict[str, LenderView] = {
     "en-US": LenderView(
         name="Dunning Demo Lender",
