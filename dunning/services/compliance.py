@@ -20,18 +20,18 @@ from sqlalchemy import Connection, select
 
 from dunning.config import load_file
 from dunning.config.compliance import WEEKDAYS, CompliancePack
-from dunning.db.models import Account, Customer
+from dunning.db.models import Account, Customer, Instalment
 from dunning.db.outreach_models import OutboxMessage
 from dunning.domain.contact_time import Cap, ContactRule, cap_exceeded, next_opening
 from dunning.domain.zones import candidate_zones
 from dunning.errors import ConfigError, ConfigProblem
-from dunning.services.delinquency import overdue_by_account
 from dunning.services.dispatch import Claimed, Verdict
 from dunning.types import Channel, OutboxStatus, Suppression
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
 CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
+INSTALMENT = Instalment.__table__  # type: ignore[attr-defined]
 
 NO_POLICY_PACK = "no_policy_pack"
 NO_CONTACT_WINDOW = "no_contact_window"
@@ -178,6 +178,7 @@ def send_gate(
                     o.account_id,
                     a.jurisdiction,
                     a.status.label("account_status"),
+                    o.as_of,
                     c.time_zone,
                     c.phone,
                     c.country,
@@ -207,14 +208,9 @@ def send_gate(
             connection.execute(
                 select(c.id).where(c.id.in_(customers)).order_by(c.id).with_for_update()
             )
-        accounts = sorted({row.account_id for row in rows.values()})
-        overdue = overdue_by_account(now.date())
-        still_delinquent = {
-            account_id
-            for (account_id,) in connection.execute(
-                select(overdue.c.account_id).where(overdue.c.account_id.in_(accounts))
-            )
-        }
+        still_owing = _still_owing(
+            connection, [(row.account_id, row.as_of) for row in rows.values()]
+        )
         history: dict[int, dict[Channel, list[datetime]]] = defaultdict(lambda: defaultdict(list))
         since = now - timedelta(days=policy.max_cap_days())
         for customer_id, channel, sent_at, updated_at in connection.execute(
@@ -231,7 +227,13 @@ def send_gate(
         for message in claimed:
             row = rows[message.id]
             verdict = _judge(
-                policy, approved, row, message, now, history, row.account_id in still_delinquent
+                policy,
+                approved,
+                row,
+                message,
+                now,
+                history,
+                (row.account_id, row.as_of) in still_owing,
             )
             if verdict is None:
                 history[row.customer_id][message.channel].append(now)
@@ -240,6 +242,31 @@ def send_gate(
         return verdicts
 
     return gate
+
+
+def _still_owing(
+    connection: Connection, pairs: Sequence[tuple[int, date]]
+) -> set[tuple[int, date]]:
+    """Which (account, as-of) pairs still have an instalment, overdue on that date, unpaid now.
+
+    An account whose every such instalment has been paid since the message was planned has
+    cured: its message is cancelled instead of sent.
+    """
+    found: set[tuple[int, date]] = set()
+    by_date: dict[date, set[int]] = defaultdict(set)
+    for account_id, as_of in pairs:
+        by_date[as_of].add(account_id)
+    i = INSTALMENT.c
+    for as_of, accounts in by_date.items():
+        found.update(
+            (account_id, as_of)
+            for (account_id,) in connection.execute(
+                select(i.account_id)
+                .distinct()
+                .where(i.account_id.in_(sorted(accounts)), i.due_on < as_of, i.paid_on.is_(None))
+            )
+        )
+    return found
 
 
 def _judge(

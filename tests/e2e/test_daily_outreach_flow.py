@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from dunning.bootstrap import bootstrap
-from dunning.db.models import Account, Customer, Instalment
+from dunning.db.models import Account, Customer, Instalment, PromiseToPay
 from dunning.db.outreach_models import OutboxMessage, Run
 from dunning.domain.delinquency import ScheduleLine, dpd
 from dunning.project import Project
@@ -19,7 +19,11 @@ AS_OF = date(2026, 11, 24)
 
 
 def expected_steps(project: Project, database_url: str) -> Counter[tuple[str, str, str]]:
-    """(tier, step, locale) of every step due today, from the reference DPD and the cadence."""
+    """(tier, step, locale) of every message due today, from the reference DPD and cadence.
+
+    Besides the cadence, a promise whose date has passed unpaid is broken by this run, and the
+    account gets the broken-promise message.
+    """
     runtime = bootstrap(project=project, database_url=database_url)
     lines: dict[int, list[ScheduleLine]] = {}
     with runtime.engine.connect() as c:
@@ -29,6 +33,11 @@ def expected_steps(project: Project, database_url: str) -> Counter[tuple[str, st
                     row.seq, row.due_on, row.amount_due_minor, row.amount_paid_minor, row.paid_on
                 )
             )
+        broken = {
+            row.account_id
+            for row in c.execute(select(PromiseToPay.__table__))  # type: ignore[attr-defined]
+            if row.promised_on < AS_OF
+        }
         accounts = c.execute(
             select(Account.__table__.c.id, Customer.__table__.c.locale).join(  # type: ignore[attr-defined]
                 Customer.__table__,  # type: ignore[attr-defined]
@@ -44,8 +53,10 @@ def expected_steps(project: Project, database_url: str) -> Counter[tuple[str, st
         if tier is None:
             continue
         for step in tier.cadence:
-            if step.is_due(days, tier.dpd):
+            if step.is_due(days, tier.dpd) and step.channel is not None:
                 expected[(tier.name, step.id, locale)] += 1
+        if account_id in broken:  # seeded promises are not kept: broken on this run
+            expected[(tier.name, "broken-promise", locale)] += 1
     return expected
 
 

@@ -25,7 +25,6 @@ EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
 @pytest.fixture
 def outreach(runtime: Runtime) -> Iterator[OutreachEnv]:
     env = OutreachEnv(runtime, clock=lambda: OPEN_FOR_ALL)
-    env.__dict__["approvals"] = type("Y", (), {"is_approved": lambda s, i, h: True})()  # TEMP
     yield env
     env.close()
 
@@ -181,7 +180,6 @@ def test_rerun_of_the_same_date_sends_nothing_new(outreach: OutreachEnv) -> None
 def test_quiet_hours_defer_then_the_dispatcher_sends(runtime: Runtime) -> None:
     night_in_chicago = OPEN_FOR_ALL.replace(hour=9)  # 03:00 in Chicago, 17:00 in Shanghai
     env = OutreachEnv(runtime, clock=lambda: night_in_chicago)
-    env.__dict__["approvals"] = type("Y", (), {"is_approved": lambda s, i, h: True})()  # TEMP
     with runtime.unit_of_work() as c:
         add_account(c, dpd=3, as_of=AS_OF)
     run_daily_outreach(env, AS_OF)
