@@ -76,6 +76,7 @@ def add_account(
             principal_minor=1000_00,
             interest_minor=10_00,
             fees_minor=5_00,
+            credit_limit_minor=2000_00,
             agreement_ref=f"AGR-{number:06d}",
             opened_on=date(2026, 1, 1),
             created_at=now,

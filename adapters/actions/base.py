@@ -47,17 +47,41 @@ TARGET: dict[ActionKind, str] = {
 """Which configured adapter (config/actions.yaml `adapters:`) performs each kind."""
 
 PAYLOADS: dict[ActionKind, tuple[str, ...]] = {
-    ActionKind.CREDIT_FREEZE: ("mode", "credit_limit_minor", "new_limit_minor", "currency",
-                               "tier"),
+    ActionKind.CREDIT_FREEZE: ("mode", "credit_limit_minor", "new_limit_minor", "currency", "tier"),
     ActionKind.CREDIT_RESTORE: ("restore_limit_minor", "currency", "reason"),
-    ActionKind.AGENCY_PLACEMENT: ("agency", "customer_name", "phone", "address_lines", "locale",
-                                  "currency", "principal_minor", "interest_minor", "fees_minor",
-                                  "penalty_minor", "overdue_minor", "dpd", "commission_rate"),
+    ActionKind.AGENCY_PLACEMENT: (
+        "agency",
+        "customer_name",
+        "phone",
+        "address_lines",
+        "locale",
+        "currency",
+        "principal_minor",
+        "interest_minor",
+        "fees_minor",
+        "penalty_minor",
+        "overdue_minor",
+        "dpd",
+        "commission_rate",
+    ),
     ActionKind.AGENCY_RECALL: ("agency", "placement_reference", "reason"),
-    ActionKind.REGISTRY_REPORT: ("report_date", "customer_ref", "customer_name", "currency",
-                                 "balance_minor", "overdue_minor", "dpd", "opened_on"),
-    ActionKind.REGISTRY_CORRECTION: ("report_date", "customer_ref", "report_reference",
-                                     "status", "reason"),
+    ActionKind.REGISTRY_REPORT: (
+        "report_date",
+        "customer_ref",
+        "customer_name",
+        "currency",
+        "balance_minor",
+        "overdue_minor",
+        "dpd",
+        "opened_on",
+    ),
+    ActionKind.REGISTRY_CORRECTION: (
+        "report_date",
+        "customer_ref",
+        "report_reference",
+        "status",
+        "reason",
+    ),
 }
 """The payload keys of each kind: all of them, and nothing else."""
 

@@ -13,7 +13,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, bindparam, or_, select, update
@@ -26,6 +25,7 @@ from dunning.services.dispatch import new_token
 from dunning.types import ActionKind
 
 if TYPE_CHECKING:
+    from dunning.config.actions import Agency, CreditFreeze
     from dunning.services.outreach import BatchRow
 
 ACTION = AccountAction.__table__  # type: ignore[attr-defined]
@@ -46,36 +46,26 @@ STOP_REASONS = {
 RETRY_DELAY = timedelta(minutes=5)
 
 
-@dataclass(frozen=True)
-class AgencyTerms:
-    id: str
-    commission_rate: Decimal
-
-
 def action_payload(
     kind: ActionKind,
     row: BatchRow,
     as_of: date,
     *,
-    freeze_mode: str,
-    reduce_to_percent: int,
-    agency: AgencyTerms | None,
+    freeze: CreditFreeze,
+    agency: Agency | None,
 ) -> tuple[dict[str, Any], int | None]:
     """The payload for a forward action (only what the other side needs), and its cost."""
     if kind == ActionKind.CREDIT_FREEZE:
-        new_limit = (
-            0 if freeze_mode == "freeze" else (row.credit_limit_minor * reduce_to_percent // 100)
-        )
         return {
-            "mode": freeze_mode,
+            "mode": freeze.mode,
             "credit_limit_minor": row.credit_limit_minor,
-            "new_limit_minor": new_limit,
+            "new_limit_minor": freeze.new_limit_minor(row.credit_limit_minor),
             "currency": row.currency,
             "tier": row.tier,
         }, None
     if kind == ActionKind.AGENCY_PLACEMENT:
         assert agency is not None
-        commission = int((Decimal(row.overdue_minor) * agency.commission_rate).to_integral_value())
+        commission = agency.expected_commission_minor(row.overdue_minor)
         return {
             "agency": agency.id,
             "customer_name": row.name,

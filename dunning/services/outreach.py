@@ -569,7 +569,7 @@ def _messages(
 
 
 def _actions(env: OutreachEnv, rows: list[BatchRow], as_of: date) -> Iterator[PlannedAction]:
-    mode, reduce_to = env.credit_freeze_terms
+    config = env.actions_config
     for row in rows:
         if row.tier is None:
             continue
@@ -585,7 +585,7 @@ def _actions(env: OutreachEnv, rows: list[BatchRow], as_of: date) -> Iterator[Pl
                 kind == ActionKind.AGENCY_PLACEMENT and row.placed
             ):
                 continue  # already in force: nothing new to do
-            agency = env.agency_for(row.jurisdiction, row.tier)
+            agency = config.agency_for(row.jurisdiction, row.tier)
             hold = stop.value if stop is not None else None
             if kind == ActionKind.AGENCY_PLACEMENT and agency is None and hold is None:
                 hold = "no_agency"
@@ -593,7 +593,7 @@ def _actions(env: OutreachEnv, rows: list[BatchRow], as_of: date) -> Iterator[Pl
             cost: int | None = None
             if hold is None:
                 payload, cost = action_payload(
-                    kind, row, as_of, freeze_mode=mode, reduce_to_percent=reduce_to, agency=agency
+                    kind, row, as_of, freeze=config.credit_freeze, agency=agency
                 )
             key = idempotency_key(row.account_external_id, as_of, step.id, kind.value)
             yield PlannedAction(row, step, kind, key, hold, payload, cost)

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from dunning.config.lender import LenderProfile
     from dunning.rendering import Renderer, TemplateRef, TemplateStore
     from dunning.rendering.context import LenderView
-    from dunning.services.actions import AgencyTerms
     from dunning.services.compliance import Check, ContactPolicy
     from dunning.services.dispatch import SendGate
     from dunning.services.letters import LetterPress
@@ -135,20 +134,6 @@ class OutreachEnv:
     @cached_property
     def actions_config(self) -> ActionsConfig:
         return self.runtime.project.actions
-
-    @property
-    def credit_freeze_terms(self) -> tuple[str, int]:
-        terms = self.actions_config.credit_freeze
-        return terms.mode, terms.reduce_to_percent
-
-    def agency_for(self, jurisdiction: str, tier: str | None) -> AgencyTerms | None:
-        """The first configured agency that takes this jurisdiction (and tier, if it says)."""
-        from dunning.services.actions import AgencyTerms
-
-        for agency in self.actions_config.agencies:
-            if jurisdiction in agency.jurisdictions and (not agency.tiers or tier in agency.tiers):
-                return AgencyTerms(agency.id, agency.commission_rate)
-        return None
 
     def action_factory(self, target: str) -> ActionAdapter:
         from adapters.actions.registry import build_action_adapter
