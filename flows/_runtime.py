@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from dunning.bootstrap import bootstrap
+from dunning.logs import install_masking
 from dunning.services.outreach_env import OutreachEnv
 
 _LOCK = threading.Lock()
@@ -19,6 +20,7 @@ def outreach_env(project_dir: str | None) -> OutreachEnv:
     with _LOCK:
         env = _ENVS.get(key)
         if env is None:
+            install_masking()  # every log record of this process, Prefect's API logs too
             runtime = bootstrap(Path(project_dir) if project_dir else None)
             env = _ENVS[key] = OutreachEnv(runtime)
         return env

@@ -12,7 +12,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from dunning.services.outreach import plan_batch
 from dunning.services.runs import DAILY_OUTREACH, Batch, dispatch_batch, run_daily_outreach
-from flows._artifacts import publish_summary
+from flows._artifacts import log_batch, publish_summary
 from flows._runtime import outreach_env
 
 
@@ -22,14 +22,18 @@ def plan_batch_task(
 ) -> dict[str, Any]:
     """Select, decide, render and write the outbox for one batch of accounts."""
     env = outreach_env(project_dir)
-    return plan_batch(env, run_id, as_of, lo, hi, dry_run=dry_run).as_dict()
+    report = plan_batch(env, run_id, as_of, lo, hi, dry_run=dry_run).as_dict()
+    log_batch("plan", run_id, as_of, lo, hi, report)
+    return report
 
 
 @task(name="dispatch-batch", task_run_name="dispatch-{lo}-{hi}", retries=2, retry_delay_seconds=5)
 def dispatch_batch_task(project_dir: str | None, as_of: date, lo: int, hi: int) -> dict[str, Any]:
     """Send the batch's due messages through the gateways and record the answers."""
     env = outreach_env(project_dir)
-    return dispatch_batch(env, as_of, lo, hi).as_dict()
+    report = dispatch_batch(env, as_of, lo, hi).as_dict()
+    log_batch("dispatch", None, as_of, lo, hi, report)
+    return report
 
 
 def _prefect_mapper(project_dir: str | None) -> Any:

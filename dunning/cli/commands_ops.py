@@ -151,7 +151,7 @@ def register(app: typer.Typer) -> None:
             return
         table = Table()
         for column in ("id", "flow", "as of", "status", "started (UTC)", "duration"):
-            table.add_column(column, no_wrap=True)
+            table.add_column(column, no_wrap=column in {"id", "flow", "as of", "duration"})
         table.add_column("counts")
         for view in views:
             status_text = view.status + (" (dry run)" if view.dry_run else "")
@@ -160,7 +160,7 @@ def register(app: typer.Typer) -> None:
                 view.flow,
                 view.as_of.isoformat(),
                 status_text,
-                view.started_at.strftime("%m-%d %H:%M:%S"),
+                view.started_at.strftime("%m-%d %H:%M"),
                 _duration(view.duration_seconds),
                 _counts(view.counts) if view.status == "completed" else (view.error or "")[:80],
             )

@@ -12,6 +12,7 @@ processes it starts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -208,9 +209,9 @@ def _pause(full_name: str, entry: FlowSchedule) -> DeployedFlow:
 def prefect_yaml(project: Project, schedules: Schedules, pool: str) -> str:
     """prefect.yaml for `prefect deploy --all`: the same deployments as `dunning deploy`.
 
-    It is written for the checkout it sits in: the pull step sets the working directory to
-    `$DUNNING_CODE_DIR` (the checkout on the worker's box) and `project_dir` is left to the flow,
-    which finds the program directory from DUNNING_PROJECT_DIR or the working directory.
+    Nothing in it depends on the machine: the pull step sets the working directory to
+    `$DUNNING_CODE_DIR`, resolved on the worker when a run starts, and `project_dir` is left to
+    the flow, which finds the program directory from DUNNING_PROJECT_DIR or the working directory.
     """
     deployments = []
     for flow, entry in schedules.flows.items():
@@ -224,7 +225,7 @@ def prefect_yaml(project: Project, schedules: Schedules, pool: str) -> str:
                 "name": deployment_name(project),
                 "entrypoint": spec.entrypoint,
                 "description": f"{flow} on `{entry.cron}` ({entry.timezone})",
-                "tags": TAGS,
+                "tags": list(TAGS),
                 "parameters": {},
                 "concurrency_limit": 1,
                 "work_pool": work_pool,
@@ -235,7 +236,7 @@ def prefect_yaml(project: Project, schedules: Schedules, pool: str) -> str:
         )
     document = {
         "name": "dunning",
-        "prefect-version": "3.8.8",
+        "prefect-version": version("prefect"),
         "build": None,
         "push": None,
         "pull": [
@@ -250,8 +251,9 @@ def prefect_yaml(project: Project, schedules: Schedules, pool: str) -> str:
     header = (
         "# Generated from config/schedules.yaml by `dunning deploy --write-prefect-yaml`; do not\n"
         "# edit by hand (a test checks that it is in sync). `dunning deploy` registers the same\n"
-        "# deployments without this file. To use it instead, from the checkout on the worker's\n"
-        "# box: export DUNNING_CODE_DIR=$PWD; prefect deploy --all\n"
+        "# deployments without this file and is the supported way (see docs/operations.md).\n"
+        "# For `prefect deploy --all` from this directory: workers must have DUNNING_CODE_DIR\n"
+        "# (this checkout) and DUNNING_PROJECT_DIR (the program directory) in their environment.\n"
     )
     return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
 
