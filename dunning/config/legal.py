@@ -79,6 +79,18 @@ class RecoveryRates(ConfigModel):
     by_tier: dict[str, Rate] = Field(default_factory=dict)
     by_product: dict[str, Rate] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _four_places(self) -> Self:
+        # Each case records its rate as NUMERIC(6, 4): more places would not be what was used.
+        rates = {"default": self.default}
+        rates.update({f"by_tier.{k}": v for k, v in self.by_tier.items()})
+        rates.update({f"by_product.{k}": v for k, v in self.by_product.items()})
+        for key, rate in rates.items():
+            exponent = rate.as_tuple().exponent
+            if isinstance(exponent, int) and exponent < -4:
+                raise ValueError(f"{key}: at most 4 decimal places ({rate})")
+        return self
+
     def for_account(self, tier: str | None, product: str) -> Decimal:
         if product in self.by_product:
             return self.by_product[product]

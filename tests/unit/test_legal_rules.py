@@ -129,6 +129,14 @@ def test_us_limitation_by_state(config: LegalConfig) -> None:
             "jurisdictions.CN",
             "not an ISO 4217 code",
         ),
+        (
+            "jurisdictions:\n  CN:\n    currency: CNY\n    min_balance: 1\n"
+            "    limitation_years: 3\n"
+            "    recovery_rate: {default: 0.3, by_tier: {late: 0.12345}}\n"
+            "    court_fees: {method: flat, brackets: [{fixed: 50}]}\n",
+            "jurisdictions.CN.recovery_rate",
+            "by_tier.late: at most 4 decimal places",
+        ),
         ("final_demand: {steps: [], templates: []}\n", "final_demand", "at least one step"),
         ("min_dpd: 90\n", "min_dpd", "Extra inputs are not permitted"),
     ],
