@@ -30,6 +30,13 @@ class PacketInvalid(DunningError):
     """`cases verify` found a changed, missing or extra file."""
 
 
+class BadChoice(DunningError):
+    """An option value outside its choices (a DunningError, so `run` prints one clean line)."""
+
+    def __init__(self, option: str, value: str, choices: list[str]) -> None:
+        super().__init__(f"{option} {value!r}: use one of {', '.join(choices)}")
+
+
 def _day(value: datetime | None) -> date:
     return value.date() if value is not None else date.today()
 
@@ -181,6 +188,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List legal cases, newest first. Customer names are masked."""
         from dunning.legal.cases import list_cases
+        from dunning.legal.lifecycle import CaseStatus
+
+        if status is not None and status not in {s.value for s in CaseStatus}:
+            raise BadChoice("--status", status, [s.value for s in CaseStatus])
 
         with STATE.runtime().engine.connect() as connection:
             rows = list_cases(
@@ -271,10 +282,7 @@ def register(app: typer.Typer) -> None:
         from dunning.legal.lifecycle import OUTCOMES
 
         if outcome not in {o.value for o in OUTCOMES}:
-            raise typer.BadParameter(
-                f"{outcome!r}: use one of {', '.join(o.value for o in OUTCOMES)}",
-                param_hint="--outcome",
-            )
+            raise BadChoice("--outcome", outcome, [o.value for o in OUTCOMES])
         _transition(case_id, outcome, user=user, note=note, on=on, reviewed=False, as_json=as_json)
 
     @cases.command("packet")
