@@ -7,8 +7,8 @@ import sys
 import traceback
 from pathlib import Path
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from dunning.cli import (
     commands_data,
@@ -71,13 +71,17 @@ def run(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
         code = 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("aborted")
         code = 130
-    except click.ClickException as exc:
-        exc.show()
+    except TyperException as exc:  # usage errors: bad or missing parameters
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console.print(f"error: {exc.format_message()}", highlight=False)
         code = exc.exit_code
     except DunningError as exc:
         if STATE.debug:

@@ -88,3 +88,11 @@ def test_console_script_runs_the_demo(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert "early" in completed.stdout and "CN" in completed.stdout
+
+
+def test_bad_parameters_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    result = invoke(capsys, "run", "daily", "--as-of", "someday")
+    assert result.code == 2
+    assert "Invalid value for '--as-of'" in result.err and "unexpected" not in result.err
+    assert invoke(capsys, "outbox", "list", "--limit", "0").code == 2
+    assert invoke(capsys, "--help").code == 0
