@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +118,8 @@ def register(app: typer.Typer) -> None:
                 planned = jobs.get(flow)
                 when = ""
                 if planned is not None:
-                    fire = planned.trigger.get_next_fire_time(None, datetime.now().astimezone())
-                    when = fire.astimezone().isoformat(timespec="minutes") if fire else ""
+                    fire = planned.trigger.get_next_fire_time(None, datetime.now(UTC))
+                    when = f"{fire.astimezone(UTC):%Y-%m-%d %H:%M}" if fire else ""
                 table.add_row(flow, entry.cron, entry.timezone, when, box.skipped.get(flow, ""))
             console.print(table)
             return
