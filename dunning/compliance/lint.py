@@ -18,6 +18,7 @@ template's body (after the front matter).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +33,7 @@ from dunning.rendering import (
     DEMO_LENDER,
     LenderView,
     MessageContext,
+    Purpose,
     RenderedMessage,
     Renderer,
     TemplateRef,
@@ -39,6 +41,7 @@ from dunning.rendering import (
     context_paths,
     sample_context,
     sample_dpds,
+    sample_extra,
 )
 from dunning.types import Channel
 
@@ -57,7 +60,7 @@ RULES: dict[str, tuple[Severity, str, str]] = {
     ),
     "vars.undefined": (
         "error",
-        "a variable the message context does not provide",
+        "a variable the message context (and the steps of the template's purpose) do not provide",
         "dunning/rendering/context.py",
     ),
     "vars.undeclared": (
@@ -117,6 +120,9 @@ PUBLIC_PUSH_FORBIDDEN = (
     "dpd",
     "oldest_due_on",
     "pay_by",
+    "promise",
+    "plan",
+    "instalment",
 )
 """Context paths (and everything under them) a push template must not show on a lock screen."""
 CURRENCY_SIGNS = ("$", "¥", "￥", "€", "£", "元")
@@ -219,21 +225,21 @@ class Linter:
         return sorted(finding for ref in refs for finding in self.lint(ref))
 
     def contexts(self, ref: TemplateRef) -> list[tuple[int, MessageContext]]:
-        """The sample accounts a template is checked (and previewed) with."""
+        """The sample accounts a template is checked (and previewed) with, with the variables
+        the steps of its purpose add (a plan's terms, a broken promise)."""
         meta = ref.metadata
-        return [
-            (
-                dpd,
-                sample_context(
-                    ref.locale,
-                    ref.tier,
-                    jurisdiction=meta.jurisdiction,
-                    dpd=dpd,
-                    lender=self.rules.lender(ref.locale),
-                ),
+        contexts = []
+        for dpd in self.rules.sample_dpds(ref.tier):
+            context = sample_context(
+                ref.locale,
+                ref.tier,
+                jurisdiction=meta.jurisdiction,
+                dpd=dpd,
+                lender=self.rules.lender(ref.locale),
             )
-            for dpd in self.rules.sample_dpds(ref.tier)
-        ]
+            extra = sample_extra(meta.purpose, context)
+            contexts.append((dpd, dataclasses.replace(context, extra=extra) if extra else context))
+        return contexts
 
     def samples(self, ref: TemplateRef) -> list[Sample]:
         """The template rendered with each sample account; TemplateError if it fails."""
@@ -379,10 +385,10 @@ def _normal(text: str) -> str:
     return re.sub(r"\s+", " ", text).casefold()
 
 
-def _provided(path: str) -> bool:
-    """Whether the message context provides `path`, or it reads into a plain value it provides
-    (`customer.name.upper`)."""
-    paths = context_paths()
+def _provided(path: str, purpose: Purpose) -> bool:
+    """Whether the message context (with the purpose's step variables) provides `path`, or it
+    reads into a plain value it provides (`customer.name.upper`)."""
+    paths = context_paths(purpose)
     if path in paths:
         return True
     parts = path.split(".")
@@ -403,7 +409,7 @@ def _under(path: str, roots: Iterable[str]) -> bool:
 def _check_variables(check: _Check, used: Mapping[str, int]) -> None:
     meta = check.ref.metadata
     for path, line in sorted(used.items(), key=lambda item: item[1]):
-        if not _provided(path):
+        if not _provided(path, meta.purpose):
             check.error(
                 "vars.undefined",
                 f"{path!r} is not a message context variable (see dunning/rendering/context.py)",
@@ -416,7 +422,7 @@ def _check_variables(check: _Check, used: Mapping[str, int]) -> None:
                 line,
             )
     for declared in meta.variables:
-        if not _provided(declared):
+        if not _provided(declared, meta.purpose):
             check.error(
                 "vars.undefined",
                 f"front matter declares {declared!r}, which the message context does not provide",

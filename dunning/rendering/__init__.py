@@ -13,31 +13,44 @@ from __future__ import annotations
 
 from dunning.rendering._documents import render_document
 from dunning.rendering._formatting import format_date, format_money, mask
-from dunning.rendering._metadata import Purpose, TemplateMetadata, context_paths
+from dunning.rendering._metadata import STEP_VARIABLES, Purpose, TemplateMetadata, context_paths
 from dunning.rendering._pdf import LetterPrinter
 from dunning.rendering._renderer import RenderedMessage, Renderer, template_variables
-from dunning.rendering._samples import DEMO_LENDER, SAMPLE_AS_OF, sample_context, sample_dpds
+from dunning.rendering._samples import (
+    DEMO_LENDER,
+    SAMPLE_AS_OF,
+    sample_context,
+    sample_dpds,
+    sample_extra,
+)
 from dunning.rendering._store import TemplateRef, TemplateStore
 from dunning.rendering.context import (
     AccountView,
     AddressView,
     Amounts,
     CustomerView,
+    InstalmentTerms,
     LenderView,
     MessageContext,
+    PlanTerms,
+    PromiseTerms,
     ValidationNotice,
 )
 
 __all__ = [
     "DEMO_LENDER",
     "SAMPLE_AS_OF",
+    "STEP_VARIABLES",
     "AccountView",
     "AddressView",
     "Amounts",
     "CustomerView",
+    "InstalmentTerms",
     "LenderView",
     "LetterPrinter",
     "MessageContext",
+    "PlanTerms",
+    "PromiseTerms",
     "Purpose",
     "RenderedMessage",
     "Renderer",
@@ -52,5 +65,6 @@ __all__ = [
     "render_document",
     "sample_context",
     "sample_dpds",
+    "sample_extra",
     "template_variables",
 ]

@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from dunning.rendering.context import MessageContext
+from dunning.rendering.context import InstalmentTerms, MessageContext, PlanTerms, PromiseTerms
 from dunning.types import Channel
 
 FRONT_MATTER = re.compile(r"\A\{#---[ \t]*\r?\n(?P<yaml>.*?)\r?\n---#\}", re.DOTALL)
@@ -53,6 +53,20 @@ class Purpose(StrEnum):
     notice)."""
     FINAL_DEMAND = "final_demand"
     """The last written demand before escalation."""
+    BROKEN_PROMISE = "broken_promise"
+    """The customer did not pay what they promised: the cadence resumes with this message."""
+    PLAN_CONFIRMATION = "plan_confirmation"
+    """Confirms a negotiated instalment plan and its terms."""
+    PLAN_REMINDER = "plan_reminder"
+    """A reminder a few days before a plan instalment is due."""
+
+
+STEP_VARIABLES: dict[Purpose, dict[str, type]] = {
+    Purpose.BROKEN_PROMISE: {"promise": PromiseTerms},
+    Purpose.PLAN_CONFIRMATION: {"plan": PlanTerms},
+    Purpose.PLAN_REMINDER: {"plan": PlanTerms, "instalment": InstalmentTerms},
+}
+"""The `extra` variables the engine gives templates of a purpose, beside the MessageContext."""
 
 
 class TemplateMetadata(BaseModel):
@@ -128,6 +142,10 @@ def _dataclass_paths(cls: type[Any], prefix: str) -> set[str]:
 
 
 @cache
-def context_paths() -> frozenset[str]:
-    """Every dotted path a MessageContext offers (`extra` holds step-specific top-level names)."""
-    return frozenset(_dataclass_paths(MessageContext, "")) - {"extra"}
+def context_paths(purpose: Purpose | None = None) -> frozenset[str]:
+    """Every dotted path a MessageContext offers, with the `extra` variables of the purpose's
+    steps (STEP_VARIABLES) when a purpose is given."""
+    paths = set(_dataclass_paths(MessageContext, "")) - {"extra"}
+    for name, view in STEP_VARIABLES.get(purpose, {}).items() if purpose else ():
+        paths |= {name} | _dataclass_paths(view, name + ".")
+    return frozenset(paths)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
 
 from babel.numbers import get_territory_currencies
 
@@ -181,3 +182,36 @@ def sample_context(
         reference=_reference(locale, tier, jurisdiction, dpd),
         validation=validation,
     )
+
+
+SAMPLE_PLAN_INSTALMENTS = 6
+
+
+def sample_extra(purpose: str, context: MessageContext) -> dict[str, Any]:
+    """The step-specific variables (STEP_VARIABLES) of a purpose, for `context`, shaped as the
+    engine passes them (mappings): a promise of half the overdue amount, due two days ago; a plan
+    of the overdue amount in monthly instalments from next week, and its second instalment."""
+    if purpose == "broken_promise":
+        return {
+            "promise": {
+                "amount": (context.amount.overdue / 2).quantize(_CENT, rounding=ROUND_DOWN),
+                "promised_on": context.as_of - timedelta(days=2),
+            }
+        }
+    if purpose not in ("plan_confirmation", "plan_reminder"):
+        return {}
+    total = context.amount.overdue
+    count = SAMPLE_PLAN_INSTALMENTS
+    share = (total / count).quantize(_CENT, rounding=ROUND_DOWN)
+    instalments = [
+        {
+            "seq": seq,
+            "due_on": context.as_of + timedelta(days=7 + 30 * (seq - 1)),
+            "amount": share if seq < count else total - share * (count - 1),
+        }
+        for seq in range(1, count + 1)
+    ]
+    plan = {"id": 4821, "created_on": context.as_of, "total": total, "instalments": instalments}
+    if purpose == "plan_confirmation":
+        return {"plan": plan}
+    return {"plan": plan, "instalment": instalments[1]}

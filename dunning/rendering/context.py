@@ -3,6 +3,10 @@
 The engine builds one MessageContext per message (dunning.services.outreach); templates read
 it as `customer.*`, `account.*`, `amount.*`, `lender.*`, `address.*`, and the top-level names
 below. Amounts are Decimal in the account's currency: format them with the `money` filter.
+
+Some steps add variables of their own in `extra`, by the template's purpose (see
+`STEP_VARIABLES` in _metadata): a broken promise's `promise`, a payment plan's `plan` and the
+next `instalment`. The engine passes them as mappings with the fields of the classes below.
 """
 
 from __future__ import annotations
@@ -76,6 +80,36 @@ class ValidationNotice:
     dispute_by: date
     """End of the validation period: 30 days after assumed receipt (5 business days after
     sending)."""
+
+
+@dataclass(frozen=True)
+class PromiseTerms:
+    """`promise`: the promise to pay that was broken."""
+
+    amount: Decimal
+    promised_on: date
+    """The date the customer promised to pay by."""
+
+
+@dataclass(frozen=True)
+class InstalmentTerms:
+    """`instalment` (and each of `plan.instalments`): one instalment of a payment plan."""
+
+    seq: int
+    """1 for the first instalment."""
+    due_on: date
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class PlanTerms:
+    """`plan`: a negotiated instalment plan (协商分期还款)."""
+
+    id: int
+    created_on: date
+    total: Decimal
+    """The sum of the instalments."""
+    instalments: list[InstalmentTerms]
 
 
 @dataclass(frozen=True)

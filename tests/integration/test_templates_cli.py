@@ -12,6 +12,7 @@ from tests.helpers import invoke
 
 REPO = Path(__file__).resolve().parents[2]
 SMS_ID = "sms/early/reminder.en-US"
+SHIPPED = len(list((REPO / "templates/messages").glob("*/*/*.*.*")))
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def sms_path(root: Path) -> Path:
 def test_lint_the_shipped_templates(capsys: pytest.CaptureFixture[str], env: Path) -> None:
     result = invoke(capsys, "templates", "lint")
     assert result.code == 0, result.out + result.err
-    assert "12 template(s): 0 error(s), 0 warning(s)" in result.out
+    assert f"{SHIPPED} template(s): 0 error(s), 0 warning(s)" in result.out
 
 
 def test_lint_reports_errors_and_exits_1(capsys: pytest.CaptureFixture[str], program: Path) -> None:
@@ -41,7 +42,7 @@ def test_lint_reports_errors_and_exits_1(capsys: pytest.CaptureFixture[str], pro
     result = invoke(capsys, "--project-dir", str(program), "templates", "lint", "--json")
     assert result.code == 1
     report = result.json()
-    assert report["templates"] == 12 and report["errors"] == 1 and report["warnings"] == 0
+    assert report["templates"] == SHIPPED and report["errors"] == 1 and report["warnings"] == 0
     (finding,) = report["findings"]
     assert finding == {
         "template": SMS_ID,
@@ -73,7 +74,7 @@ def test_approve_status_and_a_changed_template(
     project = ("--project-dir", str(program))
     status = invoke(capsys, *project, "templates", "status", "--check")
     assert status.code == 1
-    assert "0 approved, 0 changed, 12 never approved" in status.out
+    assert f"0 approved, 0 changed, {SHIPPED} never approved" in status.out
 
     approved = invoke(
         capsys, *project, "templates", "approve", SMS_ID, "--reviewer", "ana.lee", "--note", "ok"
@@ -89,7 +90,7 @@ def test_approve_status_and_a_changed_template(
     status = invoke(capsys, *project, "templates", "status", "--json")
     states = {item["template"]: item["state"] for item in status.json()["templates"]}
     assert states[SMS_ID] == "approved"
-    assert list(states.values()).count("never approved") == 11
+    assert list(states.values()).count("never approved") == SHIPPED - 1
 
     path = sms_path(program)
     path.write_text(path.read_text().replace("past due", "past-due"), encoding="utf-8")
@@ -98,7 +99,7 @@ def test_approve_status_and_a_changed_template(
     assert f"changed         {SMS_ID}  (ana.lee, " in status.out
     assert "-on your account is past due." in status.out
     assert "+on your account is past-due." in status.out
-    assert "0 approved, 1 changed, 11 never approved" in status.out
+    assert f"0 approved, 1 changed, {SHIPPED - 1} never approved" in status.out
     item = next(
         i
         for i in invoke(capsys, *project, "templates", "status", "--json").json()["templates"]

@@ -242,7 +242,7 @@ def test_every_shipped_template_is_approved_as_it_is_now() -> None:
     """Edit a template and this fails until it is re-approved (`dunning templates approve`)."""
     store = TemplateStore(REPO / "templates/messages")
     statuses = template_statuses(store, ApprovalBook.load(REPO / "templates"))
-    assert len(statuses) == 12
+    assert len(statuses) == len(store.all()) > 0
     not_approved = {s.template_id: s.state for s in statuses if s.state != "approved"}
     assert not_approved == {}
     assert stale_approvals(store, ApprovalBook.load(REPO / "templates")) == []

@@ -57,7 +57,7 @@ def sms(root: Path, body: str, name: str = "reminder") -> TemplateStore:
 def test_store_reads_the_shipped_templates(repo_dir: Path) -> None:
     store = TemplateStore(repo_dir / "templates/messages")
     ids = [ref.id for ref in store.all()]
-    assert len(ids) == 12
+    assert len(ids) == 22  # 12 for the cadence, 6 broken promises, 4 for payment plans
     assert ids == sorted(ids)
     ref = store.find(Channel.SMS, "early", "reminder", "zh-CN")
     assert ref is not None

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dunning.config import Strategy, load_file
 from dunning.rendering import (
+    Purpose,
     Renderer,
     TemplateRef,
     TemplateStore,
@@ -19,6 +19,7 @@ from dunning.rendering import (
     format_date,
     format_money,
     sample_context,
+    sample_extra,
 )
 from dunning.rendering.context import MessageContext
 
@@ -52,8 +53,13 @@ def ids(refs: list[TemplateRef]) -> list[str]:
     return [ref.id for ref in refs]
 
 
-def context_for(ref: TemplateRef) -> MessageContext:
-    return sample_context(ref.locale, ref.tier)
+def context_for(ref: TemplateRef, dpd: int | None = None) -> MessageContext:
+    """The sample context of the template's tier, with its purpose's step variables."""
+    context = sample_context(ref.locale, ref.tier, dpd=dpd)
+    return dataclasses.replace(context, extra=sample_extra(ref.metadata.purpose, context))
+
+
+CADENCE = (Purpose.REMINDER, Purpose.FIRM_REMINDER, Purpose.FINAL_REMINDER)
 
 
 def of(channel: str) -> list[TemplateRef]:
@@ -68,15 +74,17 @@ def gsm7_length(text: str) -> int | None:
 
 
 def test_every_strategy_template_exists_in_both_locales() -> None:
-    strategy = load_file(REPO / "config" / "strategy.yaml", Strategy)
+    """The templates are exactly those config/strategy.yaml needs, in both locales."""
+    from dunning.project import Project
+    from dunning.services.program import required_templates
+
     expected = {
-        f"{step.channel}/{tier.name}/{step.template}.{locale}"
-        for tier in strategy.tiers
-        for step in tier.cadence
+        f"{channel}/{folder}/{name}.{locale}"
+        for _, channel, folder, name in required_templates(Project(REPO))
         for locale in LOCALES
     }
     assert set(ids(TEMPLATES)) == expected
-    assert len(expected) == 12
+    assert len(expected) == 22
 
 
 @pytest.mark.parametrize("ref", TEMPLATES, ids=ids(TEMPLATES))
@@ -88,14 +96,14 @@ def test_renders_in_its_locale(ref: TemplateRef) -> None:
     if ref.locale == "zh-CN":
         assert re.search(r"[\u4e00-\u9fff]", (message.subject or "") + message.text)
     assert ref.metadata.jurisdiction == ("CN" if ref.locale == "zh-CN" else "US")
-    assert ref.metadata.purpose == ref.name
+    assert ref.metadata.purpose == ref.name or ref.tier == "plan"
 
 
 @pytest.mark.parametrize("ref", TEMPLATES, ids=ids(TEMPLATES))
 def test_declares_what_it_uses_and_uses_only_the_context(ref: TemplateRef) -> None:
     used = RENDERER.variables_used(ref)
     assert {path for path in used if not ref.metadata.declares(path)} == set()
-    assert set(ref.metadata.variables) <= context_paths()
+    assert set(ref.metadata.variables) <= context_paths(ref.metadata.purpose)
 
 
 @pytest.mark.parametrize("ref", TEMPLATES, ids=ids(TEMPLATES))
@@ -129,7 +137,7 @@ SMS_CASES = [(ref, dpd) for ref in of("sms") for dpd in (None, 29, 59, 400)]
     ids=[f"{ref.id}-dpd{dpd or 'sample'}" for ref, dpd in SMS_CASES],
 )
 def test_sms_rules(ref: TemplateRef, dpd: int | None) -> None:
-    context = sample_context(ref.locale, ref.tier, dpd=dpd)
+    context = context_for(ref, dpd)
     text = RENDERER.render(ref, context).text
     assert "\n" not in text
     if ref.locale == "zh-CN":
@@ -145,7 +153,10 @@ def test_sms_rules(ref: TemplateRef, dpd: int | None) -> None:
     assert context.lender.phone in text
 
 
-@pytest.mark.parametrize("ref", of("sms"), ids=ids(of("sms")))
+CADENCE_SMS = [ref for ref in of("sms") if ref.metadata.purpose in CADENCE]
+
+
+@pytest.mark.parametrize("ref", CADENCE_SMS, ids=ids(CADENCE_SMS))
 def test_sms_names_amount_and_date(ref: TemplateRef) -> None:
     context = context_for(ref)
     text = RENDERER.render(ref, context).text
@@ -156,13 +167,16 @@ def test_sms_names_amount_and_date(ref: TemplateRef) -> None:
 
 def test_firmer_tiers_offer_a_way_for_those_who_cannot_pay() -> None:
     for ref in of("sms"):
-        if ref.tier == "early":
+        if ref.tier not in ("middle", "late"):
             continue
         text = RENDERER.render(ref, context_for(ref)).text
         assert re.search(r"plan|协商", text), ref.id
 
 
-@pytest.mark.parametrize("ref", of("letter"), ids=ids(of("letter")))
+NOTICES = [ref for ref in of("letter") if ref.metadata.purpose != Purpose.PLAN_CONFIRMATION]
+
+
+@pytest.mark.parametrize("ref", NOTICES, ids=ids(NOTICES))
 def test_letter_contents(ref: TemplateRef) -> None:
     context = context_for(ref)
     message = RENDERER.render(ref, context)
@@ -225,3 +239,37 @@ def test_us_letters_carry_the_validation_notice(ref: TemplateRef) -> None:
     without = RENDERER.render(ref, dataclasses.replace(context, validation=None)).text
     assert disclosure in without
     assert "Total amount of the debt now" not in without
+
+
+PLAN_LETTERS = [ref for ref in of("letter") if ref.metadata.purpose == Purpose.PLAN_CONFIRMATION]
+
+
+@pytest.mark.parametrize("ref", PLAN_LETTERS, ids=ids(PLAN_LETTERS))
+def test_plan_letter_lists_every_instalment(ref: TemplateRef) -> None:
+    context = context_for(ref)
+    plan = context.extra["plan"]
+    text = RENDERER.render(ref, context).text
+    money = [
+        format_money(i["amount"], context.account.currency, ref.locale) for i in plan["instalments"]
+    ]
+    for instalment, amount in zip(plan["instalments"], money, strict=True):
+        assert format_date(instalment["due_on"], "long", ref.locale) in text
+        assert amount in text
+    assert format_money(plan["total"], context.account.currency, ref.locale) in text
+    assert context.reference in text and context.lender.phone in text
+    assert ("分期还款确认函" if ref.locale == "zh-CN" else "Your payment plan") in text
+
+
+@pytest.mark.parametrize("ref", of("sms"), ids=ids(of("sms")))
+def test_step_messages_say_what_they_are_about(ref: TemplateRef) -> None:
+    context = context_for(ref)
+    text = RENDERER.render(ref, context).text
+    currency, locale = context.account.currency, ref.locale
+    if ref.metadata.purpose == Purpose.BROKEN_PROMISE:
+        promise = context.extra["promise"]
+        assert format_money(promise["amount"], currency, locale) in text
+        assert format_money(context.amount.overdue, currency, locale) in text
+    if ref.metadata.purpose == Purpose.PLAN_REMINDER:
+        instalment = context.extra["instalment"]
+        assert format_money(instalment["amount"], currency, locale) in text
+        assert str(instalment["seq"]) in text
