@@ -155,6 +155,9 @@ class SingleBoxScheduler:
             self._sync_jobs(scheduler)
             scheduler.resume()
         except BaseException:
+            if self._scheduler is not None and self._scheduler.running:
+                self._scheduler.shutdown(wait=False)
+            self._scheduler = None
             self._release()
             raise
         for job in scheduler.get_jobs():
