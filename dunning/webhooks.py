@@ -31,6 +31,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Annotated, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -137,6 +138,21 @@ _EVENTS = TypeAdapter(
 )
 
 
+class InboundMessage(BaseModel):
+    """An SMS reply the gateway received from a customer's phone (POST /webhooks/inbound/sms)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    event_id: str = Field(min_length=1, max_length=128)
+    sender: str = Field(alias="from", min_length=1, max_length=32)
+    text: str = Field(max_length=2000)
+    received_at: AwareDatetime
+
+
+InboundHandler = Callable[[str, str, datetime], bool]
+"""(sender phone, text, received at) -> whether it opted the sender out."""
+
+
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
@@ -159,6 +175,7 @@ def create_webhook_app(
     *,
     tolerance_seconds: int = 300,
     clock: Callable[[], float] = time.time,
+    inbound: InboundHandler | None = None,
 ) -> Starlette:
     """The ASGI app; refuses to be built without a secret (fail closed)."""
     check_secret(secret)
@@ -166,10 +183,8 @@ def create_webhook_app(
         raise ValueError("tolerance_seconds must be at least 1")
     channels = {channel.value for channel in Channel}
 
-    async def receipts(request: Request) -> JSONResponse:
-        channel = request.path_params["channel"]
-        if channel not in channels:
-            return _error(404, "unknown_channel", f"no channel {channel!r}")
+    async def verified(request: Request) -> tuple[bytes, str] | JSONResponse:
+        """The body and its signature if the request is signed, fresh and small enough."""
         header = request.headers.get(SIGNATURE_HEADER, "")
         match = _HEADER.match(header.strip())
         if match is None:
@@ -191,12 +206,22 @@ def create_webhook_app(
         valid = [hmac.compare_digest(expected, candidate) for candidate in given]
         if not any(valid):
             return _error(401, "bad_signature", "signature does not match")
+        return body, f"{timestamp}.{expected}"
+
+    async def receipts(request: Request) -> JSONResponse:
+        channel = request.path_params["channel"]
+        if channel not in channels:
+            return _error(404, "unknown_channel", f"no channel {channel!r}")
+        checked = await verified(request)
+        if isinstance(checked, JSONResponse):
+            return checked
+        body, nonce = checked
         try:
             events = _EVENTS.validate_json(body)
         except ValidationError as exc:
             return _error(400, "malformed_body", _first_problem(exc))
         # Only now, with everything checked, is anything remembered.
-        if sink.seen(f"{timestamp}.{expected}"):
+        if sink.seen(nonce):
             return _error(409, "replay", "this signed request was already received")
         new = sink.record([event.report() for event in events])
         if new == 0:
@@ -208,12 +233,29 @@ def create_webhook_app(
             )
         return JSONResponse({"recorded": new, "duplicates": len(events) - new})
 
+    async def inbound_sms(request: Request) -> JSONResponse:
+        if inbound is None:
+            return _error(404, "not_enabled", "inbound messages are not handled here")
+        checked = await verified(request)
+        if isinstance(checked, JSONResponse):
+            return checked
+        body, nonce = checked
+        try:
+            message = InboundMessage.model_validate_json(body)
+        except ValidationError as exc:
+            return _error(400, "malformed_body", _first_problem(exc))
+        if sink.seen(nonce):
+            return _error(409, "replay", "this signed request was already received")
+        opted_out = inbound(message.sender, message.text, message.received_at)
+        return JSONResponse({"opt_out": opted_out})
+
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
     return Starlette(
         routes=[
             Route("/webhooks/receipts/{channel}", receipts, methods=["POST"]),
+            Route("/webhooks/inbound/sms", inbound_sms, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
         ]
     )

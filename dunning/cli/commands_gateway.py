@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from datetime import datetime
 
 import typer
 
+from dunning.bootstrap import Runtime
 from dunning.cli._common import STATE, console
 
 HOST_HELP = "Interface to listen on; the default keeps it on this machine."
+
+
+def inbound_handler(runtime: Runtime) -> Callable[[str, str, datetime], bool]:
+    """SMS replies: an opt-out keyword of the customer's policy pack opts them out of SMS."""
+    from dunning.services.optouts import inbound_sms
+
+    packs = runtime.project.compliance_packs
+
+    def handle(sender: str, text: str, received_at: datetime) -> bool:
+        with runtime.unit_of_work() as connection:
+            return inbound_sms(connection, sender, text, received_at, packs)
+
+    return handle
 
 
 def register(app: typer.Typer) -> None:
@@ -47,7 +63,8 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8766, "--port", min=1, max=65535),
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level"),
     ) -> None:
-        """Accept signed delivery receipts at POST /webhooks/receipts/{channel}.
+        """Accept signed delivery receipts (POST /webhooks/receipts/{channel}) and SMS replies
+        (POST /webhooks/inbound/sms: opt-out keywords such as STOP or 退订 end the channel).
 
         The secret comes from DUNNING_WEBHOOK_SECRET; without it the webhook does not start.
         """
@@ -58,6 +75,9 @@ def register(app: typer.Typer) -> None:
 
         secret = os.environ.get(SECRET_ENV, "")
         check_secret(secret)  # fail closed before touching the database: no secret, no server
-        app = create_webhook_app(secret, DatabaseReceiptSink(STATE.runtime().engine))
+        runtime = STATE.runtime()
+        app = create_webhook_app(
+            secret, DatabaseReceiptSink(runtime.engine), inbound=inbound_handler(runtime)
+        )
         console.print(f"receipts webhook on http://{host}:{port}/webhooks/receipts/{{channel}}")
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -14,6 +14,7 @@ from dunning.db.lifecycle_models import AccountAction, GracePeriod
 from dunning.db.models import Account, PromiseToPay
 from dunning.domain.money import to_decimal
 from dunning.services import lifecycle
+from dunning.types import Channel
 
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
 PROMISE = PromiseToPay.__table__  # type: ignore[attr-defined]
@@ -63,6 +64,25 @@ def register(app: typer.Typer) -> None:
     app.add_typer(plans, name="plans")
     app.add_typer(grace, name="grace")
     app.add_typer(actions, name="actions")
+    customers = typer.Typer(help="Customers: record an opt-out.", no_args_is_help=True)
+    app.add_typer(customers, name="customers")
+
+    @customers.command("opt-out")
+    def customers_opt_out(
+        customer: str = typer.Argument(..., help="Customer external id"),
+        channel: Channel = typer.Option(..., help="The channel the customer opted out of"),
+        as_json: bool = JsonOption,
+    ) -> None:
+        """Record an opt-out (e.g. a request by phone); waiting messages on it are held."""
+        from dunning.db.models import utcnow
+        from dunning.services.optouts import opt_out_customer
+
+        with STATE.runtime().unit_of_work() as connection:
+            held = opt_out_customer(connection, customer, channel, utcnow())
+        if as_json:
+            print_json({"customer": customer, "channel": channel.value, "held_messages": held})
+        else:
+            console.print(f"{customer} opted out of {channel.value}; {held} waiting messages held")
 
     @promises.command("add")
     def promises_add(
