@@ -21,41 +21,19 @@ from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
-from dunning.masking import mask_phone
+from dunning.masking import mask_text
 
 CONTEXT_FIELDS = ("run_id", "flow", "as_of", "batch", "stage", "flow_run_id")
 FORMATS = ("json", "kv")
 
 _context: ContextVar[dict[str, Any]] = ContextVar("dunning_log_context", default={})  # noqa: B039
 
-# Stricter than masking.scrub so that dates, times and id ranges in log lines survive, while
-# every phone number shape we store or could be given still goes: E.164 (+86..., +1...), Chinese
-# mobiles (138 1234 5678), US numbers ((312) 555-0142, 312.555.0142) and long digit runs.
-_PHONE = re.compile(
-    r"\+\d[\d \-().]{6,}\d"
-    r"|(?<![\w-])1\d{2}[ \-]?\d{4}[ \-]?\d{4}(?![\w-])"
-    r"|(?<![\w-])\(?\d{3}\)?[ \-.]\d{3}[ \-.]\d{4}(?![\w-])"
-    r"|(?<!\d)\d{9,}(?!\d)"
-)
-_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _MASKED = "_dunning_masked"
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
     "asctime",
     _MASKED,
 }
-
-
-def _phone(match: re.Match[str]) -> str:
-    digits = re.sub(r"[^\d+]", "", match.group(0))
-    if digits.startswith("+"):
-        return mask_phone(digits)
-    return "*" * (len(digits) - 4) + digits[-4:]
-
-
-def mask_text(text: str) -> str:
-    """Mask e-mail addresses and phone numbers in free text (idempotent)."""
-    return _PHONE.sub(_phone, _EMAIL.sub("[email]", text))
 
 
 def mask_record(record: logging.LogRecord) -> logging.LogRecord:

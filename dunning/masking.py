@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import re
 
-_PHONE = re.compile(r"\+?\d[\d \-]{7,}\d")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# Every phone number shape we store or could be given: E.164 (+86..., +1...), Chinese mobiles
+# (138 1234 5678), US numbers ((312) 555-0142, 312.555.0142) and long digit runs; but not the
+# dates, times and id ranges that log lines carry.
+_PHONE = re.compile(
+    r"\+\d[\d \-().]{6,}\d"
+    r"|(?<![\w-])1\d{2}[ \-]?\d{4}[ \-]?\d{4}(?![\w-])"
+    r"|(?<![\w-])\(?\d{3}\)?[ \-.]\d{3}[ \-.]\d{4}(?![\w-])"
+    r"|(?<!\d)\d{9,}(?!\d)"
+)
+_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def mask_phone(phone: str | None) -> str:
@@ -43,7 +51,13 @@ def mask_recipient(channel: str, recipient: str | None) -> str:
     return f"[postal address, {recipient.count(chr(10)) + 1} lines]"
 
 
-def scrub(text: str) -> str:
-    """Mask anything that looks like a phone number or an e-mail address in free text."""
-    text = _EMAIL.sub("[email]", text)
-    return _PHONE.sub(lambda m: mask_phone(re.sub(r"[ \-]", "", m.group(0))), text)
+def _phone(match: re.Match[str]) -> str:
+    digits = re.sub(r"[^\d+]", "", match.group(0))
+    if digits.startswith("+"):
+        return mask_phone(digits)
+    return "*" * (len(digits) - 4) + digits[-4:]
+
+
+def mask_text(text: str) -> str:
+    """Mask e-mail addresses and phone numbers in free text (idempotent)."""
+    return _PHONE.sub(_phone, _EMAIL.sub("[email]", text))

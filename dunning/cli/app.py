@@ -45,6 +45,11 @@ def _root(
 ) -> None:
     STATE.project_dir = project_dir
     STATE.debug = debug or os.environ.get("DUNNING_DEBUG") == "1"
+    from dunning.logs import configure_logging
+
+    # Structured logs with personal data masked, for every command. Commands print their own
+    # results; logs are for warnings unless DUNNING_LOG_LEVEL asks for more.
+    configure_logging(level=os.environ.get("DUNNING_LOG_LEVEL", "WARNING"))
 
 
 commands_db.register(app)

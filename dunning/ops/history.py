@@ -10,7 +10,7 @@ from sqlalchemy import Connection, select
 
 from dunning.db.outreach_models import Run
 from dunning.errors import NotFound
-from dunning.logs import mask_text
+from dunning.masking import mask_text
 
 RUN = Run.__table__  # type: ignore[attr-defined]
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Date,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Subquery,
     and_,
     case,
+    cast,
     func,
     literal,
     or_,
@@ -44,7 +46,8 @@ def overdue_by_account(as_of: date, lo: int | None = None, hi: int | None = None
         select(
             i.account_id.label("account_id"),
             func.min(i.due_on).label("oldest_due_on"),
-            func.sum(outstanding).label("overdue_minor"),
+            # PostgreSQL sums BIGINT to NUMERIC (a Decimal in Python): money stays integer.
+            cast(func.sum(outstanding), BigInteger).label("overdue_minor"),
         )
         .where(unpaid)
         .group_by(i.account_id)
@@ -120,7 +123,7 @@ def tier_population(connection: Connection, as_of: date, strategy: Strategy) -> 
         rows.c.jurisdiction,
         rows.c.currency,
         func.count().label("accounts"),
-        func.sum(rows.c.overdue_minor).label("overdue_minor"),
+        cast(func.sum(rows.c.overdue_minor), BigInteger).label("overdue_minor"),
     ).group_by(rows.c.tier, rows.c.jurisdiction, rows.c.currency)
     order = {tier.name: index for index, tier in enumerate(strategy.tiers)}
     result = [

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select
+from sqlalchemy import BigInteger, Connection, cast, exists, func, select
 
 from dunning.config import Strategy
 from dunning.config.strategy import Step
@@ -235,7 +235,7 @@ def select_batch(
         PROMISE.c.promised_on >= as_of,
     )
     payments_since = (
-        select(func.coalesce(func.sum(PAYMENT.c.amount_minor), 0))
+        select(cast(func.coalesce(func.sum(PAYMENT.c.amount_minor), 0), BigInteger))
         .where(PAYMENT.c.account_id == a.id, PAYMENT.c.paid_on >= overdue.oldest_due_on)
         .scalar_subquery()
     )
