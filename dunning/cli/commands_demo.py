@@ -53,7 +53,9 @@ def register(app: typer.Typer) -> None:
         in_process: bool = InProcessOption,
         as_json: bool = JsonOption,
     ) -> None:
-        """Seed the demo population (if absent), run the daily outreach, print the summary.
+        """Seed the demo population (if absent) and run its month: the history day 30 days
+        back, a kept promise, a cure and a payment plan, the demo day's daily outreach, receipts,
+        legal escalation and a verified case packet.
 
         Safe to run again: the population is kept and the rerun sends nothing twice.
         """
@@ -71,19 +73,28 @@ def register(app: typer.Typer) -> None:
                 f"database {runtime.engine.url.get_backend_name()}"
             )
             print_tiers(counts, day)
+        story = _story_before(day, as_json)
         summary = run_daily(day, dry_run=False, in_process=in_process)
+        after = _story_after(day)
         gateway = _gateway_counts()
         if as_json:
             print_json(
                 {
                     "seeded": seeded.as_dict(),
                     "tiers": tiers_as_json(counts),
+                    "history": story["history"],
+                    "events": story["events"],
                     "daily_outreach": summary,
+                    "receipts": after["receipts"],
+                    "actions": after["actions"],
+                    "legal": after["legal"],
+                    "packet": after["packet"],
                     "gateway_accepted": gateway,
                 }
             )
             return
         print_summary(summary)
+        _print_story(summary, story, after)
         _print_epilogue(summary, gateway)
 
     @demo.command("seed")
@@ -104,6 +115,102 @@ def register(app: typer.Typer) -> None:
                 f"{result.instalments:,} instalments, {result.payments:,} payments, "
                 f"{result.promises:,} promises to pay, around {day}"
             )
+
+
+def _story_before(day: date, as_json: bool) -> dict[str, Any]:
+    """History (the day 30 days back) and the events between runs; see services.demo_story."""
+    from dunning.services import demo_story
+    from dunning.services.outreach_env import OutreachEnv
+
+    env = OutreachEnv(STATE.runtime())
+    try:
+        if not as_json:
+            console.print(
+                f"history: the daily outreach of {demo_story.history_day(day)} "
+                "(final demands, freezes, placements, registry reports) ..."
+            )
+        history = demo_story.run_history(env, day)
+        events = demo_story.stage_events(env, day)
+    finally:
+        env.close()
+    return {"history": history, "events": events}
+
+
+def _story_after(day: date) -> dict[str, Any]:
+    """Receipts, the actions' state, the legal run, and one case packet built and verified."""
+    from dunning.legal.packets import build_case_packet
+    from dunning.legal.service import run_legal_escalation
+    from dunning.legal.verify import verify_packet
+    from dunning.services import demo_story
+    from dunning.services.outreach_env import OutreachEnv
+    from dunning.services.receipts import reconcile_receipts
+
+    runtime = STATE.runtime()
+    env = OutreachEnv(runtime)
+    try:
+        receipts = reconcile_receipts(runtime.engine, env.adapter_factory).as_dict()
+        legal = run_legal_escalation(runtime, day)
+        actions = demo_story.action_counts(env)
+    finally:
+        env.close()
+    packet: dict[str, Any] | None = None
+    from dunning.legal.cases import list_cases
+
+    with runtime.engine.connect() as connection:
+        cases = list_cases(connection, limit=1)
+    if cases:
+        result = build_case_packet(runtime, cases[0]["id"], runtime.project.state_dir / "packets")
+        check = verify_packet(result.path)
+        packet = {**result.as_dict(), "verified": check.ok}
+    return {"receipts": receipts, "legal": legal, "actions": actions, "packet": packet}
+
+
+def _print_story(summary: dict[str, Any], story: dict[str, Any], after: dict[str, Any]) -> None:
+    events = story["events"]
+    if "plan" in events:
+        console.print(
+            f"between the runs: payment plan {events['plan']} agreed (its confirmation "
+            "letter went with this run; `dunning plans show` gives its terms)"
+        )
+    if "cured_account" in events:
+        console.print(
+            "between the runs: a frozen account paid everything overdue: it left "
+            "collections, its waiting messages were cancelled, its line restored"
+        )
+    lifecycle = summary.get("lifecycle", {})
+    promises = lifecycle.get("promises", {})
+    plans = lifecycle.get("plans", {})
+    console.print(
+        f"promises to pay: {promises.get('kept', 0)} kept, {promises.get('broken', 0)} broken "
+        f"today; payment plans completed {plans.get('completed', 0)}, "
+        f"broken {plans.get('broken', 0)}"
+    )
+    actions = after["actions"]
+    if actions:
+        console.print(
+            "actions: "
+            + "; ".join(
+                f"{kind} " + ", ".join(f"{n} {status}" for status, n in sorted(states.items()))
+                for kind, states in sorted(actions.items())
+            )
+        )
+    receipts = after["receipts"]
+    console.print(f"receipts: {receipts['recorded']:,} recorded {receipts['by_status']}")
+    legal = after["legal"]
+    outcome = legal["accounts"]["by_outcome"]
+    console.print(
+        f"legal escalation: {legal['accounts']['considered']:,} accounts considered, "
+        f"{outcome['opened']} cases opened, {outcome['refused']:,} refused "
+        "(`dunning cases reviews` gives each reason)"
+    )
+    packet = after["packet"]
+    if packet:
+        state = "verifies" if packet["verified"] else "DOES NOT VERIFY"
+        console.print(f"case packet {packet['path']} ({len(packet['files'])} files) {state}")
+    registry = STATE.project().state_dir / "registry"
+    files = sorted(registry.glob("delinquency-*")) if registry.exists() else []
+    if files:
+        console.print(f"credit registry files: {', '.join(str(f) for f in files)}")
 
 
 def _print_epilogue(summary: dict[str, Any], gateway: dict[str, int]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -44,17 +45,24 @@ class LetterPress:
         self._pool: Executor | None = None
         self._inline: LetterPrinter | None = None
         self._printed = 0
+        # WeasyPrint (Pango, fontconfig) is not thread-safe: batches planned in parallel
+        # threads print in-process one at a time; the process pool has no such limit.
+        self._lock = threading.Lock()
 
     def submit(self, rendered: RenderedMessage) -> Future[bytes]:
-        self._printed += 1
-        if self.workers <= 1 or (self._pool is None and self._printed <= POOL_AFTER):
-            future: Future[bytes] = Future()
-            if self._inline is None:
-                from dunning.rendering import LetterPrinter
+        with self._lock:
+            self._printed += 1
+            if self.workers <= 1 or (self._pool is None and self._printed <= POOL_AFTER):
+                future: Future[bytes] = Future()
+                if self._inline is None:
+                    from dunning.rendering import LetterPrinter
 
-                self._inline = LetterPrinter()
-            future.set_result(self._inline.pdf(rendered))
-            return future
+                    self._inline = LetterPrinter()
+                future.set_result(self._inline.pdf(rendered))
+                return future
+            return self._pooled(rendered)
+
+    def _pooled(self, rendered: RenderedMessage) -> Future[bytes]:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
