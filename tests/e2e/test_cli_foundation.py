@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -75,19 +76,50 @@ def test_unknown_project_dir_is_a_one_line_error(
     assert "is not a program directory" in result.err
 
 
-def test_console_script_runs_the_demo(tmp_path: Path) -> None:
-    """The installed `dunning` entry point, as README command 1 uses it."""
+def test_console_script_runs_the_demo_month(tmp_path: Path) -> None:
+    """README command 1's demo through the installed `dunning` entry point (in-process here;
+    the Prefect path is tested in test_daily_outreach_flow.py)."""
     exe = Path(sys.executable).parent / "dunning"
+    args = [str(exe), "demo", "--accounts", "3000", "--as-of", "2026-11-23", "--in-process"]
     completed = subprocess.run(
-        [str(exe), "demo", "--accounts", "300", "--as-of", "2026-11-23"],
+        [*args, "--json"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         env={**os.environ},
         check=False,
     )
-    assert completed.returncode == 0, completed.stderr
-    assert "early" in completed.stdout and "CN" in completed.stdout
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    demo = json.loads(completed.stdout)
+    lifecycle = demo["daily_outreach"]["lifecycle"]
+    assert lifecycle["promises"]["kept"] >= 1 and lifecycle["promises"]["broken"] >= 1
+    assert demo["events"]["plan"] >= 1 and demo["events"]["cured_account"] >= 1
+    actions = demo["actions"]
+    assert actions["credit_freeze"]["done"] > 0 and actions["agency_placement"]["done"] > 0
+    assert actions["credit_restore"]["done"] == 1  # the cure reversed the freeze
+    assert actions["registry_report"]["done"] > 0
+    state = Path(os.environ["DUNNING_STATE_DIR"])
+    assert sorted(p.name for p in (state / "registry").glob("delinquency-*.csv")) == [
+        "delinquency-2026-10-24.csv",
+        "delinquency-2026-11-23.csv",
+    ]
+    assert demo["legal"]["accounts"]["by_outcome"]["opened"] >= 1
+    assert demo["packet"]["verified"] is True
+    assert demo["gateway_accepted"]["letter"] > 0
+    # The whole month again: nothing new is sent, no second case is opened.
+    again = subprocess.run(
+        [*args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ},
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    rerun = json.loads(again.stdout)
+    assert rerun["daily_outreach"]["this_run"]["new_messages"] == 0
+    assert rerun["legal"]["accounts"]["by_outcome"]["opened"] == 0
+    assert rerun["gateway_accepted"] == demo["gateway_accepted"]
 
 
 def test_bad_parameters_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
