@@ -91,11 +91,22 @@ def _known() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-@lru_cache(maxsize=65_536)
+PREFIX_DIGITS = 10
+"""Time zones depend on a number's prefix only (country code and area): numbers sharing their
+first characters share zones, so lookups are cached by prefix, not by number."""
+
+
 def phone_zones(phone: str | None) -> frozenset[str]:
     """Zones the number's prefix belongs to (phonenumbers' geocoding data), if any."""
     if not phone:
         return frozenset()
+    return _prefix_zones(phone[:PREFIX_DIGITS], len(phone))
+
+
+@lru_cache(maxsize=65_536)
+def _prefix_zones(prefix: str, length: int) -> frozenset[str]:
+    # Pad the prefix back to the number's length so it parses as a number of that shape.
+    phone = prefix + "0" * (length - len(prefix))
     try:
         parsed = phonenumbers.parse(phone, None)
     except phonenumbers.NumberParseException:

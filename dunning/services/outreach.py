@@ -18,7 +18,18 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, cast, exists, func, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    and_,
+    cast,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+)
 
 from dunning.config import Strategy
 from dunning.config.strategy import Step
@@ -223,6 +234,35 @@ class BatchRow:
         return [line for line in lines if line]
 
 
+def due_today(dpd: ColumnElement[int], strategy: Strategy) -> ColumnElement[bool]:
+    """SQL: a cadence step (message or action) of some tier falls on this DPD."""
+    clauses: list[ColumnElement[bool]] = []
+    for tier in strategy.tiers:
+        for step in tier.cadence:
+            if step.days:
+                clauses.append(dpd.in_(step.days))
+            first = step.first_repeat(tier.dpd.min)
+            if first is not None and step.every is not None:
+                repeat = and_(dpd >= first, (dpd - first) % step.every == 0)
+                last = step.until if step.until is not None else tier.dpd.max
+                clauses.append(and_(repeat, dpd <= last) if last is not None else repeat)
+    return or_(*clauses) if clauses else false()
+
+
+def tier_counts(connection: Connection, as_of: date, strategy: Strategy, lo: int,
+                hi: int) -> Counter[str]:
+    """The batch's delinquent accounts by tier (all of them, due today or not)."""
+    d = delinquency(as_of, strategy, lo, hi)
+    query = (
+        select(d.tier, func.count())
+        .select_from(d.overdue)
+        .join(ACCOUNT, ACCOUNT.c.id == d.overdue.c.account_id)
+        .where(ACCOUNT.c.status == "open")
+        .group_by(d.tier)
+    )
+    return Counter({tier: int(n) for tier, n in connection.execute(query) if tier is not None})
+
+
 def select_batch(
     connection: Connection, as_of: date, strategy: Strategy, lo: int, hi: int
 ) -> list[BatchRow]:
@@ -254,6 +294,11 @@ def select_batch(
         )
         .order_by(PROMISE.c.id.desc())
         .limit(1)
+    )
+    broken_today = exists().where(
+        PROMISE.c.account_id == a.id,
+        PROMISE.c.status == PromiseStatus.BROKEN.value,
+        PROMISE.c.resolved_on == as_of,
     )
     in_force = treatment_in_force
     query = (
@@ -316,7 +361,11 @@ def select_batch(
         .select_from(d.overdue)
         .join(ACCOUNT, a.id == overdue.account_id)
         .join(CUSTOMER, c.id == a.customer_id)
-        .where(a.status == "open")
+        # Most accounts have nothing due on a given day: only those that may are loaded.
+        .where(
+            a.status == "open",
+            or_(due_today(d.dpd, strategy), plan_id.is_not(None), plan_broken, broken_today),
+        )
         .order_by(a.id)
     )
     return [BatchRow(*row) for row in connection.execute(query)]
@@ -539,7 +588,6 @@ def _messages(
     for row in rows:
         if row.tier is None:
             continue
-        report.accounts[row.tier] += 1
         tier = env.tiers[row.tier]
         state = row.account_state()
         contact = row.contact_state()
@@ -614,6 +662,7 @@ def plan_batch(
     started = clock()
     with env.runtime.engine.connect() as connection:
         rows = select_batch(connection, as_of, env.strategy, lo, hi)
+        report.accounts.update(tier_counts(connection, as_of, env.strategy, lo, hi))
         _reage(env, connection, rows, as_of)
         plan_ids = [row.plan_id for row in rows if row.plan_id is not None]
         plans = {s.plan_id: s for s in plan_states(connection, as_of, plan_ids)} if plan_ids else {}
