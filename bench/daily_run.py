@@ -117,7 +117,7 @@ def main() -> None:
         "select": overdue,
         "decide": overdue,
         "render": messages,
-        "render_letters": result["letters"],
+        "print_letters": result["letters"],
         "outbox_write": messages,
         "dispatch": result["sent"],
         "record": result["sent"],

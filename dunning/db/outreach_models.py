@@ -59,6 +59,9 @@ class OutboxMessage(SQLModel, table=True):
     recipient: str | None = Field(default=None, sa_type=Text, description="PII")
     subject: str | None = Field(default=None, max_length=255)
     body: str | None = Field(default=None, sa_type=Text, description="PII")
+    document_source: str | None = Field(
+        default=None, max_length=500, description="a letter's rendered HTML, before printing"
+    )
     document_path: str | None = Field(default=None, max_length=500)
     document_sha256: str | None = Field(default=None, max_length=64)
     status: str = Field(default="planned", max_length=16)

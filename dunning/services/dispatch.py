@@ -59,6 +59,8 @@ class Claimed:
 
 @dataclass
 class DispatchReport:
+    printed: int = 0
+    """Letters the print stage made PDFs of, before dispatch."""
     claimed: int = 0
     sent: int = 0
     duplicates: int = 0
@@ -72,7 +74,7 @@ class DispatchReport:
     timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def merge(self, other: DispatchReport) -> None:
-        for name in ("claimed", "sent", "duplicates", "failed", "retry", "deferred"):
+        for name in ("printed", "claimed", "sent", "duplicates", "failed", "retry", "deferred"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.held.update(other.held)
         self.by_channel.update(other.by_channel)
@@ -82,6 +84,7 @@ class DispatchReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "printed": self.printed,
             "claimed": self.claimed,
             "sent": self.sent,
             "duplicates": self.duplicates,
@@ -99,7 +102,7 @@ class DispatchReport:
         report = cls(
             **{
                 k: data.get(k, 0)
-                for k in ("claimed", "sent", "duplicates", "failed", "retry", "deferred")
+                for k in ("printed", "claimed", "sent", "duplicates", "failed", "retry", "deferred")
             }
         )
         report.held.update(data.get("held_by_reason", {}))
@@ -143,11 +146,16 @@ def claim(
 ) -> list[Claimed]:
     """Move up to `limit` due messages to `sending` under `token`; return them."""
     o = OUTBOX.c
-    due = or_(
-        and_(
-            o.status == OutboxStatus.PLANNED.value, or_(o.not_before.is_(None), o.not_before <= now)
+    due = and_(
+        or_(
+            and_(
+                o.status == OutboxStatus.PLANNED.value,
+                or_(o.not_before.is_(None), o.not_before <= now),
+            ),
+            and_(o.status == OutboxStatus.SENDING.value, o.claimed_until < now),
         ),
-        and_(o.status == OutboxStatus.SENDING.value, o.claimed_until < now),
+        # A letter goes only once the print stage has made its PDF.
+        or_(o.channel != Channel.LETTER.value, o.document_sha256.is_not(None)),
     )
     pick = select(o.id).where(due, *scope.conditions()).order_by(o.id).limit(limit)
     if connection.dialect.name == "postgresql":

@@ -17,16 +17,24 @@ class DocumentStore:
 
     def put(self, as_of: date, name: str, content: bytes) -> tuple[str, str]:
         """Store a document; return its path relative to the root, and its SHA-256."""
-        digest = hashlib.sha256(content).hexdigest()
         relative = f"{as_of.isoformat()}/{name}.pdf"
+        self._write(relative, content)
+        return relative, hashlib.sha256(content).hexdigest()
+
+    def put_source(self, as_of: date, name: str, html: bytes) -> str:
+        """Store a letter's rendered HTML (the print stage turns it into the PDF)."""
+        relative = f"{as_of.isoformat()}/{name}.html"
+        self._write(relative, html)
+        return relative
+
+    def _write(self, relative: str, content: bytes) -> None:
         target = self.root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a crash never leaves a half-written letter behind.
+        # Write then rename, so a crash never leaves a half-written file behind.
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
         os.replace(tmp, target)
-        return relative, digest
 
     def get(self, relative: str, sha256: str | None = None) -> bytes:
         content = (self.root / relative).read_bytes()

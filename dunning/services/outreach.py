@@ -12,7 +12,6 @@ import hashlib
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -249,8 +248,9 @@ def due_today(dpd: ColumnElement[int], strategy: Strategy) -> ColumnElement[bool
     return or_(*clauses) if clauses else false()
 
 
-def tier_counts(connection: Connection, as_of: date, strategy: Strategy, lo: int,
-                hi: int) -> Counter[str]:
+def tier_counts(
+    connection: Connection, as_of: date, strategy: Strategy, lo: int, hi: int
+) -> Counter[str]:
     """The batch's delinquent accounts by tier (all of them, due today or not)."""
     d = delinquency(as_of, strategy, lo, hi)
     query = (
@@ -701,7 +701,6 @@ def plan_batch(
     report.timings["decide"] += clock() - started
 
     started = clock()
-    letters: list[tuple[PlannedMessage, Future[bytes]]] = []
     for message in planned:
         report.decisions[message.decision.channel.value] += 1
         if message.hold is not None:
@@ -714,13 +713,11 @@ def plan_batch(
         )
         rendered = env.renderer.render(template, context)
         message.subject, message.body = rendered.subject, rendered.text
-        if message.decision.channel == Channel.LETTER and not dry_run:
-            letters.append((message, env.letters.submit(rendered)))
+        if message.decision.channel == Channel.LETTER:
+            # Printed to PDF by the print stage (services.letters.print_letters) before
+            # dispatch: layout is the slowest work there is, and it scales out separately.
+            message.document = (rendered.html or "").encode()
     report.timings["render"] += clock() - started
-    started = clock()
-    for message, future in letters:
-        message.document = future.result()
-    report.timings["render_letters"] += clock() - started
 
     if dry_run:
         return report
@@ -729,9 +726,9 @@ def plan_batch(
     records: list[dict[str, Any]] = []
     for message in planned:
         row, decision = message.row, message.decision
-        path = digest = None
+        source = None
         if message.document is not None:
-            path, digest = documents.put(as_of, message.key, message.document)
+            source = documents.put_source(as_of, message.key, message.document)
         held = message.hold is not None
         records.append(
             {
@@ -749,8 +746,7 @@ def plan_batch(
                 "recipient": None if held else row.recipient(decision.channel),
                 "subject": message.subject,
                 "body": message.body,
-                "document_path": path,
-                "document_sha256": digest,
+                "document_source": source,
                 "status": (OutboxStatus.HELD if held else OutboxStatus.PLANNED).value,
                 "hold_reason": message.hold,
                 "not_before": message.not_before,

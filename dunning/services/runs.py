@@ -165,7 +165,12 @@ def dispatch_batch(
 ) -> DispatchReport:
     """Send what is due now among the batch's messages (all dates if as_of is None), and
     perform the batch's due actions (freezes, placements, reports and their reversals)."""
+    from dunning.services.letters import print_letters
+
     settings = env.dispatch_settings
+    printed = print_letters(
+        env.runtime.engine, env.letters, env.documents, account_lo=lo, account_hi=hi
+    )
     report = dispatch_due(
         env.runtime.engine,
         env.adapter_factory,
@@ -176,6 +181,8 @@ def dispatch_batch(
         max_attempts=settings.max_attempts,
         gate=env.send_gate,
     )
+    report.timings["print_letters"] += printed.seconds
+    report.printed += printed.printed
     if env.actions_enabled:
         from dunning.services.actions import dispatch_actions
 
