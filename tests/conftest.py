@@ -2,6 +2,10 @@
 
 Set DUNNING_TEST_DATABASE_URL to a PostgreSQL URL to run the database tests on PostgreSQL;
 otherwise each test gets its own SQLite file, copied from one migrated template per session.
+
+Every test that uses the database (the `database_url` fixture, directly or through `env`,
+`runtime`, `flows_env`) is marked `postgres`: `scripts/test` runs those again on PostgreSQL
+with `-m postgres`. A test that builds its own SQLite database opts out with `sqlite_only`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ from dunning.db.engine import create_db_engine, upgrade
 from dunning.project import Project
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "database_url" in fixtures and item.get_closest_marker("sqlite_only") is None:
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")
