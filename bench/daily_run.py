@@ -118,6 +118,7 @@ def main() -> None:
         "decide": overdue,
         "render": messages,
         "print_letters": result["letters"],
+        "print_wait": result["letters"],
         "outbox_write": messages,
         "dispatch": result["sent"],
         "record": result["sent"],

@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,57 +39,57 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-POOL_AFTER = 40
-"""Letters printed in this process before a pool is worth its start-up (a few seconds)."""
+_POOLS: dict[int, Executor] = {}
+_POOLS_LOCK = threading.Lock()
 
 
-class LetterPress:
-    """Prints letters in a pool of processes (spawned, so no lock is inherited from threads).
-
-    Small runs print in-process; the pool starts once a run has printed POOL_AFTER letters.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._pool: Executor | None = None
-        self._inline: LetterPrinter | None = None
-        self._printed = 0
-        # WeasyPrint (Pango, fontconfig) is not thread-safe: batches planned in parallel
-        # threads print in-process one at a time; the process pool has no such limit.
-        self._lock = threading.Lock()
-
-    def submit(self, rendered: RenderedMessage) -> Future[bytes]:
-        with self._lock:
-            self._printed += 1
-            if self.workers <= 1 or (self._pool is None and self._printed <= POOL_AFTER):
-                future: Future[bytes] = Future()
-                if self._inline is None:
-                    from dunning.rendering import LetterPrinter
-
-                    self._inline = LetterPrinter()
-                future.set_result(self._inline.pdf(rendered))
-                return future
-            return self._pooled(rendered)
-
-    def _pooled(self, rendered: RenderedMessage) -> Future[bytes]:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
+def _shared_pool(workers: int) -> Executor:
+    """One pool per process (started on first use, joined at exit): workers take seconds to
+    start, so every run and batch of the process shares them."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ProcessPoolExecutor(
+                max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
             )
-        return self._pool.submit(_print, rendered)
+        return pool
+
+
+class LetterPress:
+    """Prints letters in the process's pool of printer processes (spawned, so they inherit no
+    lock from threads), or in this process when configured with one worker."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._inline: LetterPrinter | None = None
+        # WeasyPrint (Pango, fontconfig) is not thread-safe: in-process printing is serialised.
+        self._lock = threading.Lock()
+
+    def submit(self, rendered: RenderedMessage) -> Future[bytes]:
+        if self.workers > 1:
+            return _shared_pool(self.workers).submit(_print, rendered)
+        with self._lock:
+            future: Future[bytes] = Future()
+            if self._inline is None:
+                from dunning.rendering import LetterPrinter
+
+                self._inline = LetterPrinter()
+            future.set_result(self._inline.pdf(rendered))
+            return future
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Nothing to release: the shared pool outlives any one run."""
 
 
 @dataclass
 class PrintReport:
     printed: int = 0
     seconds: float = 0.0
+    """Time spent printing (in the background, overlapping other work)."""
+    waited: float = 0.0
+    """Time dispatch waited for printing: what printing added to the run's critical path."""
 
 
 def print_letters(
@@ -158,3 +158,37 @@ def print_letters(
         report.printed += len(rows)
     report.seconds = time.perf_counter() - started
     return report
+
+
+class Printing:
+    """Background printing per batch range, so layout overlaps with planning the next batch."""
+
+    def __init__(self, engine: Engine, press: LetterPress, documents: DocumentStore) -> None:
+        self.engine, self.press, self.documents = engine, press, documents
+        self._threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="print")
+        self._jobs: dict[tuple[int | None, int | None], Future[PrintReport]] = {}
+        self._lock = threading.Lock()
+
+    def _print(self, lo: int | None, hi: int | None) -> PrintReport:
+        return print_letters(self.engine, self.press, self.documents, account_lo=lo, account_hi=hi)
+
+    def start(self, lo: int, hi: int) -> None:
+        with self._lock:
+            self._jobs[(lo, hi)] = self._threads.submit(self._print, lo, hi)
+
+    def finish(self, lo: int | None, hi: int | None) -> PrintReport:
+        started = time.perf_counter()
+        with self._lock:
+            job = self._jobs.pop((lo, hi), None)
+        total = PrintReport()
+        if job is not None:
+            done = job.result()
+            total.printed, total.seconds = done.printed, done.seconds
+        rest = self._print(lo, hi)  # anything planned earlier, or by another process
+        total.printed += rest.printed
+        total.seconds += rest.seconds
+        total.waited = time.perf_counter() - started
+        return total
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True)

@@ -788,4 +788,6 @@ def plan_batch(
             )
     report.timings["outbox_write"] += clock() - started
     crash_point("plan.after-outbox-commit")
+    if any(message.document is not None for message in planned):
+        env.start_printing(lo, hi)
     return report

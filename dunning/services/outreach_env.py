@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from dunning.rendering.context import LenderView
     from dunning.services.compliance import Check, ContactPolicy
     from dunning.services.dispatch import SendGate
-    from dunning.services.letters import LetterPress
+    from dunning.services.letters import LetterPress, Printing, PrintReport
 
 
 @dataclass
@@ -60,7 +60,23 @@ class OutreachEnv:
 
         return LetterPress(self.strategy.letter_workers or default_workers())
 
+    @cached_property
+    def _printing(self) -> Printing:
+        from dunning.services.letters import Printing
+
+        return Printing(self.runtime.engine, self.letters, self.documents)
+
+    def start_printing(self, lo: int, hi: int) -> None:
+        """Print the batch's new letters in the background while the next batch is planned."""
+        self._printing.start(lo, hi)
+
+    def finish_printing(self, lo: int | None, hi: int | None) -> PrintReport:
+        """Wait for the batch's background printing, then print whatever is still unprinted."""
+        return self._printing.finish(lo, hi)
+
     def close(self) -> None:
+        if "_printing" in self.__dict__:
+            self._printing.close()
         if "letters" in self.__dict__:
             self.letters.close()
 

@@ -165,12 +165,8 @@ def dispatch_batch(
 ) -> DispatchReport:
     """Send what is due now among the batch's messages (all dates if as_of is None), and
     perform the batch's due actions (freezes, placements, reports and their reversals)."""
-    from dunning.services.letters import print_letters
-
     settings = env.dispatch_settings
-    printed = print_letters(
-        env.runtime.engine, env.letters, env.documents, account_lo=lo, account_hi=hi
-    )
+    printed = env.finish_printing(lo, hi)
     report = dispatch_due(
         env.runtime.engine,
         env.adapter_factory,
@@ -179,9 +175,11 @@ def dispatch_batch(
         clock=env.clock,
         lease=timedelta(seconds=settings.lease_seconds),
         max_attempts=settings.max_attempts,
+        chunk=settings.claim_size,
         gate=env.send_gate,
     )
     report.timings["print_letters"] += printed.seconds
+    report.timings["print_wait"] += printed.waited
     report.printed += printed.printed
     if env.actions_enabled:
         from dunning.services.actions import dispatch_actions
