@@ -46,6 +46,13 @@ class DispatchSettings(ConfigModel):
     max_attempts: int = Field(
         default=8, ge=1, le=100, description="dispatch attempts before a message is failed"
     )
+    claim_size: int = Field(
+        default=2000,
+        ge=1,
+        le=50_000,
+        description="messages a dispatcher claims at once, then sends and records before the "
+        "next claim; dispatchers running side by side share the outbox in claims of this size",
+    )
 
 
 class ReceiptSimulation(ConfigModel):
