@@ -45,6 +45,8 @@ def start_run(
     *,
     dry_run: bool = False,
     prefect_flow_run_id: str | None = None,
+    parent_run_id: int | None = None,
+    summary: dict[str, Any] | None = None,
 ) -> int:
     result = connection.execute(
         RUN.insert().values(
@@ -54,6 +56,8 @@ def start_run(
             dry_run=dry_run,
             started_at=utcnow(),
             prefect_flow_run_id=prefect_flow_run_id,
+            parent_run_id=parent_run_id,
+            summary=summary,
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -77,8 +81,11 @@ def fail_run(
     )
 
 
-def account_batches(connection: Connection, batch_size: int) -> list[Batch]:
-    """Ranges of open account ids holding `batch_size` accounts each (the last may hold fewer).
+def account_batches(
+    connection: Connection, batch_size: int, lo: int | None = None, hi: int | None = None
+) -> list[Batch]:
+    """Ranges of open account ids holding `batch_size` accounts each (the last may hold fewer),
+    among the ids lo..hi if given (a shard), else among all.
 
     Boundaries come from one windowed query over the primary key, so nothing loads the whole
     population into memory.
@@ -86,6 +93,7 @@ def account_batches(connection: Connection, batch_size: int) -> list[Batch]:
     numbered = (
         select(ACCOUNT.c.id, func.row_number().over(order_by=ACCOUNT.c.id).label("n"))
         .where(ACCOUNT.c.status == "open")
+        .where(*_id_range(ACCOUNT.c.id, lo, hi))
         .subquery()
     )
     starts = [
@@ -98,17 +106,31 @@ def account_batches(connection: Connection, batch_size: int) -> list[Batch]:
     ]
     if not starts:
         return []
-    last = connection.execute(select(func.max(ACCOUNT.c.id))).scalar_one()
-    ends = [start - 1 for start in starts[1:]] + [int(last)]
+    if hi is None:
+        hi = int(connection.execute(select(func.max(ACCOUNT.c.id))).scalar_one())
+    ends = [start - 1 for start in starts[1:]] + [hi]
     return list(zip(starts, ends, strict=True))
 
 
-def message_counts(connection: Connection, as_of: date) -> dict[str, dict[str, int]]:
-    """Every message for the date, by tier, channel, status and hold reason."""
+def _id_range(column: Any, lo: int | None, hi: int | None) -> list[Any]:
+    conditions = []
+    if lo is not None:
+        conditions.append(column >= lo)
+    if hi is not None:
+        conditions.append(column <= hi)
+    return conditions
+
+
+def message_counts(
+    connection: Connection, as_of: date, account_range: tuple[int, int] | None = None
+) -> dict[str, dict[str, int]]:
+    """Every message for the date (of the accounts in the range, if given), by tier, channel,
+    status and hold reason."""
     o = OUTBOX.c
+    lo, hi = account_range or (None, None)
     rows = connection.execute(
         select(o.tier, o.channel, o.status, o.hold_reason, func.count())
-        .where(o.as_of == as_of)
+        .where(o.as_of == as_of, *_id_range(o.account_id, lo, hi))
         .group_by(o.tier, o.channel, o.status, o.hold_reason)
     ).all()
     counts: dict[str, dict[str, int]] = {
@@ -225,17 +247,11 @@ def run_daily_outreach(
             prefect_flow_run_id=prefect_flow_run_id,
         )
         batches = account_batches(connection, env.strategy.batch_size)
-    plan = BatchReport()
-    sent = DispatchReport()
     lifecycle: dict[str, Any] = {}
     try:
         if not dry_run:
             lifecycle = bring_lifecycle_up_to_date(env, as_of, run_id)
-        for report in mapper("plan", run_id, as_of, batches, dry_run):
-            plan.merge(BatchReport.from_dict(report))
-        if not dry_run:
-            for report in mapper("dispatch", run_id, as_of, batches, dry_run):
-                sent.merge(DispatchReport.from_dict(report))
+        plan, sent = plan_and_dispatch(mapper, run_id, as_of, batches, dry_run)
     except BaseException as exc:
         with env.runtime.unit_of_work() as connection:
             fail_run(connection, run_id, f"{type(exc).__name__}: {exc}")
@@ -247,6 +263,20 @@ def run_daily_outreach(
     with env.runtime.unit_of_work() as connection:
         finish_run(connection, run_id, summary)
     return summary
+
+
+def plan_and_dispatch(
+    mapper: BatchMapper, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
+) -> tuple[BatchReport, DispatchReport]:
+    """Every batch planned, then (unless a dry run) every batch dispatched; their reports."""
+    plan = BatchReport()
+    sent = DispatchReport()
+    for report in mapper("plan", run_id, as_of, batches, dry_run):
+        plan.merge(BatchReport.from_dict(report))
+    if not dry_run:
+        for report in mapper("dispatch", run_id, as_of, batches, dry_run):
+            sent.merge(DispatchReport.from_dict(report))
+    return plan, sent
 
 
 def bring_lifecycle_up_to_date(env: OutreachEnv, as_of: date, run_id: int) -> dict[str, Any]:
@@ -269,8 +299,11 @@ def build_summary(
     plan: BatchReport,
     sent: DispatchReport,
     seconds: float,
+    *,
+    account_range: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """The run summary: counts only, never PII (it becomes a Prefect artifact)."""
+    """The run summary: counts only, never PII (it becomes a Prefect artifact). `messages`
+    counts the date's messages of the accounts in `account_range` (a shard), or of all."""
     timings = dict(plan.timings)
     timings.update(sent.timings)
     summary: dict[str, Any] = {
@@ -279,7 +312,12 @@ def build_summary(
         "as_of": as_of.isoformat(),
         "dry_run": dry_run,
         "batches": batches,
-        "accounts": {"overdue": sum(plan.accounts.values()), "by_tier": dict(plan.accounts)},
+        "accounts": {
+            "overdue": sum(plan.accounts.values()),
+            "by_tier": {
+                t.name: plan.accounts[t.name] for t in env.strategy.tiers if t.name in plan.accounts
+            },
+        },
         "this_run": {
             "decisions_by_channel": dict(plan.decisions),
             "held_by_reason": dict(plan.held),
@@ -293,5 +331,5 @@ def build_summary(
     summary["this_run"]["dispatch"].pop("timings")
     if not dry_run:
         with env.runtime.engine.connect() as connection:
-            summary["messages"] = message_counts(connection, as_of)
+            summary["messages"] = message_counts(connection, as_of, account_range)
     return summary
