@@ -11,8 +11,15 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from dunning.services.outreach import plan_batch
-from dunning.services.runs import DAILY_OUTREACH, Batch, dispatch_batch, run_daily_outreach
+from dunning.services.runs import (
+    DAILY_OUTREACH,
+    Batch,
+    BatchMapper,
+    dispatch_batch,
+    run_daily_outreach,
+)
 from flows._artifacts import log_batch, publish_summary
+from flows._runners import batch_task_runner
 from flows._runtime import outreach_env
 
 
@@ -36,17 +43,35 @@ def dispatch_batch_task(project_dir: str | None, as_of: date, lo: int, hi: int) 
     return report
 
 
-def _prefect_mapper(project_dir: str | None) -> Any:
+def batch_mapper(project_dir: str | None, runner: Any | None = None) -> BatchMapper:
+    """One task per batch, on `runner` (a started Dask task runner) or the flow's own."""
+
+    def submit(task: Any, **parameters: Any) -> Any:
+        if runner is None:
+            return task.submit(**parameters)
+        return runner.submit(task, parameters=parameters)
+
     def run(
         stage: str, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
     ) -> list[dict[str, Any]]:
         if stage == "plan":
             futures = [
-                plan_batch_task.submit(project_dir, run_id, as_of, lo, hi, dry_run)
+                submit(
+                    plan_batch_task,
+                    project_dir=project_dir,
+                    run_id=run_id,
+                    as_of=as_of,
+                    lo=lo,
+                    hi=hi,
+                    dry_run=dry_run,
+                )
                 for lo, hi in batches
             ]
         else:
-            futures = [dispatch_batch_task.submit(project_dir, as_of, lo, hi) for lo, hi in batches]
+            futures = [
+                submit(dispatch_batch_task, project_dir=project_dir, as_of=as_of, lo=lo, hi=hi)
+                for lo, hi in batches
+            ]
         return [future.result() for future in futures]
 
     return run
@@ -66,14 +91,18 @@ def _run_name() -> str:
 def daily_outreach(
     as_of: date | None = None, dry_run: bool = False, project_dir: str | None = None
 ) -> dict[str, Any]:
-    """Run the daily outreach for `as_of` (default today). Safe to rerun: nothing goes twice."""
+    """Run the daily outreach for `as_of` (default today). Safe to rerun: nothing goes twice.
+
+    The batch tasks run on threads here, or on Dask when config/runners.yaml names a cluster.
+    """
     env = outreach_env(project_dir)
-    summary = run_daily_outreach(
-        env,
-        as_of or date.today(),
-        dry_run=dry_run,
-        mapper=_prefect_mapper(project_dir),
-        prefect_flow_run_id=str(flow_run.id) if flow_run.id else None,
-    )
+    with batch_task_runner(env.runtime.project) as runner:
+        summary = run_daily_outreach(
+            env,
+            as_of or date.today(),
+            dry_run=dry_run,
+            mapper=batch_mapper(project_dir, runner),
+            prefect_flow_run_id=str(flow_run.id) if flow_run.id else None,
+        )
     publish_summary(DAILY_OUTREACH, summary)
     return summary

@@ -23,6 +23,9 @@ class FlowSpec:
     """`module:function` running the flow in-process (see dunning.ops.engines)."""
     dated: bool = False
     """The flow takes `as_of`, a business date (the others work on whatever is due now)."""
+    started_by: str | None = None
+    """The flow that starts this one as deployment runs. Such a flow is never scheduled itself:
+    `dunning deploy` registers it along with that flow, whose engine runs it in-process."""
 
     @property
     def path(self) -> Path:
@@ -45,3 +48,19 @@ FLOWS: dict[str, FlowSpec] = _table(
     FlowSpec("legal-escalation", "flows/legal_escalation.py:legal_escalation", "dunning.ops.engines:legal_escalation", dated=True),  # noqa: E501
 )
 # fmt: on
+
+# The sharded daily run (docs/scaling.md): `dunning deploy` registers both when
+# config/runners.yaml has a `shards` section; schedule the parent in config/schedules.yaml like
+# any flow (instead of daily-outreach).
+# fmt: off
+SHARDED: dict[str, FlowSpec] = _table(
+    FlowSpec("daily-outreach-sharded", "flows/daily_outreach_sharded.py:daily_outreach_sharded", "dunning.ops.engines:daily_outreach_sharded", dated=True),  # noqa: E501
+    FlowSpec("daily-outreach-shard", "flows/daily_outreach_sharded.py:daily_outreach_shard", "dunning.ops.engines:daily_outreach_sharded", dated=True, started_by="daily-outreach-sharded"),  # noqa: E501
+)
+# fmt: on
+
+SCHEDULABLE: dict[str, FlowSpec] = {
+    **FLOWS,
+    **{name: spec for name, spec in SHARDED.items() if spec.started_by is None},
+}
+"""Every flow config/schedules.yaml may name."""

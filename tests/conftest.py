@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from dunning.bootstrap import Runtime, bootstrap
-from dunning.db.engine import create_db_engine, upgrade
+from dunning.db.engine import create_db_engine, normalise_url, upgrade
 from dunning.project import Project
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,6 +89,32 @@ def database_url(tmp_path: Path, _sqlite_template: Path, _postgres_ready: str | 
     path = tmp_path / "dunning.db"
     shutil.copyfile(_sqlite_template, path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def other_database_url(tmp_path: Path, _sqlite_template: Path, database_url: str) -> Iterator[str]:
+    """A second migrated, empty database on the same backend, for comparing two runs of the
+    same data: a copy of the SQLite template, or a new database on the PostgreSQL server."""
+    if not database_url.startswith("postgresql"):
+        path = tmp_path / "other.db"
+        shutil.copyfile(_sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    name = f"dunning_other_{uuid.uuid4().hex[:10]}"
+    server = create_db_engine(database_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(normalise_url(database_url)).set(database=name)
+    other = url.render_as_string(hide_password=False)
+    engine = create_db_engine(other)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield other
+    finally:
+        with server.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.dispose()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from dunning.config.compliance import BannedPhrases, CompliancePack
 from dunning.config.legal import LegalConfig
 from dunning.config.lender import LenderProfile
 from dunning.config.loader import check_directory, load_file, load_optional, read_yaml, register
+from dunning.config.runners import RunnersConfig
 from dunning.config.schedules import Schedules
 from dunning.config.strategy import DpdRange, Step, Strategy, Tier
 
@@ -19,6 +20,7 @@ register("compliance/banned_phrases.yaml", BannedPhrases)
 register("actions.yaml", ActionsConfig)
 register("legal.yaml", LegalConfig)
 register("schedules.yaml", Schedules)
+register("runners.yaml", RunnersConfig)
 
 __all__ = [
     "ActionsConfig",
@@ -28,6 +30,7 @@ __all__ = [
     "DpdRange",
     "LegalConfig",
     "LenderProfile",
+    "RunnersConfig",
     "Schedules",
     "Step",
     "Strategy",

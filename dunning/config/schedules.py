@@ -203,12 +203,12 @@ class Schedules(ConfigModel):
     @field_validator("flows")
     @classmethod
     def _known_flows(cls, value: dict[str, FlowSchedule]) -> dict[str, FlowSchedule]:
-        from flows.registry import FLOWS  # the table of flows; plain data, no Prefect import
+        from flows.registry import SCHEDULABLE  # the flows; plain data, no Prefect import
 
-        unknown = sorted(set(value) - set(FLOWS))
+        unknown = sorted(set(value) - set(SCHEDULABLE))
         if unknown:
             raise ValueError(
-                f"unknown flow {', '.join(unknown)}; known flows: {', '.join(sorted(FLOWS))}"
+                f"unknown flow {', '.join(unknown)}; known flows: {', '.join(sorted(SCHEDULABLE))}"
             )
         return value
 

@@ -25,6 +25,12 @@ class Run(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
     prefect_flow_run_id: str | None = Field(default=None, max_length=64)
+    parent_run_id: int | None = Field(
+        default=None,
+        foreign_key="run.id",
+        index=True,
+        description="the sharded run this one is a shard of (its summary adds them up)",
+    )
     summary: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     error: str | None = Field(default=None, sa_type=Text)
 

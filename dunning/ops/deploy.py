@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
+from dunning.config.runners import load_runners
 from dunning.config.schedules import FlowSchedule, Schedules
 from dunning.errors import DunningError
 from dunning.project import Project
-from flows.registry import CODE_ROOT, FLOWS, FlowSpec
+from flows.registry import CODE_ROOT, SCHEDULABLE, SHARDED, FlowSpec
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -108,17 +109,19 @@ def _check_server(url: str) -> None:
 
 
 def deploy_flows(project: Project, schedules: Schedules, pool: str) -> list[DeployedFlow]:
-    """Register (create or update) a deployment for every enabled flow; pause disabled ones."""
-    from prefect import Flow, get_client
-    from prefect.schedules import Cron
+    """Register (create or update) a deployment for every enabled flow; pause disabled ones.
 
+    With a `shards` section in config/runners.yaml, the sharded daily run's flows are deployed
+    too: its parent with its schedule if config/schedules.yaml has one (else for runs by hand),
+    its child (the shard) never scheduled, started by the parent.
+    """
     url = api_url()
     _check_server(url)
     ensure_work_pool(pool)
     name = deployment_name(project)
     results: list[DeployedFlow] = []
     for flow, entry in schedules.flows.items():
-        spec = FLOWS[flow]
+        spec = SCHEDULABLE[flow]
         full_name = f"{flow}/{name}"
         if not entry.enabled:
             results.append(_pause(full_name, entry))
@@ -135,45 +138,64 @@ def deploy_flows(project: Project, schedules: Schedules, pool: str) -> list[Depl
                 )
             )
             continue
-        try:
-            loaded = cast(
-                "Flow[..., Any]",
-                Flow.from_source(source=str(CODE_ROOT), entrypoint=spec.entrypoint),
-            )
-            deployment = cast(
-                "RunnerDeployment",
-                loaded.to_deployment(
-                    name=name,
-                    schedules=[Cron(entry.cron, timezone=entry.timezone)],
-                    parameters={"project_dir": str(project.root)},
-                    job_variables=job_variables(spec, entry),
-                    concurrency_limit=1,
-                    tags=TAGS,
-                    description=f"{flow} on `{entry.cron}` ({entry.timezone}), from "
-                    "config/schedules.yaml via `dunning deploy`.",
-                ),
-            )
-            deployment_id = cast("UUID", deployment.apply(work_pool_name=pool))
+        results.append(_deploy(spec, project, pool, entry))
+    if load_runners(project.config_dir, project.root).shards is not None:
+        for flow, spec in SHARDED.items():
+            if flow not in schedules.flows:
+                results.append(_deploy(spec, project, pool, None))
+    return results
+
+
+def _deploy(
+    spec: FlowSpec, project: Project, pool: str, entry: FlowSchedule | None
+) -> DeployedFlow:
+    """Create or update one deployment: on its schedule, or (entry None) for runs on demand."""
+    from prefect import Flow, get_client
+    from prefect.schedules import Cron
+
+    flow, name = spec.name, deployment_name(project)
+    full_name = f"{flow}/{name}"
+    cron, zone = (entry.cron, entry.timezone) if entry is not None else ("", "")
+    if entry is not None:
+        description = (
+            f"{flow} on `{cron}` ({zone}), from config/schedules.yaml via `dunning deploy`."
+        )
+    elif spec.started_by is not None:
+        description = f"{flow}: started by {spec.started_by}, never on a schedule of its own."
+    else:
+        description = f"{flow}: not scheduled in config/schedules.yaml; runs on demand."
+    try:
+        loaded = cast(
+            "Flow[..., Any]",
+            Flow.from_source(source=str(CODE_ROOT), entrypoint=spec.entrypoint),
+        )
+        deployment = cast(
+            "RunnerDeployment",
+            loaded.to_deployment(
+                name=name,
+                schedules=[Cron(cron, timezone=zone)] if entry is not None else None,
+                parameters={"project_dir": str(project.root)},
+                job_variables=job_variables(spec, entry) if entry is not None else {},
+                # A shard flow runs as many at once as its parent starts.
+                concurrency_limit=None if spec.started_by is not None else 1,
+                tags=TAGS,
+                description=description,
+            ),
+        )
+        deployment_id = cast("UUID", deployment.apply(work_pool_name=pool))
+        if entry is not None:
             with get_client(sync_client=True) as client:
                 client.resume_deployment(deployment_id)  # `enabled: true` means scheduled
-        except Exception as exc:
-            results.append(
-                DeployedFlow(
-                    flow,
-                    full_name,
-                    "failed",
-                    entry.cron,
-                    entry.timezone,
-                    reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                )
-            )
-            continue
-        results.append(
-            DeployedFlow(
-                flow, full_name, "deployed", entry.cron, entry.timezone, id=str(deployment_id)
-            )
+    except Exception as exc:
+        return DeployedFlow(
+            flow,
+            full_name,
+            "failed",
+            cron,
+            zone,
+            reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
         )
-    return results
+    return DeployedFlow(flow, full_name, "deployed", cron, zone, id=str(deployment_id))
 
 
 def _pause(full_name: str, entry: FlowSchedule) -> DeployedFlow:
@@ -215,7 +237,7 @@ def prefect_yaml(project: Project, schedules: Schedules, pool: str) -> str:
     """
     deployments = []
     for flow, entry in schedules.flows.items():
-        spec = FLOWS[flow]
+        spec = SCHEDULABLE[flow]
         work_pool: dict[str, Any] = {"name": pool}
         variables = job_variables(spec, entry)
         if variables:

@@ -61,6 +61,18 @@ def daily_outreach(
     return run_daily_outreach(env, as_of, should_stop=should_stop)
 
 
+def daily_outreach_sharded(
+    env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
+) -> dict[str, Any]:
+    """The sharded daily run with its shards run here, one after the other."""
+    from dunning.config.runners import ShardSettings, load_runners
+    from dunning.services.shards import in_process, run_sharded
+
+    project = env.runtime.project
+    settings = load_runners(project.config_dir, project.root).shards or ShardSettings()
+    return run_sharded(env, as_of, settings.count, in_process(env, as_of, should_stop=should_stop))
+
+
 def dispatch_outbox(
     env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
 ) -> dict[str, Any]:

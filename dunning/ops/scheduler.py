@@ -39,7 +39,7 @@ from dunning.logs import get_logger, log_context
 from dunning.ops.engines import Engine, FlowUnavailable, engine_for
 from dunning.services.outreach_env import OutreachEnv
 from dunning.services.runs import RunStopped
-from flows.registry import FLOWS, FlowSpec
+from flows.registry import SCHEDULABLE, FlowSpec
 
 log = get_logger("dunning.scheduler")
 
@@ -81,7 +81,7 @@ class PlannedJob:
 class SingleBoxScheduler:
     runtime: Runtime
     schedules: Schedules
-    flows: Mapping[str, FlowSpec] = field(default_factory=lambda: dict(FLOWS))
+    flows: Mapping[str, FlowSpec] = field(default_factory=lambda: dict(SCHEDULABLE))
     trigger_for: TriggerFactory = cron_trigger
     env_factory: Callable[[Runtime], OutreachEnv] = OutreachEnv
     executions: list[Execution] = field(default_factory=list)

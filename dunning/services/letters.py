@@ -68,7 +68,8 @@ class LetterPress:
         self._lock = threading.Lock()
 
     def submit(self, rendered: RenderedMessage) -> Future[bytes]:
-        if self.workers > 1:
+        # A daemonic process (a Dask worker, a pool worker) may not start a pool: print here.
+        if self.workers > 1 and not multiprocessing.current_process().daemon:
             return _shared_pool(self.workers).submit(_print, rendered)
         with self._lock:
             future: Future[bytes] = Future()

@@ -1,0 +1,45 @@
+"""Where batch tasks run: the flow's own thread runner, or Dask (config/runners.yaml).
+
+A deployment's flow object is fixed when its module is imported, but the Dask address belongs to
+the program directory, a run parameter. So the choice is made per run: with an address, the flow
+enters a DaskTaskRunner of its own for the run and submits the batch tasks to it; without, the
+tasks go to the flow's ThreadPoolTaskRunner as before. Dask workers build their own environment
+(flows._runtime.outreach_env) the first time a task runs in them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from dunning.config.runners import LOCAL, DaskSettings, load_runners
+from dunning.project import Project
+
+
+def dask_task_runner(settings: DaskSettings) -> Any:
+    """A DaskTaskRunner for the configured address (`local`: a LocalCluster per run)."""
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    if settings.address == LOCAL:
+        local = settings.local
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": local.workers,
+                "threads_per_worker": local.threads_per_worker,
+                "processes": local.processes,
+                "dashboard_address": None,
+            }
+        )
+    return DaskTaskRunner(address=settings.address)
+
+
+@contextmanager
+def batch_task_runner(project: Project) -> Iterator[Any | None]:
+    """The task runner for this run's batch tasks, started; None means the flow's own."""
+    settings = load_runners(project.config_dir, project.root).dask
+    if settings.address is None:
+        yield None
+        return
+    with dask_task_runner(settings) as runner:
+        yield runner
