@@ -23,11 +23,20 @@ OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 _PRINTER: LetterPrinter | None = None
 
 
-def _start_worker() -> None:
+def _start_worker(parent: int) -> None:
     global _PRINTER
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     from dunning.rendering import LetterPrinter
 
     _PRINTER = LetterPrinter()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A printer whose process was killed (SIGKILL leaves no time to stop the pool) exits too,
+    instead of lingering with the dead process's stderr and pipes open."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _print(rendered: RenderedMessage) -> bytes:
@@ -53,6 +62,7 @@ def _shared_pool(workers: int) -> Executor:
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
         return pool
 

@@ -10,12 +10,12 @@ between runs trigger the same cure review at once.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, exists, select, update
+from sqlalchemy import Connection, and_, exists, select, update
 
 from dunning.config.strategy import PlanPolicy
 from dunning.db.lifecycle_models import AccountAction, GracePeriod, PaymentPlan, PlanInstalment
@@ -44,6 +44,9 @@ REVERSAL = {
     ActionKind.REGISTRY_REPORT: ActionKind.REGISTRY_CORRECTION,
 }
 IN_FORCE = ("planned", "sending", "done")
+CHUNK = 1000
+"""Promises, plans and accounts under review are read this many at a time: memory stays flat
+however many of them a large book has."""
 
 
 class LifecycleError(DunningError):
@@ -104,36 +107,46 @@ def add_promise(
 
 def resolve_promises(connection: Connection, as_of: date) -> dict[str, int]:
     """Mark active promises kept (paid in full since made) or broken (their date has passed)."""
-    promises = connection.execute(
-        select(
-            PROMISE.c.id,
-            PROMISE.c.account_id,
-            PROMISE.c.amount_minor,
-            PROMISE.c.promised_on,
-            PROMISE.c.created_at,
-        ).where(PROMISE.c.status == PromiseStatus.ACTIVE.value)
-    ).all()
-    paid = _payments_by_account(connection, [p.account_id for p in promises])
-    kept, broken = [], []
-    for promise in promises:
-        made_on = promise.created_at.date()
-        total = sum(
-            amount
-            for day, amount in paid.get(promise.account_id, [])
-            if made_on <= day <= min(promise.promised_on, as_of)
-        )
-        if total >= promise.amount_minor:
-            kept.append(promise.id)
-        elif promise.promised_on < as_of:
-            broken.append(promise.id)
-    for ids, status in ((kept, PromiseStatus.KEPT), (broken, PromiseStatus.BROKEN)):
-        for chunk in chunked(ids, 900):
-            connection.execute(
-                update(PROMISE)
-                .where(PROMISE.c.id.in_(chunk))
-                .values(status=status.value, resolved_on=as_of)
+    counts = {"kept": 0, "broken": 0}
+    last_id = 0
+    while True:
+        promises = connection.execute(
+            select(
+                PROMISE.c.id,
+                PROMISE.c.account_id,
+                PROMISE.c.amount_minor,
+                PROMISE.c.promised_on,
+                PROMISE.c.created_at,
             )
-    return {"kept": len(kept), "broken": len(broken)}
+            .where(PROMISE.c.status == PromiseStatus.ACTIVE.value, PROMISE.c.id > last_id)
+            .order_by(PROMISE.c.id)
+            .limit(CHUNK)
+        ).all()
+        if not promises:
+            return counts
+        last_id = promises[-1].id
+        paid = _payments_by_account(connection, [p.account_id for p in promises])
+        kept, broken = [], []
+        for promise in promises:
+            made_on = promise.created_at.date()
+            total = sum(
+                amount
+                for day, amount in paid.get(promise.account_id, [])
+                if made_on <= day <= min(promise.promised_on, as_of)
+            )
+            if total >= promise.amount_minor:
+                kept.append(promise.id)
+            elif promise.promised_on < as_of:
+                broken.append(promise.id)
+        for ids, status in ((kept, PromiseStatus.KEPT), (broken, PromiseStatus.BROKEN)):
+            if ids:
+                connection.execute(
+                    update(PROMISE)
+                    .where(PROMISE.c.id.in_(ids))
+                    .values(status=status.value, resolved_on=as_of)
+                )
+        counts["kept"] += len(kept)
+        counts["broken"] += len(broken)
 
 
 def _payments_by_account(
@@ -343,18 +356,33 @@ def plan_states(
 
 def evaluate_plans(connection: Connection, as_of: date, policy: PlanPolicy) -> dict[str, int]:
     """Complete plans paid in full; break plans with too many missed instalments."""
-    completed, broken = [], []
-    for state in plan_states(connection, as_of):
-        if state.complete:
-            completed.append(state.plan_id)
-        elif len(state.missed) >= policy.break_after_missed:
-            broken.append(state.plan_id)
-    for ids, status in ((completed, "completed"), (broken, "broken")):
-        for chunk in chunked(ids, 900):
+    counts = {"completed": 0, "broken": 0}
+    last_id = 0
+    while True:
+        ids = list(
             connection.execute(
-                update(PLAN).where(PLAN.c.id.in_(chunk)).values(status=status, resolved_on=as_of)
-            )
-    return {"completed": len(completed), "broken": len(broken)}
+                select(PLAN.c.id)
+                .where(PLAN.c.status == "active", PLAN.c.id > last_id)
+                .order_by(PLAN.c.id)
+                .limit(CHUNK)
+            ).scalars()
+        )
+        if not ids:
+            return counts
+        last_id = ids[-1]
+        completed, broken = [], []
+        for state in plan_states(connection, as_of, ids):
+            if state.complete:
+                completed.append(state.plan_id)
+            elif len(state.missed) >= policy.break_after_missed:
+                broken.append(state.plan_id)
+        for done, status in ((completed, "completed"), (broken, "broken")):
+            if done:
+                connection.execute(
+                    update(PLAN).where(PLAN.c.id.in_(done)).values(status=status, resolved_on=as_of)
+                )
+        counts["completed"] += len(completed)
+        counts["broken"] += len(broken)
 
 
 def reaged_since(
@@ -448,19 +476,24 @@ def treatment_in_force(kind: ActionKind) -> Any:
     )
 
 
+def _in_force(forward: Any) -> Any:
+    """SQL condition: the `forward` action row is done and no reversal has undone it yet."""
+    reversal = ACTION.alias("reversal")
+    return and_(
+        forward.c.kind.in_([k.value for k in FORWARD]),
+        forward.c.status == "done",
+        ~exists().where(reversal.c.reverses_id == forward.c.id, reversal.c.status.in_(IN_FORCE)),
+    )
+
+
 def treatments_in_force(
     connection: Connection, account_ids: Sequence[int] | None = None
 ) -> list[Any]:
     """Done forward actions (freeze, placement, report) that no reversal has undone yet."""
     forward = ACTION.alias("forward")
-    reversal = ACTION.alias("reversal")
     query = select(
         forward.c.id, forward.c.account_id, forward.c.kind, forward.c.reference, forward.c.payload
-    ).where(
-        forward.c.kind.in_([k.value for k in FORWARD]),
-        forward.c.status == "done",
-        ~exists().where(reversal.c.reverses_id == forward.c.id, reversal.c.status.in_(IN_FORCE)),
-    )
+    ).where(_in_force(forward))
     if account_ids is not None:
         query = query.where(forward.c.account_id.in_(list(account_ids)))
     return list(connection.execute(query))
@@ -474,17 +507,53 @@ def review_treatments(
 ) -> dict[str, int]:
     """Plan reversals: all of them for cured accounts; a recall for disputes and plans.
 
-    Also cancels the cured accounts' messages still waiting to go out.
+    Also cancels the cured accounts' messages still waiting to go out. Reviews the given
+    accounts, or every account with a treatment in force, CHUNK accounts at a time.
     """
+    totals = {"cured": 0, "reversals": 0, "cancelled_messages": 0}
+    if account_ids is not None:
+        chunks: Iterable[Sequence[int]] = chunked(sorted(set(account_ids)), CHUNK)
+    else:
+        chunks = _accounts_in_force(connection)
+    for chunk in chunks:
+        for key, value in _review_accounts(connection, as_of, run_id, chunk).items():
+            totals[key] += value
+    return totals
+
+
+def _accounts_in_force(connection: Connection) -> Iterator[list[int]]:
+    """Ids of the accounts with a treatment in force, ascending, CHUNK at a time."""
+    forward = ACTION.alias("forward")
+    last = 0
+    while True:
+        ids = list(
+            connection.execute(
+                select(forward.c.account_id)
+                .where(_in_force(forward), forward.c.account_id > last)
+                .group_by(forward.c.account_id)
+                .order_by(forward.c.account_id)
+                .limit(CHUNK)
+            ).scalars()
+        )
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def _review_accounts(
+    connection: Connection, as_of: date, run_id: int | None, account_ids: Sequence[int]
+) -> dict[str, int]:
+    """review_treatments for one chunk of accounts (ascending ids)."""
     treatments = treatments_in_force(connection, account_ids)
-    candidates = sorted({t.account_id for t in treatments} | set(account_ids or ()))
+    candidates = sorted(set(account_ids))
     if not candidates:
         return {"cured": 0, "reversals": 0, "cancelled_messages": 0}
     delinquent: set[int] = set()
     dispute: set[int] = set()
     planned: set[int] = set()
     externals: dict[int, str] = {}
-    overdue = overdue_by_account(as_of)
+    overdue = overdue_by_account(as_of, candidates[0], candidates[-1])
     for chunk in chunked(candidates, 900):
         delinquent.update(
             r[0]
