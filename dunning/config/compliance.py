@@ -46,7 +46,8 @@ class Window(ConfigModel):
 class FrequencyCap(ConfigModel):
     """At most `max` messages on `channels` (together) in any `per_days` rolling days."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    # A message it holds records `frequency_cap:<id>` in outbox_message.hold_reason (48).
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=34)
     channels: list[Channel] = Field(min_length=1)
     max: int = Field(ge=0)
     per_days: int = Field(ge=1, le=365)

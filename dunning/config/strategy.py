@@ -80,7 +80,7 @@ class Step(ConfigModel):
 
 
 class Tier(ConfigModel):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=32)  # outbox_message.tier
     dpd: DpdRange
     cadence: list[Step] = Field(default_factory=list)
 
