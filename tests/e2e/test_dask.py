@@ -32,7 +32,7 @@ RUN = Run.__table__  # type: ignore[attr-defined]
 def seeded(program: Path, url: str) -> None:
     runtime = bootstrap(project=Project(program), database_url=url)
     with runtime.unit_of_work() as connection:
-        seed_population(connection, accounts=2500, seed=5, as_of=AS_OF)
+        seed_population(connection, accounts=1500, seed=5, as_of=AS_OF)
     runtime.close()
 
 
@@ -72,7 +72,7 @@ def test_the_daily_flow_on_a_dask_cluster_writes_the_outbox_the_local_run_writes
         yaml.safe_dump({"dask": {"address": "local", "local": {"workers": 2, "processes": True}}})
     )
     strategy = dask / "config" / "strategy.yaml"  # small batches: tasks for both workers
-    strategy.write_text(strategy.read_text().replace("batch_size: 400", "batch_size: 250"))
+    strategy.write_text(strategy.read_text().replace("batch_size: 400", "batch_size: 150"))
     local_strategy = local / "config" / "strategy.yaml"
     local_strategy.write_text(strategy.read_text())
     seeded(local, database_url)
