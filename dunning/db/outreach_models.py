@@ -48,6 +48,8 @@ class OutboxMessage(SQLModel, table=True):
         Index("ix_outbox_account_as_of", "account_id", "as_of"),
         Index("ix_outbox_as_of", "as_of"),
         Index("ix_outbox_gateway_id", "gateway_message_id"),
+        # Frequency caps read a customer's recent messages at every dispatch.
+        Index("ix_outbox_customer", "customer_id", "updated_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -19,6 +19,7 @@ from dunning.errors import DunningError
 from dunning.logs import get_logger, log_context
 from dunning.ops.history import completed_dates
 from dunning.services.runs import DAILY_OUTREACH
+from dunning.services.shards import DAILY_OUTREACH_SHARDED
 
 MAX_DAYS = 366
 log = get_logger("dunning.backfill")
@@ -90,7 +91,9 @@ def backfill(
     if (end - start).days + 1 > MAX_DAYS:
         raise BackfillRejected(f"at most {MAX_DAYS} days at a time; split the range")
     with engine.connect() as connection:
-        done = set() if force else completed_dates(connection, DAILY_OUTREACH, start, end)
+        # A day done by the sharded run is done too.
+        day_flows = (DAILY_OUTREACH, DAILY_OUTREACH_SHARDED)
+        done = set() if force else completed_dates(connection, day_flows, start, end)
     report = BackfillReport(start, end)
     failed = False
     for as_of in date_range(start, end):

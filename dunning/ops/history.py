@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
@@ -111,12 +112,16 @@ def get_run(connection: Connection, run_id: int) -> RunView:
     return _view(row)
 
 
-def completed_dates(connection: Connection, flow: str, start: date, end: date) -> set[date]:
-    """Business dates in [start, end] with a completed, real (not dry) run of `flow`."""
+def completed_dates(
+    connection: Connection, flow: str | Sequence[str], start: date, end: date
+) -> set[date]:
+    """Business dates in [start, end] with a completed, real (not dry) run of `flow` (or of
+    any of several flows that do the same day's work)."""
+    flows = [flow] if isinstance(flow, str) else list(flow)
     rows = connection.execute(
         select(RUN.c.as_of)
         .where(
-            RUN.c.flow == flow,
+            RUN.c.flow.in_(flows),
             RUN.c.status == "completed",
             RUN.c.dry_run.is_(False),
             RUN.c.as_of >= start,

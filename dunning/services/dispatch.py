@@ -298,7 +298,11 @@ def record_results(
     o = OUTBOX.c
     # Only rows that still hold our claim are ours to record (a lease may have expired and
     # another dispatcher re-claimed them; it records its own answer).
-    mine = select(o.id).where(o.claim_token == token, o.status == OutboxStatus.SENDING.value)
+    mine = select(o.id).where(
+        o.id.in_([message.id for message in claimed]),  # by primary key, not a table scan
+        o.claim_token == token,
+        o.status == OutboxStatus.SENDING.value,
+    )
     if connection.dialect.name == "postgresql":
         mine = mine.with_for_update()
     held_by_us = {row[0] for row in connection.execute(mine)}

@@ -6,12 +6,15 @@ import multiprocessing
 import os
 import threading
 import time
+import uuid
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
 
+from dunning.db.models import utcnow
 from dunning.db.outreach_models import OutboxMessage
 from dunning.services.documents import DocumentStore
 from dunning.types import Channel, OutboxStatus
@@ -103,6 +106,10 @@ class PrintReport:
     """Time dispatch waited for printing: what printing added to the run's critical path."""
 
 
+PRINT_LEASE = timedelta(minutes=10)
+"""How long a printer holds the letters it claimed; after that another may print them."""
+
+
 def print_letters(
     engine: Engine,
     press: LetterPress,
@@ -114,37 +121,46 @@ def print_letters(
 ) -> PrintReport:
     """The print stage: turn planned letters' HTML into their PDFs, stored with SHA-256.
 
-    A letter is dispatched only once printed. Printing is deterministic (the same HTML gives the
-    same bytes), so a letter printed twice by two stages at once is stored identically.
+    A letter is dispatched only once printed. Printers claim letters under a lease (the claim
+    columns are free until a letter is printed: dispatch never claims an unprinted letter), so
+    several dispatchers do not print the same letters; and printing is deterministic, so a
+    letter printed again after a lease ran out is stored identically.
     """
     from dunning.rendering import RenderedMessage
 
     o = OUTBOX.c
     report = PrintReport()
     started = time.perf_counter()
-    last_id = 0
     while True:
-        query = (
-            select(o.id, o.idempotency_key, o.as_of, o.document_source, o.body)
+        token = uuid.uuid4().hex
+        now = utcnow()
+        pick = (
+            select(o.id)
             .where(
                 o.channel == Channel.LETTER.value,
-                o.id > last_id,
-                o.status.in_((OutboxStatus.PLANNED.value, OutboxStatus.SENDING.value)),
+                o.status == OutboxStatus.PLANNED.value,
                 o.document_sha256.is_(None),
                 o.document_source.is_not(None),
+                or_(o.claimed_until.is_(None), o.claimed_until < now),
             )
             .order_by(o.id)
             .limit(chunk)
         )
         if account_lo is not None:
-            query = query.where(o.account_id >= account_lo)
+            pick = pick.where(o.account_id >= account_lo)
         if account_hi is not None:
-            query = query.where(o.account_id <= account_hi)
-        with engine.connect() as connection:
-            rows = connection.execute(query).all()
+            pick = pick.where(o.account_id <= account_hi)
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            rows = connection.execute(
+                update(OUTBOX)
+                .where(o.id.in_(pick.scalar_subquery()))
+                .values(claim_token=token, claimed_until=now + PRINT_LEASE)
+                .returning(o.id, o.idempotency_key, o.as_of, o.document_source, o.body)
+            ).all()
         if not rows:
             break
-        last_id = rows[-1].id
         futures = [
             press.submit(
                 RenderedMessage(
@@ -158,12 +174,21 @@ def print_letters(
         updates = []
         for row, future in zip(rows, futures, strict=True):
             path, digest = documents.put(row.as_of, row.idempotency_key, future.result())
-            updates.append({"_id": row.id, "path": path, "digest": digest})
+            updates.append({"_id": row.id, "_token": token, "path": path, "digest": digest})
         with engine.begin() as connection:
             connection.execute(
                 update(OUTBOX)
-                .where(o.id == bindparam("_id"), o.document_sha256.is_(None))
-                .values(document_path=bindparam("path"), document_sha256=bindparam("digest")),
+                .where(
+                    o.id == bindparam("_id"),
+                    o.claim_token == bindparam("_token"),
+                    o.document_sha256.is_(None),
+                )
+                .values(
+                    document_path=bindparam("path"),
+                    document_sha256=bindparam("digest"),
+                    claim_token=None,
+                    claimed_until=None,
+                ),
                 updates,
             )
         report.printed += len(rows)

@@ -779,10 +779,13 @@ def plan_batch(
         insert_ignoring_conflicts(connection, OUTBOX, records, "idempotency_key")
         crash_point("plan.before-outbox-commit")
         if records:
+            # Through the (account, date) index: only this batch's rows are counted.
             report.planned_new = int(
                 connection.execute(
                     select(func.count()).where(
-                        OUTBOX.c.run_id == run_id, OUTBOX.c.account_id.between(lo, hi)
+                        OUTBOX.c.account_id.between(lo, hi),
+                        OUTBOX.c.as_of == as_of,
+                        OUTBOX.c.run_id == run_id,
                     )
                 ).scalar_one()
             )
