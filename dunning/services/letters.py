@@ -106,25 +106,23 @@ class PrintReport:
     """Time dispatch waited for printing: what printing added to the run's critical path."""
 
 
-PRINT_LEASE = timedelta(minutes=10)
-"""How long a printer holds the letters it claimed; after that another may print them."""
-
-
 def print_letters(
     engine: Engine,
     press: LetterPress,
     documents: DocumentStore,
     *,
+    lease: timedelta,
     account_lo: int | None = None,
     account_hi: int | None = None,
     chunk: int = 200,
 ) -> PrintReport:
     """The print stage: turn planned letters' HTML into their PDFs, stored with SHA-256.
 
-    A letter is dispatched only once printed. Printers claim letters under a lease (the claim
-    columns are free until a letter is printed: dispatch never claims an unprinted letter), so
-    several dispatchers do not print the same letters; and printing is deterministic, so a
-    letter printed again after a lease ran out is stored identically.
+    A letter is dispatched only once printed. Printers claim letters under the dispatch lease
+    (the claim columns are free until a letter is printed: dispatch never claims an unprinted
+    letter), so several dispatchers do not print the same letters, and letters claimed by a
+    printer that died are printed by the next run once the lease has run out. Printing is
+    deterministic, so a letter printed again after a lease ran out is stored identically.
     """
     from dunning.rendering import RenderedMessage
 
@@ -156,7 +154,7 @@ def print_letters(
             rows = connection.execute(
                 update(OUTBOX)
                 .where(o.id.in_(pick.scalar_subquery()))
-                .values(claim_token=token, claimed_until=now + PRINT_LEASE)
+                .values(claim_token=token, claimed_until=now + lease)
                 .returning(o.id, o.idempotency_key, o.as_of, o.document_source, o.body)
             ).all()
         if not rows:
@@ -199,14 +197,18 @@ def print_letters(
 class Printing:
     """Background printing per batch range, so layout overlaps with planning the next batch."""
 
-    def __init__(self, engine: Engine, press: LetterPress, documents: DocumentStore) -> None:
-        self.engine, self.press, self.documents = engine, press, documents
+    def __init__(
+        self, engine: Engine, press: LetterPress, documents: DocumentStore, lease: timedelta
+    ) -> None:
+        self.engine, self.press, self.documents, self.lease = engine, press, documents, lease
         self._threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="print")
         self._jobs: dict[tuple[int | None, int | None], Future[PrintReport]] = {}
         self._lock = threading.Lock()
 
     def _print(self, lo: int | None, hi: int | None) -> PrintReport:
-        return print_letters(self.engine, self.press, self.documents, account_lo=lo, account_hi=hi)
+        return print_letters(
+            self.engine, self.press, self.documents, lease=self.lease, account_lo=lo, account_hi=hi
+        )
 
     def start(self, lo: int, hi: int) -> None:
         with self._lock:

@@ -64,7 +64,8 @@ class OutreachEnv:
     def _printing(self) -> Printing:
         from dunning.services.letters import Printing
 
-        return Printing(self.runtime.engine, self.letters, self.documents)
+        lease = timedelta(seconds=self.dispatch_settings.lease_seconds)
+        return Printing(self.runtime.engine, self.letters, self.documents, lease)
 
     def start_printing(self, lo: int, hi: int) -> None:
         """Print the batch's new letters in the background while the next batch is planned."""
