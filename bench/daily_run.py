@@ -20,6 +20,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -27,6 +28,19 @@ sys.path.insert(0, str(REPO))
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def without_letters(strategy: Any) -> Any:
+    from dunning.types import Channel
+
+    tiers = [
+        tier.model_copy(
+            update={"cadence": [s for s in tier.cadence if s.channel != Channel.LETTER]}
+        )
+        for tier in strategy.tiers
+    ]
+    fallback = {k: v for k, v in strategy.channel_fallback.items() if v != Channel.LETTER}
+    return strategy.model_copy(update={"tiers": tiers, "channel_fallback": fallback})
 
 
 def main() -> None:
@@ -46,6 +60,12 @@ def main() -> None:
         "--prefect",
         action="store_true",
         help="run through the Prefect flow (a temporary server if no API URL)",
+    )
+    parser.add_argument(
+        "--without-letters",
+        action="store_true",
+        help="take the letter steps (and fallbacks to letters) out of the strategy: the figures "
+        "of everything but PDF printing, which is CPU-bound (docs/performance.md)",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -67,9 +87,12 @@ def main() -> None:
 
     as_of = date.fromisoformat(args.as_of)
     runtime = bootstrap()
+    strategy = runtime.project.strategy
     if args.batch_size:
-        strategy = runtime.project.strategy.model_copy(update={"batch_size": args.batch_size})
-        runtime.project.__dict__["strategy"] = strategy
+        strategy = strategy.model_copy(update={"batch_size": args.batch_size})
+    if args.without_letters:
+        strategy = without_letters(strategy)
+    runtime.project.__dict__["strategy"] = strategy
     started = time.perf_counter()
     with runtime.unit_of_work() as connection:
         seeded = seed_population(connection, accounts=accounts, seed=args.seed, as_of=as_of)
@@ -103,6 +126,7 @@ def main() -> None:
         "peak_rss_after_seed_mib": round(rss_after_seed, 1),
         "backend": runtime.engine.url.get_backend_name(),
         "prefect": args.prefect,
+        "without_letters": args.without_letters,
     }
     if args.json:
         print(json.dumps(result, indent=2))

@@ -27,6 +27,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--overdue", type=int, default=1000)
     parser.add_argument("--as-of", default="2026-11-23")
+    parser.add_argument(
+        "--without-letters",
+        action="store_true",
+        help="take the letter steps out of the strategy, as bench/daily_run.py does",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -47,6 +52,10 @@ def main() -> None:
 
     as_of = date.fromisoformat(args.as_of)
     runtime = bootstrap()
+    if args.without_letters:
+        from bench.daily_run import without_letters
+
+        runtime.project.__dict__["strategy"] = without_letters(runtime.project.strategy)
     with runtime.unit_of_work() as connection:
         seed_population(connection, accounts=round(args.overdue / 0.85), seed=42, as_of=as_of)
         run_id = start_run(connection, DAILY_OUTREACH, as_of)
@@ -80,6 +89,7 @@ def main() -> None:
         "seconds": round(seconds, 2),
         "per_account_ms": round(seconds / len(accounts) * 1000, 2),
         "scaled_to_1m_seconds": round(seconds / len(accounts) * 1_000_000),
+        "without_letters": args.without_letters,
     }
     env.close()
     if args.json:

@@ -46,7 +46,10 @@ class OutboxMessage(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_due", "status", "not_before"),
         Index("ix_outbox_account_as_of", "account_id", "as_of"),
-        Index("ix_outbox_as_of", "as_of"),
+        # A batch's messages of the day (claims, counts) and a batch's planned letters
+        # (printing): through these a batch reads its own rows, not the whole day's.
+        Index("ix_outbox_as_of_account", "as_of", "account_id"),
+        Index("ix_outbox_status_account", "status", "account_id"),
         Index("ix_outbox_gateway_id", "gateway_message_id"),
         # Frequency caps read a customer's recent messages at every dispatch.
         Index("ix_outbox_customer", "customer_id", "updated_at"),

@@ -126,6 +126,9 @@ def print_letters(
     """
     from dunning.rendering import RenderedMessage
 
+    # A claim must be printed well within its lease: a printer does at least 5 letters a
+    # second, so two letters per second of lease leaves a wide margin.
+    chunk = max(1, min(chunk, int(lease.total_seconds() * 2)))
     o = OUTBOX.c
     report = PrintReport()
     started = time.perf_counter()
