@@ -107,6 +107,9 @@ def main() -> None:
     else:
         summary = run_daily_outreach(OutreachEnv(runtime), as_of)
     total = time.perf_counter() - started
+    from dunning.services.letters import shutdown_printers
+
+    shutdown_printers()  # so the printer processes' peak memory is counted below
 
     overdue = summary["accounts"]["overdue"]
     messages = summary["this_run"]["new_messages"]
@@ -124,6 +127,9 @@ def main() -> None:
         "stages": timings,
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "peak_rss_after_seed_mib": round(rss_after_seed, 1),
+        "peak_rss_printer_mib": round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        ),
         "backend": runtime.engine.url.get_backend_name(),
         "prefect": args.prefect,
         "without_letters": args.without_letters,
@@ -152,7 +158,10 @@ def main() -> None:
         rate = f"{count / seconds:,.0f}" if seconds else "-"
         print(f"{stage:<16}{seconds:>10.2f}{rate:>14}")
     print(f"{'end to end':<16}{total:>10.2f}{overdue / total:>14,.0f}  accounts/s")
-    print(f"peak RSS {result['peak_rss_mib']:.0f} MiB")
+    print(
+        f"peak RSS {result['peak_rss_mib']:.0f} MiB "
+        f"(a letter printer process: {result['peak_rss_printer_mib']:.0f} MiB)"
+    )
 
 
 if __name__ == "__main__":

@@ -70,6 +70,15 @@ def _shared_pool(workers: int) -> Executor:
         return pool
 
 
+def shutdown_printers() -> None:
+    """Stop this process's printer pools (they are otherwise joined at exit)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown(wait=True)
+
+
 class LetterPress:
     """Prints letters in the process's pool of printer processes (spawned, so they inherit no
     lock from threads), or in this process when configured with one worker."""
