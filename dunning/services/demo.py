@@ -325,6 +325,16 @@ def _ids(connection: Connection, table: Any, external_ids: list[str]) -> dict[st
     return found
 
 
+def _inserted_ids(connection: Connection, table: Any, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert the rows; their ids by external id. From RETURNING, not a lookup afterwards:
+    PostgreSQL plans such a lookup on statistics that do not yet see this transaction's rows
+    and scans the whole table for every chunk."""
+    returned = connection.execute(
+        table.insert().returning(table.c.external_id, table.c.id), rows
+    ).all()
+    return {row[0]: row[1] for row in returned}
+
+
 def seed_population(
     connection: Connection,
     *,
@@ -351,13 +361,14 @@ def seed_population(
             if progress:
                 progress(len(numbers))
             continue
-        connection.execute(
-            CUSTOMER.insert(),
+        customer_ids = _inserted_ids(
+            connection,
+            CUSTOMER,
             [{**p.customer, "created_at": now, "updated_at": now} for p in people],
         )
-        customer_ids = _ids(connection, CUSTOMER, [p.customer["external_id"] for p in people])
-        connection.execute(
-            ACCOUNT.insert(),
+        account_ids = _inserted_ids(
+            connection,
+            ACCOUNT,
             [
                 {
                     **p.account,
@@ -368,7 +379,6 @@ def seed_population(
                 for p in people
             ],
         )
-        account_ids = _ids(connection, ACCOUNT, [p.account["external_id"] for p in people])
         instalments: list[dict[str, Any]] = []
         payments: list[dict[str, Any]] = []
         promises: list[dict[str, Any]] = []
