@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, bindparam, or_, select, update
+from sqlalchemy import Engine, Select, bindparam, func, or_, select, update
 
 from dunning.db.models import utcnow
 from dunning.db.outreach_models import OutboxMessage
@@ -115,6 +115,30 @@ class PrintReport:
     """Time dispatch waited for printing: what printing added to the run's critical path."""
 
 
+def _unprinted(account_lo: int | None, account_hi: int | None) -> Select[tuple[int]]:
+    """Planned letters in the account range whose PDF is still to be printed."""
+    o = OUTBOX.c
+    query = select(o.id).where(
+        o.channel == Channel.LETTER.value,
+        o.status == OutboxStatus.PLANNED.value,
+        o.document_sha256.is_(None),
+        o.document_source.is_not(None),
+    )
+    if account_lo is not None:
+        query = query.where(o.account_id >= account_lo)
+    if account_hi is not None:
+        query = query.where(o.account_id <= account_hi)
+    return query
+
+
+def printing_elsewhere(engine: Engine, account_lo: int | None, account_hi: int | None) -> int:
+    """How many of the range's unprinted letters another printer holds under a live claim."""
+    o = OUTBOX.c
+    claimed = _unprinted(account_lo, account_hi).where(o.claimed_until >= utcnow())
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(claimed.subquery())).scalar_one()
+
+
 def print_letters(
     engine: Engine,
     press: LetterPress,
@@ -145,21 +169,11 @@ def print_letters(
         token = uuid.uuid4().hex
         now = utcnow()
         pick = (
-            select(o.id)
-            .where(
-                o.channel == Channel.LETTER.value,
-                o.status == OutboxStatus.PLANNED.value,
-                o.document_sha256.is_(None),
-                o.document_source.is_not(None),
-                or_(o.claimed_until.is_(None), o.claimed_until < now),
-            )
+            _unprinted(account_lo, account_hi)
+            .where(or_(o.claimed_until.is_(None), o.claimed_until < now))
             .order_by(o.id)
             .limit(chunk)
         )
-        if account_lo is not None:
-            pick = pick.where(o.account_id >= account_lo)
-        if account_hi is not None:
-            pick = pick.where(o.account_id <= account_hi)
         with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 pick = pick.with_for_update(skip_locked=True)
@@ -234,9 +248,19 @@ class Printing:
         if job is not None:
             done = job.result()
             total.printed, total.seconds = done.printed, done.seconds
-        rest = self._print(lo, hi)  # anything planned earlier, or by another process
-        total.printed += rest.printed
-        total.seconds += rest.seconds
+        # Anything planned earlier or by another process. Letters another process is printing
+        # (a batch planned on one Dask worker and dispatched from another) are waited for: the
+        # batch goes out with them. A printer that died leaves its claims to run out; they are
+        # printed here then, so the wait is bounded by the lease.
+        pause = 0.05
+        while True:
+            rest = self._print(lo, hi)
+            total.printed += rest.printed
+            total.seconds += rest.seconds
+            if not printing_elsewhere(self.engine, lo, hi):
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
         total.waited = time.perf_counter() - started
         return total
 

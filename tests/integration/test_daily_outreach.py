@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -12,9 +15,11 @@ from adapters import GatewayLedger, ledger_path
 from dunning.bootstrap import Runtime
 from dunning.db.models import Customer
 from dunning.db.outreach_models import DeliveryEvent, OutboxMessage, Run
+from dunning.rendering import RenderedMessage
+from dunning.services.letters import LetterPress, printing_elsewhere
 from dunning.services.outreach_env import OutreachEnv
 from dunning.services.receipts import reconcile_receipts
-from dunning.services.runs import run_daily_outreach
+from dunning.services.runs import Batch, run_daily_outreach, sequential
 from tests.factories import OPEN_FOR_ALL, add_account
 
 AS_OF = OPEN_FOR_ALL.date()
@@ -112,6 +117,49 @@ def test_exact_messages_per_tier_channel_and_locale(outreach: OutreachEnv) -> No
     chinese_sms = rows[plan["sms-3"]]["body"]
     assert isinstance(chinese_sms, str) and chinese_sms.startswith("【") and "退订" in chinese_sms
     assert "STOP" in str(rows[plan["sms-14"]]["body"])
+
+
+class SlowPress(LetterPress):
+    """A printer in another process, still at work when the batch comes up for dispatch."""
+
+    def submit(self, rendered: RenderedMessage) -> Future[bytes]:
+        time.sleep(1.0)
+        return super().submit(rendered)
+
+
+def test_a_batch_planned_in_one_process_and_dispatched_in_another_waits_for_its_letters(
+    runtime: Runtime,
+) -> None:
+    """On Dask a batch is planned on one worker, which prints its letters in the background,
+    and dispatched from another: the dispatch waits for the letters and sends them."""
+    with runtime.unit_of_work() as c:
+        letter = add_account(c, dpd=31, as_of=AS_OF)
+        add_account(c, dpd=3, as_of=AS_OF)
+    planner = OutreachEnv(runtime, clock=lambda: OPEN_FOR_ALL)
+    planner.__dict__["letters"] = SlowPress(workers=1)
+    dispatcher = OutreachEnv(runtime, clock=lambda: OPEN_FOR_ALL)
+
+    def mapper(
+        stage: str, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
+    ) -> list[dict[str, Any]]:
+        if stage == "dispatch":
+            return sequential(dispatcher)(stage, run_id, as_of, batches, dry_run)
+        reports = sequential(planner)(stage, run_id, as_of, batches, dry_run)
+        while not printing_elsewhere(runtime.engine, None, None):  # the planner has claimed
+            time.sleep(0.01)
+        return reports
+
+    try:
+        summary = run_daily_outreach(planner, AS_OF, mapper=mapper)
+    finally:
+        planner.close()
+        dispatcher.close()
+    assert summary["messages"]["by_status"] == {"sent": 2}
+    (row,) = [r for r in outbox(dispatcher) if r["account_id"] == letter]
+    assert row["channel"] == "letter" and row["status"] == "sent"
+    assert row["document_sha256"] and row["claimed_until"] is None
+    (sent,) = [r for r in ledger(dispatcher).rows() if r.channel == "letter"]
+    assert sent.document_sha256 == row["document_sha256"] and sent.submissions == 1
 
 
 @pytest.mark.parametrize(
