@@ -130,6 +130,7 @@ def main() -> None:
         "run_seconds": round(total, 2),
         "accounts_per_second": round(overdue / total),
         "stages": timings,
+        "wall": summary["wall_seconds"],
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "peak_rss_after_seed_mib": round(rss_after_seed, 1),
         "peak_rss_printer_mib": round(
@@ -163,6 +164,7 @@ def main() -> None:
         rate = f"{count / seconds:,.0f}" if seconds else "-"
         print(f"{stage:<16}{seconds:>10.2f}{rate:>14}")
     print(f"{'end to end':<16}{total:>10.2f}{overdue / total:>14,.0f}  accounts/s")
+    print("the run's clock: " + ", ".join(f"{k} {v:.1f} s" for k, v in result["wall"].items()))
     print(
         f"peak RSS {result['peak_rss_mib']:.0f} MiB "
         f"(a letter printer process: {result['peak_rss_printer_mib']:.0f} MiB)"

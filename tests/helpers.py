@@ -1,13 +1,22 @@
-"""Helpers for tests: run the CLI in-process, write CSV files."""
+"""Helpers for tests: run the CLI in-process, write CSV files, serve the mock gateways."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from dunning.cli.app import run
@@ -41,3 +50,51 @@ def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def gateway_served(program: Path, state: Path) -> Iterator[str]:
+    """`dunning gateway serve` on a free loopback port, with its own state directory (where
+    its ledger lives): yields the URL once /healthz answers, stops the server afterwards."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DUNNING_PROJECT_DIR": str(program),
+        "DUNNING_STATE_DIR": str(state),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dunning"), "gateway", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"gateway exited with {process.returncode}: {output}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("gateway did not come up within 30 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

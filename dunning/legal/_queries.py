@@ -14,7 +14,7 @@ from dunning.db.models import Account, Customer, Payment, PromiseToPay
 from dunning.db.outreach_models import OutboxMessage
 from dunning.legal.eligibility import Candidate, FinalDemandLetter
 from dunning.legal.lifecycle import BLOCKING_OUTCOMES, OPEN_STATUSES, PRE_FILING, CaseStatus
-from dunning.services.delinquency import delinquency
+from dunning.services.delinquency import delinquency, in_accounts
 from dunning.types import OutboxStatus, PromiseStatus, Suppression
 
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
@@ -58,26 +58,40 @@ def select_candidates(
     """Open overdue accounts in the considered tiers, with DPD, balance, stops, promise, cases."""
     d = delinquency(as_of, strategy, lo, hi)
     a, c, overdue = ACCOUNT.c, CUSTOMER.c, d.overdue.c
+    # Every table read is bounded by the batch's range (see in_accounts).
     promise_active = exists().where(
         PROMISE.c.account_id == a.id,
+        in_accounts(PROMISE.c.account_id, lo, hi),
         PROMISE.c.status == PromiseStatus.ACTIVE.value,
         PROMISE.c.promised_on >= as_of,
     )
     last_payment_on = (
         select(func.max(PAYMENT.c.paid_on))
-        .where(PAYMENT.c.account_id == a.id, PAYMENT.c.paid_on <= as_of)
+        .where(
+            PAYMENT.c.account_id == a.id,
+            in_accounts(PAYMENT.c.account_id, lo, hi),
+            PAYMENT.c.paid_on <= as_of,
+        )
         .scalar_subquery()
     )
     last_payment_id = (
         select(func.coalesce(func.max(PAYMENT.c.id), 0))
-        .where(PAYMENT.c.account_id == a.id)
+        .where(PAYMENT.c.account_id == a.id, in_accounts(PAYMENT.c.account_id, lo, hi))
         .scalar_subquery()
     )
     blocking = [s.value for s in (*OPEN_STATUSES, *BLOCKING_OUTCOMES)]
-    open_case = exists().where(CASE.c.account_id == a.id, CASE.c.status.in_(blocking))
+    open_case = exists().where(
+        CASE.c.account_id == a.id,
+        in_accounts(CASE.c.account_id, lo, hi),
+        CASE.c.status.in_(blocking),
+    )
     withdrawn_on = (
         select(func.max(CASE.c.closed_on))
-        .where(CASE.c.account_id == a.id, CASE.c.status == CaseStatus.WITHDRAWN.value)
+        .where(
+            CASE.c.account_id == a.id,
+            in_accounts(CASE.c.account_id, lo, hi),
+            CASE.c.status == CaseStatus.WITHDRAWN.value,
+        )
         .scalar_subquery()
     )
     claim = a.principal_minor + a.interest_minor + a.fees_minor + a.penalty_minor
@@ -108,7 +122,7 @@ def select_candidates(
         .select_from(d.overdue)
         .join(ACCOUNT, a.id == overdue.account_id)
         .join(CUSTOMER, c.id == a.customer_id)
-        .where(a.status == "open", d.tier.in_(config.consider_tiers))
+        .where(a.status == "open", in_accounts(a.id, lo, hi), d.tier.in_(config.consider_tiers))
         .order_by(a.id)
     )
     rows = []

@@ -24,7 +24,7 @@ from dunning.db.outreach_models import OutboxMessage
 from dunning.db.sql import chunked, insert_ignoring_conflicts
 from dunning.domain.money import parse_amount, to_decimal
 from dunning.errors import DunningError, NotFound
-from dunning.services.delinquency import overdue_by_account
+from dunning.services.delinquency import in_accounts, overdue_by_account
 from dunning.types import ActionKind, OutboxStatus, PromiseStatus, Suppression
 
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
@@ -199,10 +199,12 @@ def add_grace(
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
-def grace_in_force(as_of: date, kind: str) -> Any:
-    """SQL condition: the account (ACCOUNT.c.id) has a grace period of `kind` covering as_of."""
+def grace_in_force(as_of: date, kind: str, lo: int, hi: int) -> Any:
+    """SQL condition: the account (ACCOUNT.c.id, one of the batch lo..hi) has a grace period of
+    `kind` covering as_of."""
     return exists().where(
         GRACE.c.account_id == ACCOUNT.c.id,
+        in_accounts(GRACE.c.account_id, lo, hi),
         GRACE.c.kind == kind,
         GRACE.c.starts_on <= as_of,
         GRACE.c.ends_on >= as_of,
@@ -464,15 +466,21 @@ def plan_view(connection: Connection, plan_id: int, as_of: date) -> dict[str, An
 # Cure and treatments in force -------------------------------------------------------------
 
 
-def treatment_in_force(kind: ActionKind) -> Any:
-    """SQL condition: the account (ACCOUNT.c.id) has a `kind` action done and not reversed."""
+def treatment_in_force(kind: ActionKind, lo: int, hi: int) -> Any:
+    """SQL condition: the account (ACCOUNT.c.id, one of the batch lo..hi) has a `kind` action
+    done and not reversed. A reversal is on its forward action's account."""
     forward = ACTION.alias("forward_in_force")
     reversal = ACTION.alias("reversal_in_force")
     return exists().where(
         forward.c.account_id == ACCOUNT.c.id,
+        in_accounts(forward.c.account_id, lo, hi),
         forward.c.kind == kind.value,
         forward.c.status == "done",
-        ~exists().where(reversal.c.reverses_id == forward.c.id, reversal.c.status.in_(IN_FORCE)),
+        ~exists().where(
+            reversal.c.reverses_id == forward.c.id,
+            in_accounts(reversal.c.account_id, lo, hi),
+            reversal.c.status.in_(IN_FORCE),
+        ),
     )
 
 

@@ -55,7 +55,7 @@ from dunning.rendering.context import (
     ValidationNotice,
 )
 from dunning.services.actions import action_payload
-from dunning.services.delinquency import delinquency
+from dunning.services.delinquency import delinquency, in_accounts
 from dunning.services.documents import DocumentStore
 from dunning.services.lifecycle import grace_in_force, plan_states, reaged_since, treatment_in_force
 from dunning.services.outreach_env import OutreachEnv
@@ -257,7 +257,7 @@ def tier_counts(
         select(d.tier, func.count())
         .select_from(d.overdue)
         .join(ACCOUNT, ACCOUNT.c.id == d.overdue.c.account_id)
-        .where(ACCOUNT.c.status == "open")
+        .where(ACCOUNT.c.status == "open", in_accounts(ACCOUNT.c.id, lo, hi))
         .group_by(d.tier)
     )
     return Counter({tier: int(n) for tier, n in connection.execute(query) if tier is not None})
@@ -269,26 +269,41 @@ def select_batch(
     """The batch's delinquent accounts with everything deciding and rendering need."""
     d = delinquency(as_of, strategy, lo, hi)
     a, c, overdue = ACCOUNT.c, CUSTOMER.c, d.overdue.c
+    # Every table read is bounded by the batch's range (see in_accounts).
     promise_active = exists().where(
         PROMISE.c.account_id == a.id,
+        in_accounts(PROMISE.c.account_id, lo, hi),
         PROMISE.c.status == PromiseStatus.ACTIVE.value,
         PROMISE.c.promised_on >= as_of,
     )
     payments_since = (
         select(cast(func.coalesce(func.sum(PAYMENT.c.amount_minor), 0), BigInteger))
-        .where(PAYMENT.c.account_id == a.id, PAYMENT.c.paid_on >= overdue.oldest_due_on)
+        .where(
+            PAYMENT.c.account_id == a.id,
+            in_accounts(PAYMENT.c.account_id, lo, hi),
+            PAYMENT.c.paid_on >= overdue.oldest_due_on,
+        )
         .scalar_subquery()
     )
     plan_id = (
         select(func.max(PLAN.c.id))
-        .where(PLAN.c.account_id == a.id, PLAN.c.status == "active")
+        .where(
+            PLAN.c.account_id == a.id,
+            in_accounts(PLAN.c.account_id, lo, hi),
+            PLAN.c.status == "active",
+        )
         .scalar_subquery()
     )
-    plan_broken = exists().where(PLAN.c.account_id == a.id, PLAN.c.status == "broken")
+    plan_broken = exists().where(
+        PLAN.c.account_id == a.id,
+        in_accounts(PLAN.c.account_id, lo, hi),
+        PLAN.c.status == "broken",
+    )
     broken = (
         select(PROMISE.c.amount_minor, PROMISE.c.promised_on)
         .where(
             PROMISE.c.account_id == a.id,
+            in_accounts(PROMISE.c.account_id, lo, hi),
             PROMISE.c.status == PromiseStatus.BROKEN.value,
             PROMISE.c.resolved_on == as_of,
         )
@@ -297,6 +312,7 @@ def select_batch(
     )
     broken_today = exists().where(
         PROMISE.c.account_id == a.id,
+        in_accounts(PROMISE.c.account_id, lo, hi),
         PROMISE.c.status == PromiseStatus.BROKEN.value,
         PROMISE.c.resolved_on == as_of,
     )
@@ -349,14 +365,14 @@ def select_batch(
             payments_since,
             c.external_id,
             a.credit_limit_minor,
-            grace_in_force(as_of, "grace"),
-            grace_in_force(as_of, "hardship"),
+            grace_in_force(as_of, "grace", lo, hi),
+            grace_in_force(as_of, "hardship", lo, hi),
             plan_id,
             plan_broken,
             broken.with_only_columns(PROMISE.c.amount_minor).scalar_subquery(),
             broken.with_only_columns(PROMISE.c.promised_on).scalar_subquery(),
-            in_force(ActionKind.CREDIT_FREEZE),
-            in_force(ActionKind.AGENCY_PLACEMENT),
+            in_force(ActionKind.CREDIT_FREEZE, lo, hi),
+            in_force(ActionKind.AGENCY_PLACEMENT, lo, hi),
         )
         .select_from(d.overdue)
         .join(ACCOUNT, a.id == overdue.account_id)
@@ -364,6 +380,7 @@ def select_batch(
         # Most accounts have nothing due on a given day: only those that may are loaded.
         .where(
             a.status == "open",
+            in_accounts(a.id, lo, hi),
             or_(due_today(d.dpd, strategy), plan_id.is_not(None), plan_broken, broken_today),
         )
         .order_by(a.id)
@@ -783,7 +800,7 @@ def plan_batch(
             report.planned_new = int(
                 connection.execute(
                     select(func.count()).where(
-                        OUTBOX.c.account_id.between(lo, hi),
+                        in_accounts(OUTBOX.c.account_id, lo, hi),
                         OUTBOX.c.as_of == as_of,
                         OUTBOX.c.run_id == run_id,
                     )

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, func, select, update
 from dunning.db.models import Account, utcnow
 from dunning.db.outreach_models import OutboxMessage, Run
 from dunning.errors import DunningError
+from dunning.services.delinquency import in_accounts
 from dunning.services.dispatch import DispatchReport, Scope, dispatch_due
 from dunning.services.outreach import BatchReport, plan_batch
 from dunning.services.outreach_env import OutreachEnv
@@ -93,7 +94,7 @@ def account_batches(
     numbered = (
         select(ACCOUNT.c.id, func.row_number().over(order_by=ACCOUNT.c.id).label("n"))
         .where(ACCOUNT.c.status == "open")
-        .where(*_id_range(ACCOUNT.c.id, lo, hi))
+        .where(in_accounts(ACCOUNT.c.id, lo, hi))
         .subquery()
     )
     starts = [
@@ -112,15 +113,6 @@ def account_batches(
     return list(zip(starts, ends, strict=True))
 
 
-def _id_range(column: Any, lo: int | None, hi: int | None) -> list[Any]:
-    conditions = []
-    if lo is not None:
-        conditions.append(column >= lo)
-    if hi is not None:
-        conditions.append(column <= hi)
-    return conditions
-
-
 def message_counts(
     connection: Connection, as_of: date, account_range: tuple[int, int] | None = None
 ) -> dict[str, dict[str, int]]:
@@ -130,7 +122,7 @@ def message_counts(
     lo, hi = account_range or (None, None)
     rows = connection.execute(
         select(o.tier, o.channel, o.status, o.hold_reason, func.count())
-        .where(o.as_of == as_of, *_id_range(o.account_id, lo, hi))
+        .where(o.as_of == as_of, in_accounts(o.account_id, lo, hi))
         .group_by(o.tier, o.channel, o.status, o.hold_reason)
     ).all()
     counts: dict[str, dict[str, int]] = {
@@ -248,16 +240,19 @@ def run_daily_outreach(
         )
         batches = account_batches(connection, env.strategy.batch_size)
     lifecycle: dict[str, Any] = {}
+    walls = {"start": time.perf_counter() - started}
     try:
         if not dry_run:
+            clock = time.perf_counter()
             lifecycle = bring_lifecycle_up_to_date(env, as_of, run_id)
-        plan, sent = plan_and_dispatch(mapper, run_id, as_of, batches, dry_run)
+            walls["lifecycle"] = time.perf_counter() - clock
+        plan, sent = plan_and_dispatch(mapper, run_id, as_of, batches, dry_run, walls)
     except BaseException as exc:
         with env.runtime.unit_of_work() as connection:
             fail_run(connection, run_id, f"{type(exc).__name__}: {exc}")
         raise
     summary = build_summary(
-        env, run_id, as_of, dry_run, len(batches), plan, sent, time.perf_counter() - started
+        env, run_id, as_of, dry_run, len(batches), plan, sent, time.perf_counter() - started, walls
     )
     summary["lifecycle"] = lifecycle
     with env.runtime.unit_of_work() as connection:
@@ -266,16 +261,26 @@ def run_daily_outreach(
 
 
 def plan_and_dispatch(
-    mapper: BatchMapper, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
+    mapper: BatchMapper,
+    run_id: int,
+    as_of: date,
+    batches: Sequence[Batch],
+    dry_run: bool,
+    walls: dict[str, float],
 ) -> tuple[BatchReport, DispatchReport]:
-    """Every batch planned, then (unless a dry run) every batch dispatched; their reports."""
+    """Every batch planned, then (unless a dry run) every batch dispatched; their reports.
+    Each stage's wall-clock seconds go in `walls`."""
     plan = BatchReport()
     sent = DispatchReport()
+    clock = time.perf_counter()
     for report in mapper("plan", run_id, as_of, batches, dry_run):
         plan.merge(BatchReport.from_dict(report))
+    walls["plan"] = time.perf_counter() - clock
     if not dry_run:
+        clock = time.perf_counter()
         for report in mapper("dispatch", run_id, as_of, batches, dry_run):
             sent.merge(DispatchReport.from_dict(report))
+        walls["dispatch"] = time.perf_counter() - clock
     return plan, sent
 
 
@@ -299,11 +304,16 @@ def build_summary(
     plan: BatchReport,
     sent: DispatchReport,
     seconds: float,
+    walls: dict[str, float],
     *,
     account_range: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """The run summary: counts only, never PII (it becomes a Prefect artifact). `messages`
-    counts the date's messages of the accounts in `account_range` (a shard), or of all."""
+    counts the date's messages of the accounts in `account_range` (a shard), or of all.
+
+    `timings_seconds` adds up each step over the batches (time spent, in any process);
+    `wall_seconds` is the run's own clock per part: start (batch ranges), lifecycle, plan,
+    dispatch, and summary (these counts)."""
     timings = dict(plan.timings)
     timings.update(sent.timings)
     summary: dict[str, Any] = {
@@ -329,7 +339,10 @@ def build_summary(
         "duration_seconds": round(seconds, 3),
     }
     summary["this_run"]["dispatch"].pop("timings")
+    clock = time.perf_counter()
     if not dry_run:
         with env.runtime.engine.connect() as connection:
             summary["messages"] = message_counts(connection, as_of, account_range)
+    walls["summary"] = time.perf_counter() - clock
+    summary["wall_seconds"] = {k: round(v, 3) for k, v in walls.items()}
     return summary

@@ -113,8 +113,9 @@ def run_shard(
             summary=mark,
         )
         batches = account_batches(connection, env.strategy.batch_size, shard.lo, shard.hi)
+    walls = {"start": time.perf_counter() - started}
     try:
-        plan, sent = plan_and_dispatch(mapper, run_id, as_of, batches, dry_run)
+        plan, sent = plan_and_dispatch(mapper, run_id, as_of, batches, dry_run, walls)
     except BaseException as exc:
         with env.runtime.unit_of_work() as connection:
             fail_run(connection, run_id, f"{type(exc).__name__}: {exc}", mark)
@@ -128,6 +129,7 @@ def run_shard(
         plan,
         sent,
         time.perf_counter() - started,
+        walls,
         account_range=(shard.lo, shard.hi),
     )
     summary["flow"] = DAILY_OUTREACH_SHARD

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from sqlalchemy import Engine, select, text
@@ -36,7 +34,7 @@ from dunning.project import Project
 from dunning.services.outreach_env import OutreachEnv
 from dunning.services.runs import Batch, run_daily_outreach, sequential
 from tests.e2e.test_kill_and_rerun import always_open_program
-from tests.integration.test_gateway_serve import free_port
+from tests.helpers import gateway_served
 
 pytestmark = pytest.mark.slow
 AS_OF = date(2026, 11, 24)
@@ -64,43 +62,8 @@ def served_program(repo: Path, target: Path, gateway_url: str) -> Path:
 @pytest.fixture
 def gateway(tmp_path: Path, repo_dir: Path) -> Iterator[tuple[str, Path]]:
     """`dunning gateway serve` on a free port, with its own state directory (its ledger)."""
-    port = free_port()
-    state = tmp_path / "gateway-state"
-    env = {
-        **os.environ,
-        "DUNNING_PROJECT_DIR": str(repo_dir),
-        "DUNNING_STATE_DIR": str(state),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    process = subprocess.Popen(
-        [str(BIN / "dunning"), "gateway", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"gateway exited: {process.stderr.read().decode() if process.stderr else ''}"
-                )
-            try:
-                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "gateway did not come up within 30 s"
-            time.sleep(0.1)
-        yield url, state
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with gateway_served(repo_dir, tmp_path / "gateway-state") as url:
+        yield url, tmp_path / "gateway-state"
 
 
 def plan_only(env: OutreachEnv) -> Any:

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,18 +21,13 @@ from sqlalchemy import create_engine, func, select
 
 from dunning.db.outreach_models import OutboxMessage, Run
 from flows.registry import CODE_ROOT
+from tests.helpers import free_port
 
 BIN = Path(sys.executable).parent
 AS_OF = date(2026, 11, 24)
 POOL = "dunning-test"
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 RUN = Run.__table__  # type: ignore[attr-defined]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def clean_environment(tmp: Path) -> dict[str, str]:

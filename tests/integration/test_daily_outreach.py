@@ -107,6 +107,10 @@ def test_exact_messages_per_tier_channel_and_locale(outreach: OutreachEnv) -> No
     }
     assert summary["accounts"] == {"overdue": 11, "by_tier": {"early": 6, "middle": 2, "late": 3}}
     assert summary["messages"]["by_status"] == {"sent": 9}
+    walls = summary["wall_seconds"]
+    assert list(walls) == ["start", "lifecycle", "plan", "dispatch", "summary"]
+    before_summary = sum(v for k, v in walls.items() if k != "summary")
+    assert 0 < before_summary <= summary["duration_seconds"]
     # What the gateways hold is exactly what the outbox says was sent, once each.
     sent = {row["idempotency_key"]: row for row in rows.values()}
     book = ledger(outreach)

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +19,7 @@ from adapters import (
     SendResult,
 )
 from dunning.types import Channel
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.helpers import gateway_served
 
 
 @dataclass
@@ -41,44 +30,8 @@ class Served:
 
 @pytest.fixture
 def served(tmp_path: Path, repo_dir: Path) -> Iterator[Served]:
-    port = free_port()
-    state = tmp_path / "state"
-    env = {
-        **os.environ,
-        "DUNNING_PROJECT_DIR": str(repo_dir),
-        "DUNNING_STATE_DIR": str(state),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    command = [str(Path(sys.executable).parent / "dunning"), "gateway", "serve"]
-    process = subprocess.Popen(
-        [*command, "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"gateway exited with {process.returncode}: {output}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("gateway did not come up within 20 s")
-            time.sleep(0.1)
-        yield Served(url, state)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with gateway_served(repo_dir, tmp_path / "state") as url:
+        yield Served(url, tmp_path / "state")
 
 
 def send(url: str, batch: list[OutboundMessage]) -> list[SendResult]:

@@ -90,3 +90,26 @@ def test_migrations_go_down_to_nothing_and_up_again(empty_database: str) -> None
     finally:
         engine.dispose()
     assert schema_differences(empty_database) == []
+
+
+def test_sessions_are_set_up_for_batch_work(database_url: str) -> None:
+    """SQLite: WAL, enforced foreign keys. PostgreSQL: no JIT (it compiled every batch's select
+    for longer than the select ran), unless the URL's own options turn it back on."""
+    engine = create_db_engine(database_url)
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        else:
+            assert connection.exec_driver_sql("SHOW jit").scalar() == "off"
+    engine.dispose()
+    if engine.dialect.name == "sqlite":
+        return
+    url = make_url(normalise_url(database_url)).update_query_dict(
+        {"options": "-c jit=on -c work_mem=8MB"}
+    )
+    engine = create_db_engine(url.render_as_string(hide_password=False))
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW jit").scalar() == "on"
+        assert connection.exec_driver_sql("SHOW work_mem").scalar() == "8MB"
+    engine.dispose()
