@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, select, update
+from sqlalchemy import Connection, and_, exists, func, select, update
 
 from dunning.config.strategy import PlanPolicy
 from dunning.db.lifecycle_models import AccountAction, GracePeriod, PaymentPlan, PlanInstalment
@@ -478,19 +478,27 @@ def treatment_in_force(kind: ActionKind, lo: int, hi: int) -> Any:
         forward.c.status == "done",
         ~exists().where(
             reversal.c.reverses_id == forward.c.id,
+            reversal.c.account_id == forward.c.account_id,
             in_accounts(reversal.c.account_id, lo, hi),
             reversal.c.status.in_(IN_FORCE),
         ),
     )
 
 
-def _in_force(forward: Any) -> Any:
-    """SQL condition: the `forward` action row is done and no reversal has undone it yet."""
+def _in_force(forward: Any, lo: int | None = None, hi: int | None = None) -> Any:
+    """SQL condition: the `forward` action row (of an account lo..hi) is done and no reversal
+    has undone it yet. A reversal is on its forward action's account."""
     reversal = ACTION.alias("reversal")
     return and_(
+        in_accounts(forward.c.account_id, lo, hi),
         forward.c.kind.in_([k.value for k in FORWARD]),
         forward.c.status == "done",
-        ~exists().where(reversal.c.reverses_id == forward.c.id, reversal.c.status.in_(IN_FORCE)),
+        ~exists().where(
+            reversal.c.reverses_id == forward.c.id,
+            reversal.c.account_id == forward.c.account_id,
+            in_accounts(reversal.c.account_id, lo, hi),
+            reversal.c.status.in_(IN_FORCE),
+        ),
     )
 
 
@@ -499,11 +507,21 @@ def treatments_in_force(
 ) -> list[Any]:
     """Done forward actions (freeze, placement, report) that no reversal has undone yet."""
     forward = ACTION.alias("forward")
-    query = select(
-        forward.c.id, forward.c.account_id, forward.c.kind, forward.c.reference, forward.c.payload
-    ).where(_in_force(forward))
-    if account_ids is not None:
-        query = query.where(forward.c.account_id.in_(list(account_ids)))
+    columns = (
+        forward.c.id,
+        forward.c.account_id,
+        forward.c.kind,
+        forward.c.reference,
+        forward.c.payload,
+    )
+    if account_ids is None:
+        return list(connection.execute(select(*columns).where(_in_force(forward))))
+    ids = sorted(set(account_ids))
+    if not ids:
+        return []
+    query = select(*columns).where(
+        _in_force(forward, ids[0], ids[-1]), forward.c.account_id.in_(ids)
+    )
     return list(connection.execute(query))
 
 
@@ -529,24 +547,22 @@ def review_treatments(
     return totals
 
 
-def _accounts_in_force(connection: Connection) -> Iterator[list[int]]:
-    """Ids of the accounts with a treatment in force, ascending, CHUNK at a time."""
+def _accounts_in_force(connection: Connection) -> Iterator[Sequence[int]]:
+    """Ids of the accounts with a treatment in force, ascending, CHUNK at a time.
+
+    Read a range of account ids at a time, each query bounded by its range (see in_accounts):
+    paging by "ids after the last" made every page compute the whole book's treatments."""
     forward = ACTION.alias("forward")
-    last = 0
-    while True:
-        ids = list(
-            connection.execute(
-                select(forward.c.account_id)
-                .where(_in_force(forward), forward.c.account_id > last)
-                .group_by(forward.c.account_id)
-                .order_by(forward.c.account_id)
-                .limit(CHUNK)
-            ).scalars()
-        )
-        if not ids:
-            return
-        yield ids
-        last = ids[-1]
+    top = connection.execute(select(func.max(ACTION.c.account_id))).scalar() or 0
+    span = CHUNK * 50
+    for lo in range(0, top + 1, span):
+        ids = connection.execute(
+            select(forward.c.account_id)
+            .where(_in_force(forward, lo, lo + span - 1))
+            .group_by(forward.c.account_id)
+            .order_by(forward.c.account_id)
+        ).scalars()
+        yield from chunked(list(ids), CHUNK)
 
 
 def _review_accounts(
