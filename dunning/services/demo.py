@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -310,10 +310,11 @@ def _person(number: int, seed: int, as_of: date) -> _Person:
                     "status": "active",
                 }
             )
+    # Made three days before the book's date, whatever the wall clock says: a promise counts
+    # the payments from the day it was made (a demo book for a past date must still keep them).
+    made = datetime.combine(as_of - timedelta(days=3), time(10, 0), UTC)
     for promise in promises:
-        promise.update(
-            channel="phone", created_by="agent.demo", created_at=utcnow(), resolved_on=None
-        )
+        promise.update(channel="phone", created_by="agent.demo", created_at=made, resolved_on=None)
     return _Person(customer, account, instalments, payments, promises)
 
 

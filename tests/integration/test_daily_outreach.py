@@ -110,7 +110,7 @@ def test_exact_messages_per_tier_channel_and_locale(outreach: OutreachEnv) -> No
     walls = summary["wall_seconds"]
     assert list(walls) == ["start", "lifecycle", "plan", "dispatch", "summary"]
     before_summary = sum(v for k, v in walls.items() if k != "summary")
-    assert 0 < before_summary <= summary["duration_seconds"]
+    assert 0 < before_summary <= summary["duration_seconds"] + 0.002  # each rounded to 1 ms
     # What the gateways hold is exactly what the outbox says was sent, once each.
     sent = {row["idempotency_key"]: row for row in rows.values()}
     book = ledger(outreach)
