@@ -158,6 +158,7 @@ def main() -> None:
         "outbox_write": messages,
         "dispatch": result["sent"],
         "record": result["sent"],
+        "actions": summary["this_run"]["dispatch"]["actions"].get("done", 0),
     }
     for stage, seconds in timings.items():
         count = per_stage_count.get(stage, 0)

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, Select, bindparam, func, or_, select, update
 
 from dunning.db.models import utcnow
 from dunning.db.outreach_models import OutboxMessage
+from dunning.services.delinquency import in_accounts
 from dunning.services.documents import DocumentStore
 from dunning.types import Channel, OutboxStatus
 
@@ -118,17 +119,13 @@ class PrintReport:
 def _unprinted(account_lo: int | None, account_hi: int | None) -> Select[tuple[int]]:
     """Planned letters in the account range whose PDF is still to be printed."""
     o = OUTBOX.c
-    query = select(o.id).where(
+    return select(o.id).where(
         o.channel == Channel.LETTER.value,
         o.status == OutboxStatus.PLANNED.value,
         o.document_sha256.is_(None),
         o.document_source.is_not(None),
+        in_accounts(o.account_id, account_lo, account_hi),
     )
-    if account_lo is not None:
-        query = query.where(o.account_id >= account_lo)
-    if account_hi is not None:
-        query = query.where(o.account_id <= account_hi)
-    return query
 
 
 def printing_elsewhere(engine: Engine, account_lo: int | None, account_hi: int | None) -> int:

@@ -208,6 +208,7 @@ def dispatch_batch(
             account_lo=lo,
             account_hi=hi,
         )
+        report.timings["actions"] += actions.seconds
         report.actions.update(
             {key: value for key, value in actions.as_dict().items() if isinstance(value, int)}
         )

@@ -107,6 +107,8 @@ def test_exact_messages_per_tier_channel_and_locale(outreach: OutreachEnv) -> No
     }
     assert summary["accounts"] == {"overdue": 11, "by_tier": {"early": 6, "middle": 2, "late": 3}}
     assert summary["messages"]["by_status"] == {"sent": 9}
+    stages = {"select", "decide", "render", "outbox_write", "dispatch", "record", "actions"}
+    assert stages <= set(summary["timings_seconds"])
     walls = summary["wall_seconds"]
     assert list(walls) == ["start", "lifecycle", "plan", "dispatch", "summary"]
     before_summary = sum(v for k, v in walls.items() if k != "summary")
