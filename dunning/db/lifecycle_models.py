@@ -67,7 +67,7 @@ class AccountAction(SQLModel, table=True):
 
     __tablename__ = "account_action"
     __table_args__ = (
-        Index("ix_action_due", "status", "kind"),
+        Index("ix_action_status_account", "status", "account_id"),
         Index("ix_action_account", "account_id", "kind"),
     )
 
