@@ -21,6 +21,7 @@ from adapters.actions.base import TARGET, ActionAdapter, ActionRequest, ActionRe
 from adapters.base import SendOutcome
 from dunning.db.lifecycle_models import AccountAction
 from dunning.db.models import Account, Customer, utcnow
+from dunning.services.delinquency import in_accounts
 from dunning.services.dispatch import new_token
 from dunning.types import ActionKind
 
@@ -136,12 +137,12 @@ def _claim(
         and_(a.status == "planned", or_(a.claimed_until.is_(None), a.claimed_until <= now)),
         and_(a.status == "sending", a.claimed_until < now),
     )
-    conditions = [due]
-    if account_lo is not None:
-        conditions.append(a.account_id >= account_lo)
-    if account_hi is not None:
-        conditions.append(a.account_id <= account_hi)
-    pick = select(a.id).where(*conditions).order_by(a.id).limit(limit)
+    pick = (
+        select(a.id)
+        .where(due, in_accounts(a.account_id, account_lo, account_hi))
+        .order_by(a.id)
+        .limit(limit)
+    )
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             pick = pick.with_for_update(skip_locked=True)

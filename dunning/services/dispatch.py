@@ -27,6 +27,7 @@ from adapters.base import GatewayAdapter, OutboundMessage, SendOutcome, SendResu
 from dunning.crashpoints import crash_point
 from dunning.db.models import utcnow
 from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
+from dunning.services.delinquency import in_accounts
 from dunning.services.documents import DocumentStore
 from dunning.types import Channel, OutboxStatus
 
@@ -123,11 +124,7 @@ class Scope:
     channel: Channel | None = None
 
     def conditions(self) -> list[Any]:
-        found = []
-        if self.account_lo is not None:
-            found.append(OUTBOX.c.account_id >= self.account_lo)
-        if self.account_hi is not None:
-            found.append(OUTBOX.c.account_id <= self.account_hi)
+        found = [in_accounts(OUTBOX.c.account_id, self.account_lo, self.account_hi)]
         if self.as_of is not None:
             found.append(OUTBOX.c.as_of == self.as_of)
         if self.channel is not None:

@@ -470,18 +470,10 @@ def treatment_in_force(kind: ActionKind, lo: int, hi: int) -> Any:
     """SQL condition: the account (ACCOUNT.c.id, one of the batch lo..hi) has a `kind` action
     done and not reversed. A reversal is on its forward action's account."""
     forward = ACTION.alias("forward_in_force")
-    reversal = ACTION.alias("reversal_in_force")
     return exists().where(
         forward.c.account_id == ACCOUNT.c.id,
-        in_accounts(forward.c.account_id, lo, hi),
         forward.c.kind == kind.value,
-        forward.c.status == "done",
-        ~exists().where(
-            reversal.c.reverses_id == forward.c.id,
-            reversal.c.account_id == forward.c.account_id,
-            in_accounts(reversal.c.account_id, lo, hi),
-            reversal.c.status.in_(IN_FORCE),
-        ),
+        _in_force(forward, lo, hi),
     )
 
 
