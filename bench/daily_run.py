@@ -67,7 +67,21 @@ def main() -> None:
         help="take the letter steps (and fallbacks to letters) out of the strategy: the figures "
         "of everything but PDF printing, which is CPU-bound (docs/performance.md)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="worker processes for the batches (config/runners.yaml `processes`; default: as "
+        "configured there, 1 without it)",
+    )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write a cProfile of the run (this process only) to FILE, for pstats or snakeviz",
+    )
     args = parser.parse_args()
     accounts = args.accounts if args.overdue is None else round(args.overdue / 0.85)
 
@@ -84,6 +98,7 @@ def main() -> None:
     from dunning.services.demo import seed_population
     from dunning.services.outreach_env import OutreachEnv
     from dunning.services.runs import run_daily_outreach
+    from dunning.services.workers import local_mapper, local_processes
 
     as_of = date.fromisoformat(args.as_of)
     runtime = bootstrap()
@@ -104,17 +119,31 @@ def main() -> None:
             connection.exec_driver_sql("ANALYZE")
     rss_after_seed = peak_rss_mib()
 
+    profiler = None
+    if args.profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started = time.perf_counter()
+    processes = args.processes  # the flow takes config/runners.yaml's
     if args.prefect:
         from flows.daily_outreach import daily_outreach
 
         summary = daily_outreach(as_of=as_of, project_dir=str(REPO))
     else:
-        summary = run_daily_outreach(OutreachEnv(runtime), as_of)
+        env = OutreachEnv(runtime)
+        processes = args.processes if args.processes is not None else local_processes(env)
+        # The workers' start (a second or two each) is part of the run's time.
+        with local_mapper(env, processes) as mapper:
+            summary = run_daily_outreach(env, as_of, mapper=mapper)
     total = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     from dunning.services.letters import shutdown_printers
 
-    shutdown_printers()  # so the printer processes' peak memory is counted below
+    shutdown_printers()  # so the printer and worker processes' peak memory is counted below
 
     overdue = summary["accounts"]["overdue"]
     messages = summary["this_run"]["new_messages"]
@@ -133,7 +162,8 @@ def main() -> None:
         "wall": summary["wall_seconds"],
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "peak_rss_after_seed_mib": round(rss_after_seed, 1),
-        "peak_rss_printer_mib": round(
+        "processes": processes,
+        "peak_rss_children_mib": round(
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
         ),
         "backend": runtime.engine.url.get_backend_name(),
@@ -146,7 +176,8 @@ def main() -> None:
     print(
         f"population {seeded.accounts:,} (seeded in {seed_seconds:.1f} s), "
         f"{overdue:,} overdue accounts, {messages:,} messages, {result['letters']:,} letters, "
-        f"{summary['batches']} batches, backend {result['backend']}"
+        f"{summary['batches']} batches, backend {result['backend']}, "
+        f"{processes} worker process(es)"
     )
     print(f"{'stage':<16}{'seconds':>10}{'per second':>14}")
     per_stage_count = {
@@ -168,7 +199,7 @@ def main() -> None:
     print("the run's clock: " + ", ".join(f"{k} {v:.1f} s" for k, v in result["wall"].items()))
     print(
         f"peak RSS {result['peak_rss_mib']:.0f} MiB "
-        f"(a letter printer process: {result['peak_rss_printer_mib']:.0f} MiB)"
+        f"(the largest worker or letter printer process: {result['peak_rss_children_mib']:.0f} MiB)"
     )
 
 

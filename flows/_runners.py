@@ -1,4 +1,5 @@
-"""Where batch tasks run: the flow's own thread runner, or Dask (config/runners.yaml).
+"""Where batch tasks run: the flow's own thread runner (its tasks hand batches to worker
+processes with `processes` set), or Dask (config/runners.yaml).
 
 A deployment's flow object is fixed when its module is imported, but the Dask address belongs to
 the program directory, a run parameter. So the choice is made per run: with an address, the flow
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from dunning.config.runners import LOCAL, DaskSettings, load_runners
 from dunning.project import Project
@@ -37,9 +40,16 @@ def dask_task_runner(settings: DaskSettings) -> Any:
 @contextmanager
 def batch_task_runner(project: Project) -> Iterator[Any | None]:
     """The task runner for this run's batch tasks, started; None means the flow's own."""
-    settings = load_runners(project.config_dir, project.root).dask
+    runners = load_runners(project.config_dir, project.root)
+    settings = runners.dask
     if settings.address is None:
-        yield None
+        if runners.processes <= 2:
+            yield None  # the flow's own runner has two threads
+            return
+        # One thread per worker process, so every worker has a batch to work on.
+        threads: ThreadPoolTaskRunner[Any]
+        with ThreadPoolTaskRunner(max_workers=runners.processes) as threads:
+            yield threads
         return
     with dask_task_runner(settings) as runner:
         yield runner

@@ -20,7 +20,7 @@ from dunning.services.runs import (
 )
 from flows._artifacts import log_batch, publish_summary
 from flows._runners import batch_task_runner
-from flows._runtime import outreach_env
+from flows._runtime import batch_workers, outreach_env
 
 
 @task(name="plan-batch", task_run_name="plan-{lo}-{hi}")
@@ -28,8 +28,12 @@ def plan_batch_task(
     project_dir: str | None, run_id: int, as_of: date, lo: int, hi: int, dry_run: bool
 ) -> dict[str, Any]:
     """Select, decide, render and write the outbox for one batch of accounts."""
-    env = outreach_env(project_dir)
-    report = plan_batch(env, run_id, as_of, lo, hi, dry_run=dry_run).as_dict()
+    workers = batch_workers(project_dir)
+    if workers is not None:
+        report = workers("plan", run_id, as_of, [(lo, hi)], dry_run)[0]
+    else:
+        env = outreach_env(project_dir)
+        report = plan_batch(env, run_id, as_of, lo, hi, dry_run=dry_run).as_dict()
     log_batch("plan", run_id, as_of, lo, hi, report)
     return report
 
@@ -37,8 +41,11 @@ def plan_batch_task(
 @task(name="dispatch-batch", task_run_name="dispatch-{lo}-{hi}", retries=2, retry_delay_seconds=5)
 def dispatch_batch_task(project_dir: str | None, as_of: date, lo: int, hi: int) -> dict[str, Any]:
     """Send the batch's due messages through the gateways and record the answers."""
-    env = outreach_env(project_dir)
-    report = dispatch_batch(env, as_of, lo, hi).as_dict()
+    workers = batch_workers(project_dir)
+    if workers is not None:
+        report = workers("dispatch", 0, as_of, [(lo, hi)], False)[0]
+    else:
+        report = dispatch_batch(outreach_env(project_dir), as_of, lo, hi).as_dict()
     log_batch("dispatch", None, as_of, lo, hi, report)
     return report
 
@@ -93,7 +100,8 @@ def daily_outreach(
 ) -> dict[str, Any]:
     """Run the daily outreach for `as_of` (default today). Safe to rerun: nothing goes twice.
 
-    The batch tasks run on threads here, or on Dask when config/runners.yaml names a cluster.
+    The batch tasks run on threads here (handing their batches to worker processes when
+    config/runners.yaml sets `processes`), or on Dask when it names a cluster.
     """
     env = outreach_env(project_dir)
     with batch_task_runner(env.runtime.project) as runner:

@@ -31,8 +31,11 @@ def run_daily(as_of: date, *, dry_run: bool, in_process: bool) -> dict[str, Any]
     if in_process:
         from dunning.services.outreach_env import OutreachEnv
         from dunning.services.runs import run_daily_outreach
+        from dunning.services.workers import local_mapper
 
-        return run_daily_outreach(OutreachEnv(STATE.runtime()), as_of, dry_run=dry_run)
+        env = OutreachEnv(STATE.runtime())
+        with local_mapper(env) as mapper:
+            return run_daily_outreach(env, as_of, dry_run=dry_run, mapper=mapper)
     from flows.daily_outreach import daily_outreach
 
     STATE.runtime()  # migrate and validate before handing over to Prefect

@@ -1,11 +1,12 @@
 """config/runners.yaml: where the daily run's batch tasks execute (docs/scaling.md).
 
-The file is optional. Without it (or without `dask.address`) the batches run on threads in the
-flow's own process. `dask.address: local` starts a Dask LocalCluster for the run (demos, tests,
-one big box); `tcp://host:8786` hands the batches to a running Dask scheduler, whose workers must
-have Dunning installed and reach the same database and state directory. A `shards` section sets
-up the sharded daily run (`daily-outreach-sharded`), which starts one child deployment run per
-shard: `dunning deploy` registers its two flows only then.
+The file is optional. Without it (or without `dask.address`) the batches run in the run's own
+process, or in `processes` worker processes on this machine (dunning.services.workers).
+`dask.address: local` starts a Dask LocalCluster for the run (demos, tests, one big box);
+`tcp://host:8786` hands the batches to a running Dask scheduler, whose workers must have Dunning
+installed and reach the same database and state directory. A `shards` section sets up the
+sharded daily run (`daily-outreach-sharded`), which starts one child deployment run per shard:
+`dunning deploy` registers its two flows only then.
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ class ShardSettings(ConfigModel):
 
 
 class RunnersConfig(ConfigModel):
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="worker processes that plan and dispatch the batches on this machine when "
+        "no Dask cluster is named (one per core uses the machine); 1: the run's own process",
+    )
     dask: DaskSettings = Field(default_factory=DaskSettings)
     shards: ShardSettings | None = Field(
         default=None,

@@ -57,8 +57,10 @@ def daily_outreach(
     env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
 ) -> dict[str, Any]:
     from dunning.services.runs import run_daily_outreach
+    from dunning.services.workers import local_mapper
 
-    return run_daily_outreach(env, as_of, should_stop=should_stop)
+    with local_mapper(env) as mapper:
+        return run_daily_outreach(env, as_of, mapper=mapper, should_stop=should_stop)
 
 
 def daily_outreach_sharded(

@@ -29,13 +29,13 @@ _PRINTER: LetterPrinter | None = None
 
 def _start_worker(parent: int) -> None:
     global _PRINTER
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=exit_with_parent, args=(parent,), daemon=True).start()
     from dunning.rendering import LetterPrinter
 
     _PRINTER = LetterPrinter()
 
 
-def _exit_with_parent(parent: int) -> None:
+def exit_with_parent(parent: int) -> None:
     """A printer whose process was killed (SIGKILL leaves no time to stop the pool) exits too,
     instead of lingering with the dead process's stderr and pipes open."""
     while os.getppid() == parent:

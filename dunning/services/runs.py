@@ -156,19 +156,21 @@ def sequential(env: OutreachEnv) -> BatchMapper:
 
 
 def stoppable(mapper: BatchMapper, should_stop: StopCheck) -> BatchMapper:
-    """The mapper, one batch at a time, asking `should_stop` before each batch."""
+    """The mapper, asking `should_stop` before each batch (before each `width` batches for a
+    mapper that runs that many at once, as worker processes do)."""
+    width = max(1, int(getattr(mapper, "width", 1)))
 
     def run(
         stage: str, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
     ) -> list[dict[str, Any]]:
         reports: list[dict[str, Any]] = []
-        for index, batch in enumerate(batches):
+        for index in range(0, len(batches), width):
             if should_stop():
                 raise RunStopped(
                     f"stop requested: {stage} ended after {index} of {len(batches)} batches; "
                     "run the date again to resume"
                 )
-            reports.extend(mapper(stage, run_id, as_of, [batch], dry_run))
+            reports.extend(mapper(stage, run_id, as_of, batches[index : index + width], dry_run))
         return reports
 
     return run

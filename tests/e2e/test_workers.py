@@ -1,0 +1,179 @@
+"""The daily run's batches in worker processes (config/runners.yaml `processes`) give the outbox,
+letters included, that the run's own process gives.
+
+Two databases seeded alike; the daily run goes once in one process and once with its batches in
+worker processes, which build their own environment: through the engine (what `dunning run
+daily --in-process` and the single-box scheduler use), and through the Prefect flow, whose batch
+tasks hand their batches to the workers.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from dunning.bootstrap import bootstrap
+from dunning.db.engine import create_db_engine
+from dunning.db.outreach_models import OutboxMessage
+from dunning.project import Project
+from dunning.services.demo import seed_population
+from dunning.services.outreach_env import OutreachEnv
+from dunning.services.runs import RunStopped, run_daily_outreach, sequential, stoppable
+from dunning.services.workers import BatchWorkers, local_mapper
+from tests.e2e.test_kill_and_rerun import always_open_program
+
+pytestmark = pytest.mark.slow
+AS_OF = date(2026, 11, 24)
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+
+def program(repo_dir: Path, target: Path, processes: int | None) -> Path:
+    root = always_open_program(repo_dir, target)
+    strategy = root / "config" / "strategy.yaml"  # small batches: work for every worker
+    strategy.write_text(strategy.read_text().replace("batch_size: 400", "batch_size: 150"))
+    if processes is not None:
+        (root / "config" / "runners.yaml").write_text(yaml.safe_dump({"processes": processes}))
+    return root
+
+
+def seeded_env(root: Path, url: str) -> OutreachEnv:
+    runtime = bootstrap(project=Project(root), database_url=url)
+    with runtime.unit_of_work() as connection:
+        seed_population(connection, accounts=1500, seed=5, as_of=AS_OF)
+    return OutreachEnv(runtime)
+
+
+def outbox(url: str) -> dict[str, tuple[Any, ...]]:
+    engine = create_db_engine(url)
+    o = OUTBOX.c
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                o.idempotency_key,
+                o.status,
+                o.template_id,
+                o.channel,
+                o.hold_reason,
+                o.document_sha256,
+            )
+        ).all()
+    engine.dispose()
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def close(env: OutreachEnv) -> None:
+    env.close()
+    env.runtime.close()
+
+
+def test_batches_in_worker_processes_write_the_outbox_and_letters_of_one_process(
+    env: Path,
+    repo_dir: Path,
+    tmp_path: Path,
+    database_url: str,
+    other_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "one-state"))
+    one = seeded_env(program(repo_dir, tmp_path / "one", None), database_url)
+    with local_mapper(one) as mapper:
+        assert not isinstance(mapper, BatchWorkers)  # no runners.yaml: this process
+        alone = run_daily_outreach(one, AS_OF, mapper=mapper)
+    close(one)
+
+    monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "two-state"))
+    two = seeded_env(program(repo_dir, tmp_path / "two", 2), other_database_url)
+    with local_mapper(two) as mapper:
+        assert isinstance(mapper, BatchWorkers)
+        shared = run_daily_outreach(two, AS_OF, mapper=mapper)
+        ran = dict(mapper.batches_by_process)
+    close(two)
+
+    # Every batch, planned and dispatched, ran in a worker, none in this process.
+    assert os.getpid() not in ran
+    assert 1 <= len(ran) <= 2
+    assert sum(ran.values()) == 2 * shared["batches"]
+    assert shared["batches"] == alone["batches"] >= 8
+
+    expected, got = outbox(database_url), outbox(other_database_url)
+    assert len(expected) > 100
+    assert got == expected
+    statuses = {row[0] for row in got.values()}
+    assert statuses >= {"sent", "held"} and "planned" not in statuses
+    letters = [row for row in got.values() if row[2] == "letter" and row[0] == "sent"]
+    assert letters and all(row[4] for row in letters)  # printed, and byte-identical
+    assert shared["messages"] == alone["messages"]
+    assert shared["this_run"]["new_messages"] == alone["this_run"]["new_messages"]
+
+
+def test_a_stop_is_asked_before_each_round_of_worker_batches() -> None:
+    calls: list[list[tuple[int, int]]] = []
+
+    def mapper(
+        stage: str, run_id: int, as_of: date, batches: Any, dry_run: bool
+    ) -> list[dict[str, Any]]:
+        calls.append(list(batches))
+        return [{} for _ in batches]
+
+    mapper.width = 2  # type: ignore[attr-defined]
+    asked: list[int] = []
+
+    def should_stop() -> bool:
+        asked.append(len(calls))
+        return len(calls) == 2
+
+    batches = [(1, 10), (11, 20), (21, 30), (31, 40), (41, 50)]
+    with pytest.raises(RunStopped, match="plan ended after 4 of 5 batches"):
+        stoppable(mapper, should_stop)("plan", 1, AS_OF, batches, False)
+    assert calls == [[(1, 10), (11, 20)], [(21, 30), (31, 40)]]
+    assert asked == [0, 1, 2]
+
+
+def test_the_daily_flow_hands_its_batches_to_worker_processes(
+    flows_env: Path,
+    repo_dir: Path,
+    tmp_path: Path,
+    database_url: str,
+    other_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows import _runtime
+    from flows.daily_outreach import daily_outreach
+
+    monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "one-state"))
+    one = seeded_env(program(repo_dir, tmp_path / "one", None), database_url)
+    run_daily_outreach(one, AS_OF, mapper=sequential(one))
+    close(one)
+
+    # Three workers: more than the flow's two threads, so the flow runs three tasks at once.
+    root = program(repo_dir, tmp_path / "three", 3)
+    monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "three-state"))
+    monkeypatch.setenv("DUNNING_DATABASE_URL", other_database_url)
+    close(seeded_env(root, other_database_url))
+    summary = daily_outreach(as_of=AS_OF, project_dir=str(root))
+
+    workers = _runtime.batch_workers(str(root))
+    assert isinstance(workers, BatchWorkers) and workers.width == 3
+    assert os.getpid() not in workers.batches_by_process
+    assert sum(workers.batches_by_process.values()) == 2 * summary["batches"]
+    assert outbox(other_database_url) == outbox(database_url)
+
+
+@pytest.mark.parametrize("value", [0, -2, "two", 257])
+def test_a_bad_process_count_is_rejected_naming_the_key(tmp_path: Path, value: Any) -> None:
+    from dunning.config.runners import load_runners
+    from dunning.errors import ConfigError
+
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "runners.yaml").write_text(yaml.safe_dump({"processes": value}))
+    with pytest.raises(ConfigError) as caught:
+        load_runners(config, tmp_path)
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.key) == ("config/runners.yaml", "processes")
