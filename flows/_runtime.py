@@ -35,6 +35,11 @@ def batch_workers(project_dir: str | None) -> BatchWorkers | None:
     env = outreach_env(project_dir)
     key = (project_dir, os.environ.get("DUNNING_DATABASE_URL"))
     with _LOCK:
+        stale = _WORKERS.get(key)
+        if stale is not None and stale.broken:
+            # A worker died in an earlier run (which failed for it): start afresh.
+            stale.close()
+            del _WORKERS[key]
         if key not in _WORKERS:
             processes = local_processes(env)
             workers = None

@@ -18,6 +18,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -101,6 +102,8 @@ class BatchWorkers:
             raise ValueError("worker processes are for two or more; one is the run's own")
         self.width = processes
         """Batches in flight at once: a stoppable run hands over this many at a time."""
+        self.broken = False
+        """A worker died (killed, out of memory): the pool takes no more batches."""
         self.batches_by_process: Counter[int] = Counter()
         """How many batches (of either stage) each worker process ran, by process id."""
         self._pool = ProcessPoolExecutor(
@@ -117,11 +120,14 @@ class BatchWorkers:
     def __call__(
         self, stage: str, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
     ) -> list[dict[str, Any]]:
-        futures = [
-            self._pool.submit(_work, stage, run_id, as_of, batch, dry_run) for batch in batches
-        ]
+        futures = []
         try:
+            for batch in batches:
+                futures.append(self._pool.submit(_work, stage, run_id, as_of, batch, dry_run))
             done = [future.result() for future in futures]
+        except BrokenProcessPool:
+            self.broken = True
+            raise
         except BaseException:
             for future in futures:
                 future.cancel()

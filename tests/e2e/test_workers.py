@@ -10,6 +10,9 @@ tasks hand their batches to the workers.
 from __future__ import annotations
 
 import os
+import signal
+import time
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from sqlalchemy import select
 
 from dunning.bootstrap import bootstrap
 from dunning.db.engine import create_db_engine
-from dunning.db.outreach_models import OutboxMessage
+from dunning.db.outreach_models import OutboxMessage, Run
 from dunning.project import Project
 from dunning.services.demo import seed_population
 from dunning.services.outreach_env import OutreachEnv
@@ -31,6 +34,7 @@ from tests.e2e.test_kill_and_rerun import always_open_program
 pytestmark = pytest.mark.slow
 AS_OF = date(2026, 11, 24)
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+RUN = Run.__table__  # type: ignore[attr-defined]
 
 
 def program(repo_dir: Path, target: Path, processes: int | None) -> Path:
@@ -110,6 +114,43 @@ def test_batches_in_worker_processes_write_the_outbox_and_letters_of_one_process
     assert letters and all(row[4] for row in letters)  # printed, and byte-identical
     assert shared["messages"] == alone["messages"]
     assert shared["this_run"]["new_messages"] == alone["this_run"]["new_messages"]
+
+
+def test_a_worker_that_dies_fails_the_run_and_the_rerun_sends_each_message_once(
+    env: Path, repo_dir: Path, tmp_path: Path, database_url: str
+) -> None:
+    from adapters import GatewayLedger
+
+    day = seeded_env(program(repo_dir, tmp_path / "two", 2), database_url)
+    with local_mapper(day) as workers:
+        assert isinstance(workers, BatchWorkers)
+
+        def killing(
+            stage: str, run_id: int, as_of: date, batches: Any, dry_run: bool
+        ) -> list[dict[str, Any]]:
+            if stage == "dispatch":  # every batch planned; kill a worker before sending
+                os.kill(next(iter(workers.batches_by_process)), signal.SIGKILL)
+                time.sleep(0.5)
+            return workers(stage, run_id, as_of, batches, dry_run)
+
+        with pytest.raises(BrokenProcessPool):
+            run_daily_outreach(day, AS_OF, mapper=killing)
+        assert workers.broken
+    with day.runtime.engine.connect() as connection:
+        (failed,) = connection.execute(select(RUN)).all()
+    assert failed.status == "failed" and "BrokenProcessPool" in failed.error
+
+    with local_mapper(day) as workers:
+        rerun = run_daily_outreach(day, AS_OF, mapper=workers)
+    close(day)
+    assert rerun["this_run"]["new_messages"] == 0  # all planned before the worker died
+    got = outbox(database_url)
+    assert {row[0] for row in got.values()} <= {"sent", "held"}
+    sent = {key for key, row in got.items() if row[0] == "sent"}
+    ledger = GatewayLedger(env / "gateway-ledger.db")
+    rows = {row.idempotency_key: row for row in ledger.rows()}
+    assert sent and set(rows) == sent
+    assert all(row.submissions == 1 for row in rows.values())
 
 
 def test_a_stop_is_asked_before_each_round_of_worker_batches() -> None:
