@@ -27,7 +27,7 @@ from dunning.db.outreach_models import OutboxMessage, Run
 from dunning.project import Project
 from dunning.services.demo import seed_population
 from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import RunStopped, run_daily_outreach, sequential, stoppable
+from dunning.services.runs import RunStopped, run_daily_outreach, stoppable
 from dunning.services.workers import BatchWorkers, local_mapper
 from tests.e2e.test_kill_and_rerun import always_open_program
 
@@ -40,7 +40,7 @@ RUN = Run.__table__  # type: ignore[attr-defined]
 def program(repo_dir: Path, target: Path, processes: int | None) -> Path:
     root = always_open_program(repo_dir, target)
     strategy = root / "config" / "strategy.yaml"  # small batches: work for every worker
-    strategy.write_text(strategy.read_text().replace("batch_size: 400", "batch_size: 150"))
+    strategy.write_text(strategy.read_text().replace("batch_size: 400", "batch_size: 80"))
     if processes is not None:
         (root / "config" / "runners.yaml").write_text(yaml.safe_dump({"processes": processes}))
     return root
@@ -49,7 +49,7 @@ def program(repo_dir: Path, target: Path, processes: int | None) -> Path:
 def seeded_env(root: Path, url: str) -> OutreachEnv:
     runtime = bootstrap(project=Project(root), database_url=url)
     with runtime.unit_of_work() as connection:
-        seed_population(connection, accounts=1500, seed=5, as_of=AS_OF)
+        seed_population(connection, accounts=700, seed=5, as_of=AS_OF)
     return OutreachEnv(runtime)
 
 
@@ -76,6 +76,19 @@ def close(env: OutreachEnv) -> None:
     env.runtime.close()
 
 
+def run_in_one_process(
+    repo_dir: Path, tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """The reference: the daily run of a book seeded like the others, in this process."""
+    monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "one-state"))
+    one = seeded_env(program(repo_dir, tmp_path / "one", None), url)
+    with local_mapper(one) as mapper:
+        assert not isinstance(mapper, BatchWorkers)  # no runners.yaml: this process
+        summary = run_daily_outreach(one, AS_OF, mapper=mapper)
+    close(one)
+    return summary
+
+
 def test_batches_in_worker_processes_write_the_outbox_and_letters_of_one_process(
     env: Path,
     repo_dir: Path,
@@ -84,12 +97,7 @@ def test_batches_in_worker_processes_write_the_outbox_and_letters_of_one_process
     other_database_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "one-state"))
-    one = seeded_env(program(repo_dir, tmp_path / "one", None), database_url)
-    with local_mapper(one) as mapper:
-        assert not isinstance(mapper, BatchWorkers)  # no runners.yaml: this process
-        alone = run_daily_outreach(one, AS_OF, mapper=mapper)
-    close(one)
+    alone = run_in_one_process(repo_dir, tmp_path, database_url, monkeypatch)
 
     monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "two-state"))
     two = seeded_env(program(repo_dir, tmp_path / "two", 2), other_database_url)
@@ -187,10 +195,7 @@ def test_the_daily_flow_hands_its_batches_to_worker_processes(
     from flows import _runtime
     from flows.daily_outreach import daily_outreach
 
-    monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "one-state"))
-    one = seeded_env(program(repo_dir, tmp_path / "one", None), database_url)
-    run_daily_outreach(one, AS_OF, mapper=sequential(one))
-    close(one)
+    run_in_one_process(repo_dir, tmp_path, database_url, monkeypatch)
 
     # Three workers: more than the flow's two threads, so the flow runs three tasks at once.
     root = program(repo_dir, tmp_path / "three", 3)
