@@ -19,6 +19,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from dunning.config.runners import LOCAL, DaskSettings, load_runners
 from dunning.project import Project
 
+FLOW_THREADS = 2
+"""Threads of the batch flows' own task runner: batch tasks that run at once without Dask."""
+
 
 def dask_task_runner(settings: DaskSettings) -> Any:
     """A DaskTaskRunner for the configured address (`local`: a LocalCluster per run)."""
@@ -43,8 +46,8 @@ def batch_task_runner(project: Project) -> Iterator[Any | None]:
     runners = load_runners(project.config_dir, project.root)
     settings = runners.dask
     if settings.address is None:
-        if runners.processes <= 2:
-            yield None  # the flow's own runner has two threads
+        if runners.processes <= FLOW_THREADS:
+            yield None  # the flow's own threads already keep every worker busy
             return
         # One thread per worker process, so every worker has a batch to work on.
         threads: ThreadPoolTaskRunner[Any]

@@ -19,7 +19,7 @@ from dunning.services.runs import (
     run_daily_outreach,
 )
 from flows._artifacts import log_batch, publish_summary
-from flows._runners import batch_task_runner
+from flows._runners import FLOW_THREADS, batch_task_runner
 from flows._runtime import batch_workers, outreach_env
 
 
@@ -92,7 +92,7 @@ def _run_name() -> str:
 @flow(
     name=DAILY_OUTREACH,
     flow_run_name=_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
+    task_runner=ThreadPoolTaskRunner(max_workers=FLOW_THREADS),  # type: ignore[arg-type]
     log_prints=False,
 )
 def daily_outreach(

@@ -29,7 +29,7 @@ from dunning.services.shards import (
     run_sharded,
 )
 from flows._artifacts import publish_summary
-from flows._runners import batch_task_runner
+from flows._runners import FLOW_THREADS, batch_task_runner
 from flows._runtime import outreach_env
 from flows.daily_outreach import batch_mapper
 
@@ -144,7 +144,7 @@ def daily_outreach_sharded(
 @flow(
     name=DAILY_OUTREACH_SHARD,
     flow_run_name=_shard_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
+    task_runner=ThreadPoolTaskRunner(max_workers=FLOW_THREADS),  # type: ignore[arg-type]
     log_prints=False,
 )
 def daily_outreach_shard(
