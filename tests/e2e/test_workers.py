@@ -192,7 +192,7 @@ def test_the_daily_flow_hands_its_batches_to_worker_processes(
     other_database_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from flows import _runtime
+    from flows import _runners, _runtime
     from flows.daily_outreach import daily_outreach
 
     run_in_one_process(repo_dir, tmp_path, database_url, monkeypatch)
@@ -202,7 +202,16 @@ def test_the_daily_flow_hands_its_batches_to_worker_processes(
     monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "three-state"))
     monkeypatch.setenv("DUNNING_DATABASE_URL", other_database_url)
     close(seeded_env(root, other_database_url))
+    runners: list[int] = []
+    real_runner = _runners.ThreadPoolTaskRunner
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        runners.append(kwargs["max_workers"])
+        return real_runner(*args, **kwargs)
+
+    monkeypatch.setattr(_runners, "ThreadPoolTaskRunner", counted)
     summary = daily_outreach(as_of=AS_OF, project_dir=str(root))
+    assert runners == [3]  # a thread per worker for this run's batch tasks
 
     workers = _runtime.batch_workers(str(root))
     assert isinstance(workers, BatchWorkers) and workers.width == 3
