@@ -29,6 +29,7 @@ from dunning.db.models import utcnow
 from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
 from dunning.services.delinquency import in_accounts
 from dunning.services.documents import DocumentStore
+from dunning.services.receipts import apply_early_receipts
 from dunning.types import Channel, OutboxStatus
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -325,6 +326,9 @@ def record_results(
     connection.execute(statement, updates)
     if events:
         connection.execute(EVENT.insert(), events)
+    sent = [u["_id"] for u in updates if u["status"] == OutboxStatus.SENT.value]
+    if sent:
+        apply_early_receipts(connection, sent, now)
 
 
 def new_token() -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
@@ -14,8 +16,10 @@ from adapters.base import DeliveryStatus, StatusReport
 from dunning.db.models import utcnow
 from dunning.db.outreach_models import DeliveryEvent, OutboxMessage, WebhookNonce
 from dunning.db.sql import chunked, insert_ignoring_conflicts
-from dunning.services.dispatch import AdapterFactory
 from dunning.types import Channel, OutboxStatus
+
+if TYPE_CHECKING:
+    from dunning.services.dispatch import AdapterFactory
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
@@ -42,24 +46,77 @@ class ReceiptReport:
         }
 
 
+EVENT_ID_LENGTH = 128
+"""delivery_event.event_id's width: a longer gateway event id is stored as its digest."""
+
+_IN_FLIGHT = (OutboxStatus.PLANNED.value, OutboxStatus.SENDING.value)
+
+
+def stored_event_id(event_id: str) -> str:
+    """The event id as stored: as given, or `sha256:<hex>` when it is longer than the column
+    (still one stored id per gateway id, so a replay is still recognised)."""
+    if len(event_id) <= EVENT_ID_LENGTH:
+        return event_id
+    return "sha256:" + hashlib.sha256(event_id.encode("utf-8")).hexdigest()
+
+
+def _by_gateway_id(
+    connection: Connection, reports: Sequence[StatusReport]
+) -> dict[str, tuple[int, str]]:
+    o = OUTBOX.c
+    found: dict[str, tuple[int, str]] = {}
+    for chunk in chunked([r.gateway_message_id for r in reports], 900):
+        query = select(o.gateway_message_id, o.id, o.status).where(o.gateway_message_id.in_(chunk))
+        found.update({row[0]: (row[1], row[2]) for row in connection.execute(query)})
+    return found
+
+
+def _in_flight(
+    connection: Connection, reports: Sequence[StatusReport]
+) -> dict[str, tuple[int, str]]:
+    """Receipts for messages whose send is not recorded yet, by idempotency key.
+
+    A gateway may push a receipt before the dispatcher has written the gateway's answer (the
+    send and its record are two steps): such a message has no gateway id yet and is still
+    `sending` (or `planned` again, its dispatcher having died). Its rows are locked, so a
+    dispatcher recording the send waits for this transaction and then sees its receipt.
+    """
+    o = OUTBOX.c
+    found: dict[str, tuple[int, str]] = {}
+    for chunk in chunked([r.idempotency_key for r in reports], 900):
+        query = select(o.idempotency_key, o.id, o.status).where(
+            o.idempotency_key.in_(chunk),
+            o.gateway_message_id.is_(None),
+            o.status.in_(_IN_FLIGHT),
+        )
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update()
+        found.update({row[0]: (row[1], row[2]) for row in connection.execute(query)})
+    return found
+
+
 def record_receipts(connection: Connection, reports: Sequence[StatusReport], *, source: str) -> int:
     """Record receipts as delivery events and move sent messages to their final status.
 
     Returns how many events were new: a receipt already recorded (same event id) changes
     nothing, so polling twice or a replayed webhook is harmless. The first final status wins.
+    A receipt for a message whose send is not recorded yet is kept, and the message takes its
+    status when the send is recorded (apply_early_receipts); one for no message is ignored.
     """
     final = [r for r in reports if r.status != DeliveryStatus.PENDING]
     if not final:
         return 0
-    o = OUTBOX.c
-    outbox: dict[str, tuple[int, str]] = {}
-    for chunk in chunked([r.gateway_message_id for r in final], 900):
-        query = select(o.gateway_message_id, o.id, o.status).where(o.gateway_message_id.in_(chunk))
-        outbox.update({row[0]: (row[1], row[2]) for row in connection.execute(query)})
+    outbox = _by_gateway_id(connection, final)
+    unmatched = [r for r in final if r.gateway_message_id not in outbox]
+    early = _in_flight(connection, unmatched) if unmatched else {}
+    late = [r for r in unmatched if r.idempotency_key not in early]
+    if late:
+        # A send recorded while _in_flight waited for its row has its gateway id now.
+        outbox.update(_by_gateway_id(connection, late))
     now = utcnow()
     events = []
     for report in final:
-        found = outbox.get(report.gateway_message_id)
+        found = outbox.get(report.gateway_message_id) or early.get(report.idempotency_key)
         if found is None:
             continue
         event_id = report.event_id or f"{source}:{report.gateway_message_id}:{report.status}"
@@ -71,7 +128,7 @@ def record_receipts(connection: Connection, reports: Sequence[StatusReport], *, 
                 "occurred_at": report.occurred_at,
                 "recorded_at": now,
                 "reason": (report.reason or None) and report.reason[:500],
-                "event_id": event_id,
+                "event_id": stored_event_id(event_id),
             }
         )
     if not events:
@@ -85,7 +142,9 @@ def record_receipts(connection: Connection, reports: Sequence[StatusReport], *, 
                 select(EVENT.c.event_id).where(EVENT.c.event_id.in_(chunk))
             )
         )
-    fresh = [event for event in events if event["event_id"] not in known]
+    fresh = list(
+        {event["event_id"]: event for event in events if event["event_id"] not in known}.values()
+    )
     insert_ignoring_conflicts(connection, EVENT, fresh, "event_id")
     moves = [
         {
@@ -96,13 +155,47 @@ def record_receipts(connection: Connection, reports: Sequence[StatusReport], *, 
         for event in fresh
     ]
     if moves:
-        connection.execute(
-            update(OUTBOX)
-            .where(o.id == bindparam("_id"), o.status == OutboxStatus.SENT.value)
-            .values(status=bindparam("status"), final_at=bindparam("final_at"), updated_at=now),
-            moves,
-        )
+        _move_sent(connection, moves, now)
     return len(fresh)
+
+
+def _move_sent(connection: Connection, moves: Sequence[dict[str, Any]], now: datetime) -> None:
+    o = OUTBOX.c
+    connection.execute(
+        update(OUTBOX)
+        .where(o.id == bindparam("_id"), o.status == OutboxStatus.SENT.value)
+        .values(status=bindparam("status"), final_at=bindparam("final_at"), updated_at=now),
+        moves,
+    )
+
+
+def apply_early_receipts(connection: Connection, sent: Sequence[int], now: datetime) -> int:
+    """Give messages just recorded as sent the final status of a receipt that came first.
+
+    Called in the transaction that records the sends, after the rows are written: a receipt
+    recorded earlier is found here, and one being recorded now waits for these rows' locks
+    and then finds them sent (record_receipts). Returns how many messages moved.
+    """
+    e = EVENT.c
+    first: dict[int, dict[str, Any]] = {}
+    for chunk in chunked(list(sent), 900):
+        rows = connection.execute(
+            select(e.outbox_id, e.status, e.occurred_at)
+            .where(e.outbox_id.in_(chunk), e.source != "send")
+            .order_by(e.id)
+        )
+        for outbox_id, status, occurred_at in rows:
+            first.setdefault(
+                outbox_id,
+                {
+                    "_id": outbox_id,
+                    "status": _FINAL[DeliveryStatus(status)].value,
+                    "final_at": occurred_at,
+                },
+            )
+    if first:
+        _move_sent(connection, list(first.values()), now)
+    return len(first)
 
 
 def reconcile_receipts(

@@ -1,0 +1,179 @@
+"""Receipts recorded in the database: early receipts, unknown messages, long event ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from adapters import DeliveryStatus, GatewayAdapter, OutboundMessage, SendResult, StatusReport
+from dunning.bootstrap import Runtime
+from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
+from dunning.services.outreach_env import OutreachEnv
+from dunning.services.receipts import DatabaseReceiptSink, record_receipts
+from dunning.services.runs import run_daily_outreach
+from dunning.types import Channel
+from tests.factories import OPEN_FOR_ALL, add_account
+
+AS_OF = OPEN_FOR_ALL.date()
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
+RECEIVED = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def outreach(runtime: Runtime) -> Iterator[OutreachEnv]:
+    env = OutreachEnv(runtime, clock=lambda: OPEN_FOR_ALL)
+    yield env
+    env.close()
+
+
+class ReceiptsFirst:
+    """A gateway that pushes each message's receipt to the webhook's sink before it answers the
+    send: what a fast gateway does to a dispatcher that records the answer after the request."""
+
+    def __init__(self, inner: GatewayAdapter, sink: DatabaseReceiptSink) -> None:
+        self.inner, self.sink = inner, sink
+        self.max_batch = inner.max_batch
+        self.recorded = 0
+
+    async def __aenter__(self) -> ReceiptsFirst:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.inner.__aexit__(*exc)
+
+    async def send(self, batch: Sequence[OutboundMessage]) -> list[SendResult]:
+        results = await self.inner.send(batch)
+        self.recorded += self.sink.record(
+            [
+                StatusReport(
+                    gateway_message_id=result.gateway_message_id or "",
+                    idempotency_key=result.idempotency_key,
+                    status=DeliveryStatus.UNDELIVERABLE,
+                    occurred_at=RECEIVED,
+                    event_id=f"evt-{result.idempotency_key}",
+                )
+                for result in results
+            ]
+        )
+        return results
+
+
+def outbox(env: OutreachEnv) -> list[dict[str, Any]]:
+    with env.runtime.engine.connect() as c:
+        return [dict(r._mapping) for r in c.execute(select(OUTBOX).order_by(OUTBOX.c.id))]
+
+
+def events(env: OutreachEnv) -> list[tuple[int, str, str]]:
+    e = EVENT.c
+    with env.runtime.engine.connect() as c:
+        query = select(e.outbox_id, e.source, e.status).order_by(e.outbox_id, e.source)
+        return [tuple(row) for row in c.execute(query)]  # type: ignore[misc]
+
+
+def test_a_receipt_pushed_before_the_send_is_recorded_gives_the_message_its_status(
+    outreach: OutreachEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with outreach.runtime.unit_of_work() as c:
+        for dpd in (3, 7, 14):
+            add_account(c, dpd=dpd, as_of=AS_OF)
+    build = outreach.adapter_factory
+    gateways: list[ReceiptsFirst] = []
+
+    def factory(channel: Channel) -> ReceiptsFirst:
+        gateways.append(ReceiptsFirst(build(channel), DatabaseReceiptSink(outreach.runtime.engine)))
+        return gateways[-1]
+
+    monkeypatch.setattr(outreach, "adapter_factory", factory)
+    run_daily_outreach(outreach, AS_OF)
+    rows = outbox(outreach)
+    assert len(rows) == 3
+    # Each receipt was kept although its message was still `sending` when it came...
+    assert sum(g.recorded for g in gateways) == 3
+    # ... and the message took it when the dispatcher recorded the send.
+    assert [row["status"] for row in rows] == ["undeliverable"] * 3
+    assert all(row["gateway_message_id"] for row in rows)
+    assert all(row["final_at"] == RECEIVED for row in rows)
+    assert events(outreach) == sorted(
+        [(row["id"], "send", "sent") for row in rows]
+        + [(row["id"], "webhook", "undeliverable") for row in rows]
+    )
+
+
+def test_a_receipt_for_a_message_not_recorded_as_sent_is_applied_when_it_is(
+    outreach: OutreachEnv,
+) -> None:
+    """A dispatcher died after the gateway took the message: the receipt comes while the
+    message waits to be claimed again; the next dispatch records the send and the receipt."""
+    with outreach.runtime.unit_of_work() as c:
+        add_account(c, dpd=3, as_of=AS_OF)
+    run_daily_outreach(outreach, AS_OF, dry_run=False)
+    [row] = outbox(outreach)
+    with outreach.runtime.engine.begin() as c:
+        c.execute(
+            update(OUTBOX).values(
+                status="sending", gateway_message_id=None, sent_at=None, claim_token="dead"
+            )
+        )
+        c.execute(EVENT.delete())
+        report = StatusReport(
+            gateway_message_id=row["gateway_message_id"],
+            idempotency_key=row["idempotency_key"],
+            status=DeliveryStatus.DELIVERED,
+            occurred_at=RECEIVED,
+        )
+        assert record_receipts(c, [report], source="webhook") == 1
+        # The claim ran out: planned again, as a dispatcher finds it.
+        c.execute(update(OUTBOX).values(status="planned", claim_token=None, claimed_until=None))
+    run_daily_outreach(outreach, AS_OF)
+    [after] = outbox(outreach)
+    assert (after["status"], after["gateway_message_id"]) == (
+        "delivered",
+        row["gateway_message_id"],
+    )
+    assert events(outreach) == [(row["id"], "send", "sent"), (row["id"], "webhook", "delivered")]
+
+
+def test_a_receipt_for_no_known_message_changes_nothing(outreach: OutreachEnv) -> None:
+    with outreach.runtime.unit_of_work() as c:
+        add_account(c, dpd=3, as_of=AS_OF)
+    run_daily_outreach(outreach, AS_OF)
+    before = outbox(outreach)
+    stranger = StatusReport(
+        gateway_message_id="sms_unknown",
+        idempotency_key="not-a-key-of-ours",
+        status=DeliveryStatus.DELIVERED,
+        occurred_at=RECEIVED,
+    )
+    assert DatabaseReceiptSink(outreach.runtime.engine).record([stranger]) == 0
+    assert outbox(outreach) == before
+    assert [source for _, source, _ in events(outreach)] == ["send"]
+
+
+def test_a_long_event_id_is_stored_as_its_digest_and_its_replay_is_recognised(
+    outreach: OutreachEnv,
+) -> None:
+    with outreach.runtime.unit_of_work() as c:
+        add_account(c, dpd=3, as_of=AS_OF)
+    run_daily_outreach(outreach, AS_OF)
+    [row] = outbox(outreach)
+    long_id = "evt_" + "x" * 196  # the webhook takes event ids up to 200 characters
+    report = StatusReport(
+        gateway_message_id=row["gateway_message_id"],
+        idempotency_key=row["idempotency_key"],
+        status=DeliveryStatus.DELIVERED,
+        occurred_at=RECEIVED,
+        event_id=long_id,
+    )
+    sink = DatabaseReceiptSink(outreach.runtime.engine)
+    assert sink.record([report, report]) == 1
+    assert sink.record([report]) == 0
+    with outreach.runtime.engine.connect() as c:
+        stored = c.execute(select(EVENT.c.event_id).where(EVENT.c.source == "webhook")).scalars()
+        assert [len(event_id) for event_id in stored] == [len("sha256:") + 64]
+    assert outbox(outreach)[0]["status"] == "delivered"
