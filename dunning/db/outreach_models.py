@@ -68,7 +68,7 @@ class OutboxMessage(SQLModel, table=True):
     template_hash: str | None = Field(default=None, max_length=64)
     locale: str = Field(max_length=16)
     recipient: str | None = Field(default=None, sa_type=Text, description="PII")
-    subject: str | None = Field(default=None, max_length=255)
+    subject: str | None = Field(default=None, sa_type=Text)
     body: str | None = Field(default=None, sa_type=Text, description="PII")
     document_source: str | None = Field(
         default=None, max_length=500, description="a letter's rendered HTML, before printing"

@@ -61,6 +61,9 @@ def test_the_longest_values_the_config_allows_round_trip(runtime: Runtime) -> No
     tier = "t" * max_length(Tier, "name")
     step = "s" * max_length(Step, "id")
     hold = CAP_PREFIX + "c" * max_length(FrequencyCap, "id")
+    # A rendered push title is the gateway's to limit, as the body is (a template's words and
+    # the lender's name): 255 characters would fail the batch on PostgreSQL only.
+    subject = "标题" * 300
     with runtime.unit_of_work() as connection:
         account = add_account(connection, dpd=5, as_of=AS_OF)
         customer = connection.execute(
@@ -81,6 +84,7 @@ def test_the_longest_values_the_config_allows_round_trip(runtime: Runtime) -> No
                 locale="en-US",
                 status="held",
                 hold_reason=hold,
+                subject=subject,
                 attempts=0,
                 created_at=now,
                 updated_at=now,
@@ -88,9 +92,9 @@ def test_the_longest_values_the_config_allows_round_trip(runtime: Runtime) -> No
         )
     with runtime.engine.connect() as connection:
         row = connection.execute(
-            select(OUTBOX.c.tier, OUTBOX.c.step_id, OUTBOX.c.hold_reason)
+            select(OUTBOX.c.tier, OUTBOX.c.step_id, OUTBOX.c.hold_reason, OUTBOX.c.subject)
         ).one()
-    assert tuple(row) == (tier, step, hold)
+    assert tuple(row) == (tier, step, hold, subject)
 
 
 def test_money_sums_are_integers_that_json_can_hold(runtime: Runtime) -> None:
