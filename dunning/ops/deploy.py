@@ -139,11 +139,27 @@ def deploy_flows(project: Project, schedules: Schedules, pool: str) -> list[Depl
             )
             continue
         results.append(_deploy(spec, project, pool, entry))
-    if load_runners(project.config_dir, project.root).shards is not None:
-        for flow, spec in SHARDED.items():
-            if flow not in schedules.flows:
-                results.append(_deploy(spec, project, pool, None))
+    results.extend(_deploy(spec, project, pool, None) for spec in _on_demand(project, schedules))
     return results
+
+
+def _on_demand(project: Project, schedules: Schedules) -> list[FlowSpec]:
+    """Flows deployed without a schedule: with a `shards` section in config/runners.yaml, the
+    sharded daily run's flows that config/schedules.yaml does not schedule."""
+    if load_runners(project.config_dir, project.root).shards is None:
+        return []
+    return [spec for flow, spec in SHARDED.items() if flow not in schedules.flows]
+
+
+def _unscheduled(spec: FlowSpec) -> str:
+    if spec.started_by is not None:
+        return f"{spec.name}: started by {spec.started_by}, never on a schedule of its own."
+    return f"{spec.name}: not scheduled in config/schedules.yaml; runs on demand."
+
+
+def _concurrency_limit(spec: FlowSpec) -> int | None:
+    # A shard flow runs as many at once as its parent starts.
+    return None if spec.started_by is not None else 1
 
 
 def _deploy(
@@ -160,10 +176,8 @@ def _deploy(
         description = (
             f"{flow} on `{cron}` ({zone}), from config/schedules.yaml via `dunning deploy`."
         )
-    elif spec.started_by is not None:
-        description = f"{flow}: started by {spec.started_by}, never on a schedule of its own."
     else:
-        description = f"{flow}: not scheduled in config/schedules.yaml; runs on demand."
+        description = _unscheduled(spec)
     try:
         loaded = cast(
             "Flow[..., Any]",
@@ -176,8 +190,7 @@ def _deploy(
                 schedules=[Cron(cron, timezone=zone)] if entry is not None else None,
                 parameters={"project_dir": str(project.root)},
                 job_variables=job_variables(spec, entry) if entry is not None else {},
-                # A shard flow runs as many at once as its parent starts.
-                concurrency_limit=None if spec.started_by is not None else 1,
+                concurrency_limit=_concurrency_limit(spec),
                 tags=TAGS,
                 description=description,
             ),
@@ -249,11 +262,24 @@ def prefect_yaml(project: Project, schedules: Schedules, pool: str) -> str:
                 "description": f"{flow} on `{entry.cron}` ({entry.timezone})",
                 "tags": list(TAGS),
                 "parameters": {},
-                "concurrency_limit": 1,
+                "concurrency_limit": _concurrency_limit(spec),
                 "work_pool": work_pool,
                 "schedules": [
                     {"cron": entry.cron, "timezone": entry.timezone, "active": entry.enabled}
                 ],
+            }
+        )
+    for spec in _on_demand(project, schedules):
+        deployments.append(
+            {
+                "name": deployment_name(project),
+                "entrypoint": spec.entrypoint,
+                "description": _unscheduled(spec),
+                "tags": list(TAGS),
+                "parameters": {},
+                "concurrency_limit": _concurrency_limit(spec),
+                "work_pool": {"name": pool},
+                "schedules": [],
             }
         )
     document = {

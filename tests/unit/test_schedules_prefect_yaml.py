@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import yaml
@@ -9,7 +10,7 @@ import yaml
 from dunning.config import Schedules, load_file
 from dunning.ops.deploy import PREFECT_YAML, prefect_yaml
 from dunning.project import Project
-from flows.registry import FLOWS
+from flows.registry import FLOWS, SHARDED
 
 
 def test_prefect_yaml_is_in_sync_with_config_schedules(repo_dir: Path) -> None:
@@ -37,3 +38,30 @@ def test_prefect_yaml_has_one_deployment_per_scheduled_flow(repo_dir: Path) -> N
         assert deployment["concurrency_limit"] == 1
         (schedule,) = deployment["schedules"]
         assert set(schedule) == {"cron", "timezone", "active"}
+
+
+def test_prefect_yaml_of_a_sharded_program_has_the_shard_flows(
+    repo_dir: Path, tmp_path: Path
+) -> None:
+    """As `dunning deploy` registers them: the parent on its schedule, the shard on none."""
+    root = tmp_path / "program"
+    shutil.copytree(repo_dir / "config", root / "config")
+    shutil.copy(repo_dir / "dunning.yaml", root / "dunning.yaml")
+    (root / "config" / "runners.yaml").write_text(yaml.safe_dump({"shards": {"count": 3}}))
+    schedules_file = root / "config" / "schedules.yaml"
+    raw = yaml.safe_load(schedules_file.read_text(encoding="utf-8"))
+    raw["flows"]["daily-outreach"]["enabled"] = False
+    raw["flows"]["daily-outreach-sharded"] = {"cron": "30 7 * * *", "timezone": "Asia/Shanghai"}
+    schedules_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    schedules = load_file(schedules_file, Schedules, root)
+    document = yaml.safe_load(prefect_yaml(Project(root), schedules, "dunning"))
+    by_entrypoint = {d["entrypoint"]: d for d in document["deployments"]}
+    parent = by_entrypoint[SHARDED["daily-outreach-sharded"].entrypoint]
+    shard = by_entrypoint[SHARDED["daily-outreach-shard"].entrypoint]
+    assert parent["schedules"] == [
+        {"cron": "30 7 * * *", "timezone": "Asia/Shanghai", "active": True}
+    ]
+    assert parent["concurrency_limit"] == 1
+    assert shard["schedules"] == [] and shard["concurrency_limit"] is None
+    assert "started by daily-outreach-sharded" in shard["description"]
+    assert by_entrypoint[FLOWS["daily-outreach"].entrypoint]["schedules"][0]["active"] is False
