@@ -81,6 +81,10 @@ class Suppression(StrEnum):
     QUIET_HOURS = "quiet_hours"
     FREQUENCY_CAP = "frequency_cap"
     TIME_ZONE_UNKNOWN = "time_zone_unknown"
+    RENDER_FAILED = "render_failed"
+    """The template did not render for this account's data (the error is in last_error)."""
+    PRINT_FAILED = "print_failed"
+    """The letter's PDF could not be made (the error is in last_error)."""
 
 
 class PromiseStatus(StrEnum):

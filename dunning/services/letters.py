@@ -16,9 +16,10 @@ from sqlalchemy import Engine, Select, bindparam, func, or_, select, update
 
 from dunning.db.models import utcnow
 from dunning.db.outreach_models import OutboxMessage
+from dunning.errors import TemplateError
 from dunning.services.delinquency import in_accounts
 from dunning.services.documents import DocumentStore
-from dunning.types import Channel, OutboxStatus
+from dunning.types import Channel, OutboxStatus, Suppression
 
 if TYPE_CHECKING:
     from dunning.rendering import LetterPrinter, RenderedMessage
@@ -114,6 +115,8 @@ class PrintReport:
     """Time spent printing (in the background, overlapping other work)."""
     waited: float = 0.0
     """Time dispatch waited for printing: what printing added to the run's critical path."""
+    held: int = 0
+    """Letters whose PDF could not be made: held (print_failed), the others went on."""
 
 
 def _unprinted(account_lo: int | None, account_hi: int | None) -> Select[tuple[int]]:
@@ -192,27 +195,51 @@ def print_letters(
             )
             for row in rows
         ]
-        updates = []
+        updates, failures = [], []
         for row, future in zip(rows, futures, strict=True):
-            path, digest = documents.put(row.as_of, row.idempotency_key, future.result())
+            try:
+                pdf = future.result()
+            except TemplateError as exc:
+                # This letter's HTML does not lay out: it is held, the batch's others go on.
+                failures.append({"_id": row.id, "_token": token, "error": str(exc)[:500]})
+                continue
+            path, digest = documents.put(row.as_of, row.idempotency_key, pdf)
             updates.append({"_id": row.id, "_token": token, "path": path, "digest": digest})
+        mine = (
+            o.id == bindparam("_id"),
+            o.claim_token == bindparam("_token"),
+            o.document_sha256.is_(None),
+        )
         with engine.begin() as connection:
-            connection.execute(
-                update(OUTBOX)
-                .where(
-                    o.id == bindparam("_id"),
-                    o.claim_token == bindparam("_token"),
-                    o.document_sha256.is_(None),
+            if updates:
+                connection.execute(
+                    update(OUTBOX)
+                    .where(*mine)
+                    .values(
+                        document_path=bindparam("path"),
+                        document_sha256=bindparam("digest"),
+                        claim_token=None,
+                        claimed_until=None,
+                    ),
+                    updates,
                 )
-                .values(
-                    document_path=bindparam("path"),
-                    document_sha256=bindparam("digest"),
-                    claim_token=None,
-                    claimed_until=None,
-                ),
-                updates,
-            )
-        report.printed += len(rows)
+            if failures:
+                connection.execute(
+                    update(OUTBOX)
+                    .where(*mine, o.status == OutboxStatus.PLANNED.value)
+                    .values(
+                        status=OutboxStatus.HELD.value,
+                        hold_reason=Suppression.PRINT_FAILED.value,
+                        last_error=bindparam("error"),
+                        final_at=utcnow(),
+                        updated_at=utcnow(),
+                        claim_token=None,
+                        claimed_until=None,
+                    ),
+                    failures,
+                )
+        report.printed += len(updates)
+        report.held += len(failures)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -244,7 +271,7 @@ class Printing:
         total = PrintReport()
         if job is not None:
             done = job.result()
-            total.printed, total.seconds = done.printed, done.seconds
+            total.printed, total.seconds, total.held = done.printed, done.seconds, done.held
         # Anything planned earlier or by another process. Letters another process is printing
         # (a batch planned on one Dask worker and dispatched from another) are waited for: the
         # batch goes out with them. A printer that died leaves its claims to run out; they are
@@ -254,6 +281,7 @@ class Printing:
             rest = self._print(lo, hi)
             total.printed += rest.printed
             total.seconds += rest.seconds
+            total.held += rest.held
             if not printing_elsewhere(self.engine, lo, hi):
                 break
             time.sleep(pause)

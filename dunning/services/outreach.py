@@ -46,6 +46,7 @@ from dunning.domain.decide import (
     due_steps,
 )
 from dunning.domain.money import to_decimal
+from dunning.errors import TemplateError
 from dunning.rendering.context import (
     AccountView,
     AddressView,
@@ -402,6 +403,8 @@ class PlannedMessage:
     body: str | None = None
     document: bytes | None = None
     hold: str | None = None
+    error: str | None = None
+    """Why the message could not be rendered (no PII: template id, line and kind of error)."""
     not_before: datetime | None = None
 
 
@@ -728,7 +731,14 @@ def plan_batch(
         context = build_context(
             env, message.row, message.row.tier or "", as_of, message.key, message.extra
         )
-        rendered = env.renderer.render(template, context)
+        try:
+            rendered = env.renderer.render(template, context)
+        except TemplateError as exc:
+            # One account's data must not stop the day's outreach: this message is held with
+            # the reason, the others go on. The error names the template, line and kind only.
+            message.hold, message.error = Suppression.RENDER_FAILED, str(exc)
+            report.held[message.hold] += 1
+            continue
         message.subject, message.body = rendered.subject, rendered.text
         if message.decision.channel == Channel.LETTER:
             # Printed to PDF by the print stage (services.letters.print_letters) before
@@ -766,6 +776,7 @@ def plan_batch(
                 "document_source": source,
                 "status": (OutboxStatus.HELD if held else OutboxStatus.PLANNED).value,
                 "hold_reason": message.hold,
+                "last_error": message.error,
                 "not_before": message.not_before,
                 "attempts": 0,
                 "created_at": now,

@@ -21,6 +21,7 @@ from dunning.services.delinquency import in_accounts
 from dunning.services.dispatch import DispatchReport, Scope, dispatch_due
 from dunning.services.outreach import BatchReport, plan_batch
 from dunning.services.outreach_env import OutreachEnv
+from dunning.types import Suppression
 
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -197,6 +198,8 @@ def dispatch_batch(
     report.timings["print_letters"] += printed.seconds
     report.timings["print_wait"] += printed.waited
     report.printed += printed.printed
+    if printed.held:
+        report.held[Suppression.PRINT_FAILED.value] += printed.held
     if env.actions_enabled:
         from dunning.services.actions import dispatch_actions
 

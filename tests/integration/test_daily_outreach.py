@@ -15,7 +15,9 @@ from adapters import GatewayLedger, ledger_path
 from dunning.bootstrap import Runtime
 from dunning.db.models import Customer
 from dunning.db.outreach_models import DeliveryEvent, OutboxMessage, Run
-from dunning.rendering import RenderedMessage
+from dunning.errors import TemplateError
+from dunning.rendering import RenderedMessage, Renderer, TemplateRef
+from dunning.rendering.context import MessageContext
 from dunning.services.letters import LetterPress, printing_elsewhere
 from dunning.services.outreach_env import OutreachEnv
 from dunning.services.receipts import reconcile_receipts
@@ -197,6 +199,81 @@ def test_every_suppression_is_recorded_with_its_reason(
     assert row["body"] is None and row["recipient"] is None
     assert summary["messages"]["held_by_reason"] == {reason: 1}
     assert ledger(outreach).count() == 0
+
+
+BROKEN = "Data Thatbreaks"
+
+
+class BreaksOnOneCustomer(Renderer):
+    """Renders as the real renderer does, except for one customer's data, where the template
+    fails as a template can on data (a division by zero, a filter given None)."""
+
+    def render(self, ref: TemplateRef, context: MessageContext) -> RenderedMessage:
+        if context.customer.name == BROKEN:
+            raise TemplateError(f"{ref.id}: line 12: ZeroDivisionError while rendering")
+        return super().render(ref, context)
+
+
+def test_a_message_that_does_not_render_is_held_and_the_run_goes_on(
+    outreach: OutreachEnv,
+) -> None:
+    with outreach.runtime.unit_of_work() as c:
+        broken = add_account(c, dpd=3, as_of=AS_OF, name=BROKEN)
+        others = [add_account(c, dpd=dpd, as_of=AS_OF) for dpd in (3, 7, 14)]
+    outreach.__dict__["renderer"] = BreaksOnOneCustomer(outreach.store)
+    summary = run_daily_outreach(outreach, AS_OF)
+    rows = {row["account_id"]: row for row in outbox(outreach)}
+    held = rows[broken]
+    assert (held["status"], held["hold_reason"]) == ("held", "render_failed")
+    assert (
+        held["last_error"] == "sms/early/reminder.en-US: line 12: ZeroDivisionError while rendering"
+    )
+    assert held["body"] is None and held["recipient"] is None
+    assert [rows[account]["status"] for account in others] == ["sent"] * 3
+    assert summary["this_run"]["held_by_reason"] == {"render_failed": 1}
+    assert summary["messages"]["held_by_reason"] == {"render_failed": 1}
+    assert ledger(outreach).count() == 3
+    # Running the date again changes nothing: the held message is not tried twice.
+    again = run_daily_outreach(outreach, AS_OF)
+    assert again["this_run"]["new_messages"] == 0
+    assert {r["account_id"]: r for r in outbox(outreach)} == rows
+
+
+class FailsOnOneLetter(LetterPress):
+    """Prints in this process, but one letter's HTML does not lay out."""
+
+    def submit(self, rendered: RenderedMessage) -> Future[bytes]:
+        if BROKEN in (rendered.html or ""):
+            future: Future[bytes] = Future()
+            future.set_exception(TemplateError("letter PDF failed: AssertionError"))
+            return future
+        return super().submit(rendered)
+
+
+def test_a_letter_that_does_not_print_is_held_and_the_batch_goes_out(
+    outreach: OutreachEnv,
+) -> None:
+    with outreach.runtime.unit_of_work() as c:
+        broken = add_account(c, dpd=31, as_of=AS_OF, name=BROKEN)
+        letter = add_account(c, dpd=31, as_of=AS_OF)
+        sms = add_account(c, dpd=3, as_of=AS_OF)
+    outreach.__dict__["letters"] = FailsOnOneLetter(workers=1)
+    summary = run_daily_outreach(outreach, AS_OF)
+    rows = {row["account_id"]: row for row in outbox(outreach)}
+    held = rows[broken]
+    assert (held["channel"], held["status"], held["hold_reason"]) == (
+        "letter",
+        "held",
+        "print_failed",
+    )
+    assert held["last_error"] == "letter PDF failed: AssertionError"
+    assert held["document_sha256"] is None and held["claimed_until"] is None
+    assert (rows[letter]["channel"], rows[letter]["status"]) == ("letter", "sent")
+    assert rows[sms]["status"] == "sent"
+    assert summary["messages"]["by_status"] == {"sent": 2, "held": 1}
+    assert summary["this_run"]["dispatch"]["held_by_reason"] == {"print_failed": 1}
+    assert summary["messages"]["held_by_reason"] == {"print_failed": 1}
+    assert sorted(r.channel for r in ledger(outreach).rows()) == ["letter", "sms"]
 
 
 def test_opt_out_holds(outreach: OutreachEnv) -> None:
