@@ -4,7 +4,9 @@ exactly-once, and a run that failed half way resumed by running it again."""
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from sqlalchemy import select
 
 from adapters import GatewayLedger, ledger_path
 from dunning.bootstrap import Runtime, bootstrap
+from dunning.db.engine import create_db_engine
 from dunning.db.outreach_models import OutboxMessage, Run
 from dunning.project import Project
 from dunning.services.outreach_env import OutreachEnv
@@ -61,6 +64,33 @@ def program(
             add_account(c, dpd=dpd, as_of=LAST, jurisdiction="CN" if dpd % 2 else "US")
     yield runtime
     runtime.close()
+
+
+@contextmanager
+def copy_of_database(runtime: Runtime, sqlite_path: Path) -> Iterator[str]:
+    """A copy of the runtime's database as it is now: the SQLite file copied, or on PostgreSQL a
+    database made from it as a template (dropped afterwards)."""
+    if runtime.engine.dialect.name == "sqlite":
+        with runtime.engine.connect() as c:
+            c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        shutil.copy(Path(str(runtime.engine.url.database)), sqlite_path)
+        yield f"sqlite:///{sqlite_path}"
+        return
+    source = runtime.engine.url
+    runtime.engine.dispose()  # a template database must have no other session
+    name = f"dunning_copy_{uuid.uuid4().hex[:10]}"
+    server = create_db_engine(
+        source.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    with server.connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{source.database}"')
+    try:
+        yield source.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.dispose()
 
 
 def outbox(runtime: Runtime) -> dict[str, tuple[Any, ...]]:
@@ -143,24 +173,19 @@ def test_a_run_that_failed_half_way_is_resumed_by_running_it_again(
     tmp_path: Path,
     stage: str,
 ) -> None:
-    if program.engine.dialect.name != "sqlite":
-        pytest.skip("the reference run needs a copy of the database")
     import dunning.services.runs as runs_module
 
     # The reference: the same population, run once without interruption.
-    database = Path(str(program.engine.url.database))
+    url = program.engine.url.render_as_string(hide_password=False)
     state = program.project.state_dir
-    reference_db = tmp_path / "reference.db"
-    with program.engine.connect() as c:
-        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    shutil.copy(database, reference_db)
-    monkeypatch.setenv("DUNNING_DATABASE_URL", f"sqlite:///{reference_db}")
-    monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "reference-state"))
-    assert invoke(capsys, "run", "daily", "--as-of", str(LAST), "--in-process").code == 0
-    reference = bootstrap(project=program.project, database_url=f"sqlite:///{reference_db}")
-    expected = outbox(reference)
-    reference.close()
-    monkeypatch.setenv("DUNNING_DATABASE_URL", f"sqlite:///{database}")
+    with copy_of_database(program, tmp_path / "reference.db") as reference_url:
+        monkeypatch.setenv("DUNNING_DATABASE_URL", reference_url)
+        monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "reference-state"))
+        assert invoke(capsys, "run", "daily", "--as-of", str(LAST), "--in-process").code == 0
+        reference = bootstrap(project=program.project, database_url=reference_url)
+        expected = outbox(reference)
+        reference.close()
+    monkeypatch.setenv("DUNNING_DATABASE_URL", url)
     monkeypatch.setenv("DUNNING_STATE_DIR", str(state))
 
     # The second batch of the stage fails: an error half way through the run.
