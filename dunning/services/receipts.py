@@ -54,7 +54,7 @@ _IN_FLIGHT = (OutboxStatus.PLANNED.value, OutboxStatus.SENDING.value)
 
 def stored_event_id(event_id: str) -> str:
     """The event id as stored: as given, or `sha256:<hex>` when it is longer than the column
-    (still one stored id per gateway id, so a replay is still recognised)."""
+    (still one stored id per event id, so a replay is still recognised)."""
     if len(event_id) <= EVENT_ID_LENGTH:
         return event_id
     return "sha256:" + hashlib.sha256(event_id.encode("utf-8")).hexdigest()
