@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from dunning.db.models import Account, Customer, Instalment, Payment, PromiseToPay, utcnow
-from dunning.db.sql import chunked
+from dunning.db.sql import bulk_insert, chunked
 from dunning.domain.calendar import add_months
 
 CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
@@ -390,11 +390,9 @@ def seed_population(
                 {**pay, "account_id": account_id, "created_at": now} for pay in person.payments
             )
             promises.extend({**promise, "account_id": account_id} for promise in person.promises)
-        connection.execute(INSTALMENT.insert(), instalments)
-        if payments:
-            connection.execute(PAYMENT.insert(), payments)
-        if promises:
-            connection.execute(PROMISE.insert(), promises)
+        bulk_insert(connection, INSTALMENT, instalments)
+        bulk_insert(connection, PAYMENT, payments)
+        bulk_insert(connection, PROMISE, promises)
         totals["customers"] += len(people)
         totals["accounts"] += len(people)
         totals["instalments"] += len(instalments)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, select, tuple_, update
 
 from dunning.db.models import Account, Customer, Instalment, Payment, utcnow
-from dunning.db.sql import chunked
+from dunning.db.sql import bulk_insert, chunked
 from dunning.domain.delinquency import ScheduleLine, apply_payment
 from dunning.domain.money import parse_amount
 from dunning.errors import ImportRejected, RowProblem
@@ -300,7 +300,7 @@ def _upsert(
             if has_timestamps
             else chunk
         )
-        connection.execute(table.insert(), list(rows))
+        bulk_insert(connection, table, rows)
         if progress:
             progress(len(chunk))
     if updates:
@@ -630,6 +630,15 @@ class _Stop(Exception):
     """Validation found problems: stop before writing anything."""
 
 
+_WRITTEN = {
+    "customers": (CUSTOMER,),
+    "accounts": (ACCOUNT,),
+    "instalments": (INSTALMENT,),
+    "payments": (PAYMENT, INSTALMENT, ACCOUNT),
+}
+ANALYZE_AFTER = 10_000
+"""Rows an import must insert or change before PostgreSQL's statistics are refreshed."""
+
 _WRITERS = {
     "customers": _customers,
     "accounts": _accounts,
@@ -658,6 +667,14 @@ def import_file(
         inserted = updated = unchanged = 0
     if problems.items:
         raise ImportRejected(str(path), sorted(problems.items, key=lambda p: p.row))
+    if inserted + updated >= ANALYZE_AFTER and connection.dialect.name == "postgresql":
+        # Fresh statistics now, not when autovacuum gets to it: a table just loaded still
+        # looks empty to the planner, which then scans it whole for every lookup (a second
+        # import of 100,000 accounts right after the first: 247 s instead of 7 s).
+        for table in _WRITTEN[kind]:
+            connection.exec_driver_sql(
+                f"ANALYZE {connection.dialect.identifier_preparer.quote(table.name)}"
+            )
     return ImportResult(kind, str(path), len(rows), inserted, updated, unchanged)
 
 

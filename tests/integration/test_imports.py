@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 
 from dunning.bootstrap import Runtime
 from dunning.db.models import Account, Customer, Instalment, Payment
+from dunning.db.sql import bulk_insert
 from dunning.errors import ImportRejected
+from dunning.services import imports
 from dunning.services.delinquency import delinquent_accounts
 from dunning.services.imports import ImportResult, import_file
 from tests.helpers import write_csv
@@ -283,3 +285,47 @@ def test_payments_allocate_oldest_first_and_reimport_is_a_no_op(
     )
     with pytest.raises(ImportRejected, match="payments are immutable"):
         load(loaded, "payments", changed)
+
+
+def test_bulk_insert_writes_what_an_insert_writes(runtime: Runtime) -> None:
+    """COPY on PostgreSQL: the columns' types process the values and the columns left out get
+    their defaults, exactly as an INSERT of the same rows does."""
+    table = Customer.__table__  # type: ignore[attr-defined]
+    when = datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+
+    def rows(prefix: str) -> list[dict[str, object]]:
+        return [
+            {"external_id": f"{prefix}1", "name": "Ann Lee", "locale": "en-US"},
+            {"external_id": f"{prefix}2", "name": "王伟", "locale": "zh-CN"},
+        ]
+
+    with runtime.unit_of_work() as c:
+        bulk_insert(c, table, [{**row, "sms_opted_out_at": when} for row in rows("B")])
+        c.execute(table.insert(), [{**row, "sms_opted_out_at": when} for row in rows("I")])
+    varying = {"id", "external_id", "created_at", "updated_at"}
+    with runtime.engine.connect() as c:
+        written = [
+            {k: v for k, v in row._mapping.items() if k not in varying}
+            for row in c.execute(select(table).order_by(table.c.external_id))
+        ]
+        stamps = c.execute(select(table.c.created_at, table.c.updated_at)).all()
+    assert written[:2] == written[2:]
+    assert written[0]["letter_consent"] is True and written[0]["sms_consent"] is False
+    assert written[0]["sms_opted_out_at"] == when
+    assert all(created is not None and updated is not None for created, updated in stamps)
+
+
+def test_a_large_import_refreshes_the_statistics_on_postgresql(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table just loaded looks empty to PostgreSQL's planner until it is analyzed."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's")
+    monkeypatch.setattr(imports, "ANALYZE_AFTER", 5)
+    path = write_csv(tmp_path / "c.csv", CUSTOMER_HEADER, [customer_row(n) for n in range(7)])
+    load(runtime, "customers", path)
+    with runtime.engine.connect() as c:
+        estimate = c.exec_driver_sql(
+            "SELECT reltuples FROM pg_class WHERE relname = 'customer'"
+        ).scalar_one()
+    assert estimate == 7
