@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +15,11 @@ from adapters import DeliveryStatus, GatewayAdapter, OutboundMessage, SendResult
 from dunning.bootstrap import Runtime
 from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
 from dunning.services.outreach_env import OutreachEnv
-from dunning.services.receipts import DatabaseReceiptSink, record_receipts
+from dunning.services.receipts import (
+    DatabaseReceiptSink,
+    apply_early_receipts,
+    record_receipts,
+)
 from dunning.services.runs import run_daily_outreach
 from dunning.types import Channel
 from tests.factories import OPEN_FOR_ALL, add_account
@@ -137,6 +143,54 @@ def test_a_receipt_for_a_message_not_recorded_as_sent_is_applied_when_it_is(
         row["gateway_message_id"],
     )
     assert events(outreach) == [(row["id"], "send", "sent"), (row["id"], "webhook", "delivered")]
+
+
+def test_a_receipt_that_comes_while_the_send_is_being_recorded_waits_and_applies(
+    outreach: OutreachEnv,
+) -> None:
+    """The receipt's transaction meets the dispatcher's, which has written the send but not
+    committed it: the receipt waits for it (PostgreSQL: the row's lock; SQLite: the write lock),
+    then finds the message sent and gives it its final status."""
+    with outreach.runtime.unit_of_work() as c:
+        add_account(c, dpd=3, as_of=AS_OF)
+    run_daily_outreach(outreach, AS_OF)
+    [row] = outbox(outreach)
+    engine = outreach.runtime.engine
+    with engine.begin() as c:
+        c.execute(update(OUTBOX).values(status="sending", gateway_message_id=None, sent_at=None))
+        c.execute(EVENT.delete())
+    report = StatusReport(
+        gateway_message_id=row["gateway_message_id"],
+        idempotency_key=row["idempotency_key"],
+        status=DeliveryStatus.FAILED,
+        occurred_at=RECEIVED,
+        event_id="evt-during",
+    )
+    recorded: list[int] = []
+    receipt = threading.Thread(
+        target=lambda: recorded.append(DatabaseReceiptSink(engine).record([report]))
+    )
+    with engine.connect() as dispatcher:
+        with dispatcher.begin():
+            # What record_results does: lock the claimed row, write the answer.
+            mine = select(OUTBOX.c.id).where(OUTBOX.c.id == row["id"])
+            if dispatcher.dialect.name == "postgresql":
+                mine = mine.with_for_update()
+            dispatcher.execute(mine).one()
+            dispatcher.execute(
+                update(OUTBOX).values(
+                    status="sent", gateway_message_id=row["gateway_message_id"], sent_at=RECEIVED
+                )
+            )
+            receipt.start()
+            time.sleep(1.0)
+            assert receipt.is_alive(), "the receipt did not wait for the dispatcher"
+            assert apply_early_receipts(dispatcher, [row["id"]], RECEIVED) == 0
+        receipt.join(timeout=30)
+    assert recorded == [1]
+    [after] = outbox(outreach)
+    assert (after["status"], after["final_at"]) == ("failed", RECEIVED)
+    assert events(outreach) == [(row["id"], "webhook", "failed")]
 
 
 def test_a_receipt_for_no_known_message_changes_nothing(outreach: OutreachEnv) -> None:
