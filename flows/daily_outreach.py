@@ -10,17 +10,24 @@ from prefect import flow, task
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from dunning.services.outreach import plan_batch
 from dunning.services.runs import (
     DAILY_OUTREACH,
     Batch,
     BatchMapper,
-    dispatch_batch,
     run_daily_outreach,
+    sequential,
 )
 from flows._artifacts import log_batch, publish_summary
 from flows._runners import FLOW_THREADS, batch_task_runner
 from flows._runtime import batch_workers, outreach_env
+
+
+def _one_batch(
+    project_dir: str | None, stage: str, run_id: int, as_of: date, batch: Batch, dry_run: bool
+) -> dict[str, Any]:
+    """The batch's report, from this process's worker processes or from this thread."""
+    mapper = batch_workers(project_dir) or sequential(outreach_env(project_dir))
+    return mapper(stage, run_id, as_of, [batch], dry_run)[0]
 
 
 @task(name="plan-batch", task_run_name="plan-{lo}-{hi}")
@@ -28,12 +35,7 @@ def plan_batch_task(
     project_dir: str | None, run_id: int, as_of: date, lo: int, hi: int, dry_run: bool
 ) -> dict[str, Any]:
     """Select, decide, render and write the outbox for one batch of accounts."""
-    workers = batch_workers(project_dir)
-    if workers is not None:
-        report = workers("plan", run_id, as_of, [(lo, hi)], dry_run)[0]
-    else:
-        env = outreach_env(project_dir)
-        report = plan_batch(env, run_id, as_of, lo, hi, dry_run=dry_run).as_dict()
+    report = _one_batch(project_dir, "plan", run_id, as_of, (lo, hi), dry_run)
     log_batch("plan", run_id, as_of, lo, hi, report)
     return report
 
@@ -41,11 +43,7 @@ def plan_batch_task(
 @task(name="dispatch-batch", task_run_name="dispatch-{lo}-{hi}", retries=2, retry_delay_seconds=5)
 def dispatch_batch_task(project_dir: str | None, as_of: date, lo: int, hi: int) -> dict[str, Any]:
     """Send the batch's due messages through the gateways and record the answers."""
-    workers = batch_workers(project_dir)
-    if workers is not None:
-        report = workers("dispatch", 0, as_of, [(lo, hi)], False)[0]
-    else:
-        report = dispatch_batch(outreach_env(project_dir), as_of, lo, hi).as_dict()
+    report = _one_batch(project_dir, "dispatch", 0, as_of, (lo, hi), False)
     log_batch("dispatch", None, as_of, lo, hi, report)
     return report
 
