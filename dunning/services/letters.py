@@ -118,6 +118,11 @@ class PrintReport:
     held: int = 0
     """Letters whose PDF could not be made: held (print_failed), the others went on."""
 
+    def add(self, other: PrintReport) -> None:
+        self.printed += other.printed
+        self.seconds += other.seconds
+        self.held += other.held
+
 
 def _unprinted(account_lo: int | None, account_hi: int | None) -> Select[tuple[int]]:
     """Planned letters in the account range whose PDF is still to be printed."""
@@ -224,6 +229,7 @@ def print_letters(
                     updates,
                 )
             if failures:
+                held_at = utcnow()
                 connection.execute(
                     update(OUTBOX)
                     .where(*mine, o.status == OutboxStatus.PLANNED.value)
@@ -231,8 +237,8 @@ def print_letters(
                         status=OutboxStatus.HELD.value,
                         hold_reason=Suppression.PRINT_FAILED.value,
                         last_error=bindparam("error"),
-                        final_at=utcnow(),
-                        updated_at=utcnow(),
+                        final_at=held_at,
+                        updated_at=held_at,
                         claim_token=None,
                         claimed_until=None,
                     ),
@@ -270,18 +276,14 @@ class Printing:
             job = self._jobs.pop((lo, hi), None)
         total = PrintReport()
         if job is not None:
-            done = job.result()
-            total.printed, total.seconds, total.held = done.printed, done.seconds, done.held
+            total.add(job.result())
         # Anything planned earlier or by another process. Letters another process is printing
         # (a batch planned on one Dask worker and dispatched from another) are waited for: the
         # batch goes out with them. A printer that died leaves its claims to run out; they are
         # printed here then, so the wait is bounded by the lease.
         pause = 0.05
         while True:
-            rest = self._print(lo, hi)
-            total.printed += rest.printed
-            total.seconds += rest.seconds
-            total.held += rest.held
+            total.add(self._print(lo, hi))
             if not printing_elsewhere(self.engine, lo, hi):
                 break
             time.sleep(pause)
