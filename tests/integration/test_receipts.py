@@ -75,6 +75,19 @@ def outbox(env: OutreachEnv) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in c.execute(select(OUTBOX).order_by(OUTBOX.c.id))]
 
 
+def receipt_for(
+    row: dict[str, Any], status: DeliveryStatus, event_id: str | None = None
+) -> StatusReport:
+    """The gateway's receipt for an outbox row (as it was sent)."""
+    return StatusReport(
+        gateway_message_id=row["gateway_message_id"],
+        idempotency_key=row["idempotency_key"],
+        status=status,
+        occurred_at=RECEIVED,
+        event_id=event_id,
+    )
+
+
 def events(env: OutreachEnv) -> list[tuple[int, str, str]]:
     e = EVENT.c
     with env.runtime.engine.connect() as c:
@@ -127,12 +140,7 @@ def test_a_receipt_for_a_message_not_recorded_as_sent_is_applied_when_it_is(
             )
         )
         c.execute(EVENT.delete())
-        report = StatusReport(
-            gateway_message_id=row["gateway_message_id"],
-            idempotency_key=row["idempotency_key"],
-            status=DeliveryStatus.DELIVERED,
-            occurred_at=RECEIVED,
-        )
+        report = receipt_for(row, DeliveryStatus.DELIVERED)
         assert record_receipts(c, [report], source="webhook") == 1
         # The claim ran out: planned again, as a dispatcher finds it.
         c.execute(update(OUTBOX).values(status="planned", claim_token=None, claimed_until=None))
@@ -159,13 +167,7 @@ def test_a_receipt_that_comes_while_the_send_is_being_recorded_waits_and_applies
     with engine.begin() as c:
         c.execute(update(OUTBOX).values(status="sending", gateway_message_id=None, sent_at=None))
         c.execute(EVENT.delete())
-    report = StatusReport(
-        gateway_message_id=row["gateway_message_id"],
-        idempotency_key=row["idempotency_key"],
-        status=DeliveryStatus.FAILED,
-        occurred_at=RECEIVED,
-        event_id="evt-during",
-    )
+    report = receipt_for(row, DeliveryStatus.FAILED, event_id="evt-during")
     recorded: list[int] = []
     receipt = threading.Thread(
         target=lambda: recorded.append(DatabaseReceiptSink(engine).record([report]))
@@ -217,13 +219,7 @@ def test_a_long_event_id_is_stored_as_its_digest_and_its_replay_is_recognised(
     run_daily_outreach(outreach, AS_OF)
     [row] = outbox(outreach)
     long_id = "evt_" + "x" * 196  # the webhook takes event ids up to 200 characters
-    report = StatusReport(
-        gateway_message_id=row["gateway_message_id"],
-        idempotency_key=row["idempotency_key"],
-        status=DeliveryStatus.DELIVERED,
-        occurred_at=RECEIVED,
-        event_id=long_id,
-    )
+    report = receipt_for(row, DeliveryStatus.DELIVERED, event_id=long_id)
     sink = DatabaseReceiptSink(outreach.runtime.engine)
     assert sink.record([report, report]) == 1
     assert sink.record([report]) == 0
