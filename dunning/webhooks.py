@@ -17,10 +17,12 @@ rotate secrets. Answers:
     404  unknown channel
     409  a replay: this signed request was seen before, or no event was new (each was already
          recorded, or the sink knows no message it is about)
-    413  body over 1 MiB
+    413  body over 1 MiB (a chunked body is read only until it passes 1 MiB)
 
 A rejected request changes nothing: the body is fully validated before anything is
-remembered. The secret comes from DUNNING_WEBHOOK_SECRET; without one the app does not start.
+remembered. Anyone can send one, so the checks that need no body (channel, header, timestamp)
+come before it is read, and it is read only up to MAX_BODY_BYTES. The secret comes from
+DUNNING_WEBHOOK_SECRET; without one the app does not start.
 """
 
 from __future__ import annotations
@@ -153,8 +155,32 @@ InboundHandler = Callable[[str, str, datetime], bool]
 """(sender phone, text, received at) -> whether it opted the sender out."""
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _error(status: int, code: str, message: str, *, unread: bool = False) -> JSONResponse:
+    """The error answer. `unread`: refused without reading the body, so the connection is
+    closed after the answer (reading the rest only to throw it away would let a sender go on
+    sending)."""
+    headers = {"Connection": "close"} if unread else None
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None once it is over `limit` bytes.
+
+    A declared length over the limit is refused before any of the body is read, and a body
+    without one (chunked) is read only until it passes the limit: the rest is never taken
+    from the connection, so a sender cannot make the server hold more than `limit` bytes.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def check_secret(secret: str) -> None:
@@ -184,22 +210,26 @@ def create_webhook_app(
     channels = {channel.value for channel in Channel}
 
     async def verified(request: Request) -> tuple[bytes, str] | JSONResponse:
-        """The body and its signature if the request is signed, fresh and small enough."""
+        """The body and its signature if the request is signed, fresh and small enough.
+
+        The checks that need no body come first; the body is read last and only up to
+        MAX_BODY_BYTES, since anyone can send one without knowing the secret.
+        """
         header = request.headers.get(SIGNATURE_HEADER, "")
         match = _HEADER.match(header.strip())
         if match is None:
             return _error(
-                400, "bad_signature_header", f"{SIGNATURE_HEADER} must be t=<unix>,v1=<hex>"
+                400,
+                "bad_signature_header",
+                f"{SIGNATURE_HEADER} must be t=<unix>,v1=<hex>",
+                unread=True,
             )
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return _error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
         timestamp = int(match["t"])
         if abs(clock() - timestamp) > tolerance_seconds:
-            return _error(401, "stale", "timestamp outside the tolerance window")
+            return _error(401, "stale", "timestamp outside the tolerance window", unread=True)
+        body = await read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            return _error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes", unread=True)
         expected = signature(secret, body, timestamp)
         given = match["sigs"].split(",v1=")[1:]
         # Compare with every candidate, without short-circuiting: constant time per candidate.
@@ -211,7 +241,7 @@ def create_webhook_app(
     async def receipts(request: Request) -> JSONResponse:
         channel = request.path_params["channel"]
         if channel not in channels:
-            return _error(404, "unknown_channel", f"no channel {channel!r}")
+            return _error(404, "unknown_channel", f"no channel {channel!r}", unread=True)
         checked = await verified(request)
         if isinstance(checked, JSONResponse):
             return checked
@@ -235,7 +265,7 @@ def create_webhook_app(
 
     async def inbound_sms(request: Request) -> JSONResponse:
         if inbound is None:
-            return _error(404, "not_enabled", "inbound messages are not handled here")
+            return _error(404, "not_enabled", "inbound messages are not handled here", unread=True)
         checked = await verified(request)
         if isinstance(checked, JSONResponse):
             return checked

@@ -1,4 +1,4 @@
-"""Helpers for tests: run the CLI in-process, write CSV files, serve the mock gateways."""
+"""Helpers for tests: run the CLI in-process, write CSV files, serve Dunning on a port."""
 
 from __future__ import annotations
 
@@ -62,16 +62,27 @@ def free_port() -> int:
 def gateway_served(program: Path, state: Path) -> Iterator[str]:
     """`dunning gateway serve` on a free loopback port, with its own state directory (where
     its ledger lives): yields the URL once /healthz answers, stops the server afterwards."""
+    with dunning_served(program, state, "gateway") as (url, _):
+        yield url
+
+
+@contextmanager
+def dunning_served(
+    program: Path, state: Path, command: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """`dunning <command> serve` on a free loopback port, in its own process: yields the URL and
+    the process id once /healthz answers, stops the server afterwards."""
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
         "DUNNING_PROJECT_DIR": str(program),
         "DUNNING_STATE_DIR": str(state),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **(env or {}),
     }
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dunning"), "gateway", "serve", "--port", str(port)],
-        env=env,
+        [str(Path(sys.executable).parent / "dunning"), command, "serve", "--port", str(port)],
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -81,16 +92,16 @@ def gateway_served(program: Path, state: Path) -> Iterator[str]:
         while True:
             if process.poll() is not None:
                 output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"gateway exited with {process.returncode}: {output}")
+                pytest.fail(f"{command} serve exited with {process.returncode}: {output}")
             try:
                 if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("gateway did not come up within 30 s")
+                pytest.fail(f"{command} serve did not come up within 30 s")
             time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:

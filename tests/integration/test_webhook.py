@@ -6,8 +6,10 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,16 +17,19 @@ import pytest
 
 from adapters import DeliveryStatus, StatusReport
 from dunning.webhooks import (
+    MAX_BODY_BYTES,
+    SECRET_ENV,
     InMemoryReceiptSink,
     WebhookSecretMissing,
     create_webhook_app,
     sign,
 )
-from tests.helpers import invoke
+from tests.helpers import dunning_served, invoke
 
 SECRET = "whsec-0123456789abcdef"
 NOW = 1_800_000_000
 URL = "/webhooks/receipts/sms"
+MiB = 1024 * 1024
 
 
 class SpySink(InMemoryReceiptSink):
@@ -223,6 +228,104 @@ def test_oversized_body_is_413(client: TestClient, sink: SpySink) -> None:
     body = body_of([event(n, reason="x" * 400) for n in range(3000)])
     assert post(client, body).status_code == 413
     assert sink.calls == []
+
+
+class Streamed:
+    """A chunked body (no declared length) of `size` bytes that counts what the app read."""
+
+    def __init__(self, size: int, chunk: int = 64 * 1024) -> None:
+        self.size, self.chunk, self.read = size, chunk, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.read < self.size:
+            self.read += self.chunk
+            yield b"x" * self.chunk
+
+
+def post_streamed(sink: SpySink, body: Streamed, *, header: str, url: str = URL) -> httpx.Response:
+    app = create_webhook_app(SECRET, sink, tolerance_seconds=300, clock=lambda: NOW)
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://dunning.test"
+        ) as client:
+            return await client.post(url, content=body, headers={"Dunning-Signature": header})
+
+    return asyncio.run(go())
+
+
+def test_a_chunked_body_is_read_only_until_it_passes_the_limit(sink: SpySink) -> None:
+    body = Streamed(8 * MiB)
+    answer = post_streamed(sink, body, header=f"t={NOW},v1=" + "0" * 64)
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
+    assert answer.headers["connection"] == "close", "the rest of the body is not waited for"
+    assert body.read <= MAX_BODY_BYTES + body.chunk
+    assert sink.calls == []
+
+
+@pytest.mark.parametrize(
+    ("header", "url", "status"),
+    [
+        (f"t={NOW - 301},v1=" + "0" * 64, URL, 401),
+        ("t=soon", URL, 400),
+        (f"t={NOW},v1=" + "0" * 64, "/webhooks/receipts/fax", 404),
+    ],
+    ids=["stale", "malformed-header", "unknown-channel"],
+)
+def test_what_can_be_refused_without_the_body_is_refused_before_reading_it(
+    sink: SpySink, header: str, url: str, status: int
+) -> None:
+    body = Streamed(8 * MiB)
+    answer = post_streamed(sink, body, header=header, url=url)
+    assert answer.status_code == status
+    assert answer.headers["connection"] == "close"
+    assert body.read == 0
+    assert sink.calls == []
+
+
+def peak_rss(pid: int) -> int:
+    """The process's peak resident memory so far (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for process {pid}")
+
+
+@pytest.mark.usefixtures("env")
+def test_a_chunked_body_of_512_mib_is_refused_without_being_held(
+    tmp_path: Path, repo_dir: Path
+) -> None:
+    """No secret is needed to send this: a well-formed but false signature, and a chunked body
+    that declares no length. The served webhook must stop reading at its limit."""
+    sent = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal sent
+        chunk = b"x" * MiB
+        for _ in range(512):
+            sent += len(chunk)
+            yield chunk
+
+    def post(url: str, content: bytes | Iterator[bytes]) -> int | None:
+        headers = {"Dunning-Signature": f"t={int(time.time())},v1=" + "0" * 64}
+        try:
+            return httpx.post(url, content=content, headers=headers, timeout=120).status_code
+        except httpx.TransportError:
+            return None  # the webhook closed the connection before the body was all sent
+
+    served = dunning_served(repo_dir, tmp_path / "state", "webhook", {SECRET_ENV: SECRET})
+    with served as (base, pid):
+        url = f"{base}{URL}"
+        assert post(url, body_of([event()])) == 401, "warmed up: a small request, refused"
+        before = peak_rss(pid)
+        status = post(url, chunks())
+        after = peak_rss(pid)
+        assert post(url, body_of([event()])) == 401, "the webhook still answers"
+    assert after - before < 50 * MiB, f"peak memory grew by {(after - before) / MiB:.0f} MiB"
+    assert status in (413, None)
+    # It stopped reading at the limit: the sender could not push the rest (socket buffers
+    # hold a few MiB between the two).
+    assert sent < 64 * MiB + MAX_BODY_BYTES, f"{sent / MiB:.0f} MiB sent"
 
 
 @pytest.mark.parametrize("secret", ["", "short"])
