@@ -68,6 +68,12 @@ RULES: dict[str, tuple[Severity, str, str]] = {
         "a variable the template uses but its front matter does not list",
         "front matter `variables`",
     ),
+    "vars.computed_key": (
+        "error",
+        "context data read with a key computed while rendering (`customer[key]`): which field "
+        "it shows cannot be checked",
+        "front matter `variables`",
+    ),
     "vars.unused": (
         "warning",
         "a variable the front matter lists but the template does not use",
@@ -266,6 +272,16 @@ class Linter:
             check.error("template.syntax", _without_id(ref, exc), _error_line(exc))
             return check.findings
         _check_variables(check, used)
+        for path, line in sorted(
+            self.renderer.computed_subscripts(ref).items(), key=lambda item: item[1]
+        ):
+            check.error(
+                "vars.computed_key",
+                f"{path}[...] picks what to show with a key computed while rendering, so lint "
+                f"cannot check which data the message shows: name the field ({path}.<field>) or "
+                "loop over the list",
+                line,
+            )
         samples: list[Sample] = []
         for dpd, context in self.contexts(ref):
             try:

@@ -204,6 +204,14 @@ class Renderer:
 
     def variable_lines(self, ref: TemplateRef) -> dict[str, int]:
         """Each path of variables_used() with the first line of the file that reads it."""
+        return self._read_lines(ref)[0]
+
+    def computed_subscripts(self, ref: TemplateRef) -> dict[str, int]:
+        """Context paths read with a key computed while rendering (`customer[key]`), each with
+        the first line that does it: which field such a read shows is unknown until then."""
+        return self._read_lines(ref)[1]
+
+    def _read_lines(self, ref: TemplateRef) -> tuple[dict[str, int], dict[str, int]]:
         env = self._html_env if ref.path.suffix == ".html" else self._text_env
         try:
             tree = env.parse(ref.source)
@@ -215,40 +223,69 @@ class Renderer:
             node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param")
         }
         lines: dict[str, int] = {}
-        for path, line in _paths(tree):
-            if path.split(".")[0] not in assigned:
-                lines[path] = min(line, lines.get(path, line))
-        return lines
+        computed: dict[str, int] = {}
+        for path, line, is_computed in _reads(tree):
+            if path.split(".")[0] in assigned:
+                continue
+            lines[path] = min(line, lines.get(path, line))
+            if is_computed:
+                computed[path] = min(line, computed.get(path, line))
+        return lines, computed
 
 
-def _paths(node: nodes.Node) -> Iterator[tuple[str, int]]:
-    if isinstance(node, nodes.Getattr | nodes.Getitem):
-        attributes: list[str] = []
-        base: nodes.Node = node
-        while True:
-            if isinstance(base, nodes.Getattr):
-                attributes.append(base.attr)
-            elif (
-                isinstance(base, nodes.Getitem)
-                and isinstance(base.arg, nodes.Const)
-                and isinstance(base.arg.value, str)
-            ):
-                attributes.append(base.arg.value)
-            else:
-                break
-            base = base.node
-        if isinstance(base, nodes.Name) and base.ctx == "load":
-            yield ".".join([base.name, *reversed(attributes)]), node.lineno
-            return
-        yield from _paths(base)
-        if isinstance(node, nodes.Getitem):
-            yield from _paths(node.arg)
+def _static_step(node: nodes.Node) -> tuple[str, nodes.Node] | None:
+    """The field name and the subscripted node of `x.name` or `x['name']`; None otherwise."""
+    if isinstance(node, nodes.Getattr):
+        return node.attr, node.node
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+    ):
+        return node.arg.value, node.node
+    return None
+
+
+def _chain_base(node: nodes.Node) -> tuple[list[str], nodes.Node]:
+    """The static steps of a chain, outermost first, and the node they start from."""
+    steps: list[str] = []
+    while (step := _static_step(node)) is not None:
+        steps.append(step[0])
+        node = step[1]
+    return steps, node
+
+
+def _static_path(node: nodes.Node) -> str | None:
+    """`customer.name` for a chain of static steps from a loaded name; None otherwise."""
+    steps, base = _chain_base(node)
+    if isinstance(base, nodes.Name) and base.ctx == "load":
+        return ".".join([base.name, *reversed(steps)])
+    return None
+
+
+def _reads(node: nodes.Node) -> Iterator[tuple[str, int, bool]]:
+    """(path, line, computed) for every context path an expression tree reads; computed when
+    the path is subscripted with a key computed while rendering (`customer[lender.name]`).
+
+    A chain of static steps (`amount.overdue`, `amount['overdue']`) is one path. Anything else in
+    a chain (a computed or numeric subscript, a call, a filter, a literal) ends it: what lies
+    beneath is walked on its own, once, so every node is visited once.
+    """
+    path = _static_path(node)
+    if path is not None:
+        yield path, node.lineno, False
         return
-    if isinstance(node, nodes.Name) and node.ctx == "load":
-        yield node.name, node.lineno
+    base = _chain_base(node)[1]
+    if isinstance(base, nodes.Getitem) and not isinstance(base.arg, nodes.Const | nodes.Slice):
+        subscripted = _static_path(base.node)
+        if subscripted is not None:
+            yield subscripted, base.lineno, True
+        else:
+            yield from _reads(base.node)
+        yield from _reads(base.arg)
         return
-    for child in node.iter_child_nodes():
-        yield from _paths(child)
+    for child in base.iter_child_nodes():
+        yield from _reads(child)
 
 
 def _with_css(html: str, css: str) -> str:
@@ -279,6 +316,9 @@ def _render_error(ref: TemplateRef, exc: Exception) -> TemplateError:
         # Messages look like "'x' is undefined" or "'T object' has no attribute 'x'"; x may
         # come from a context value (a dynamic subscript), so it is shown only when the
         # template spells it.
+        if " has no element " in str(exc):
+            # A subscript ([1], [key]) that finds nothing; the key may be a context value.
+            return TemplateError(f"{where}: undefined variable: a subscript finds no element")
         names = re.findall(r"'([^']*)'", str(exc))
         name = names[-1] if names else ""
         shown = f" {name!r}" if _spelled_in(ref, name) else ""

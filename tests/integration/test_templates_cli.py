@@ -138,3 +138,51 @@ def test_approve_needs_a_reviewer(capsys: pytest.CaptureFixture[str], program: P
     result = invoke(capsys, "--project-dir", str(program), "templates", "approve", SMS_ID)
     assert result.code != 0
     assert "reviewer" in result.err
+
+
+@pytest.mark.parametrize(
+    ("expression", "rules"),
+    [
+        ("customer[lender.name]", ["template.render", "vars.computed_key"]),
+        ("amount.overdue[1]", ["template.render"]),
+        ("[1][0]", []),
+    ],
+)
+def test_subscripts_lint_preview_and_approve(
+    capsys: pytest.CaptureFixture[str], program: Path, expression: str, rules: list[str]
+) -> None:
+    # Each of these ended lint, preview and approve with "unexpected RecursionError".
+    shutil.rmtree(program / "templates/messages/letter")  # the gallery's PDFs take seconds
+    project = ("--project-dir", str(program))
+    path = sms_path(program)
+    text = path.read_text(encoding="utf-8")
+    assert text.splitlines()[9].startswith("Hi {{ customer.greeting_name }},")
+    path.write_text(
+        text.replace("Hi {{ customer.greeting_name }},", f"Hi {{{{ {expression} }}}},"),
+        encoding="utf-8",
+    )
+
+    lint = invoke(capsys, *project, "templates", "lint", SMS_ID, "--json")
+    assert "unexpected" not in lint.err
+    findings = lint.json()["findings"]
+    errors = [f for f in findings if f["severity"] == "error"]
+    assert sorted(f["rule"] for f in errors) == rules
+    assert all(f["line"] == 10 for f in errors)
+    assert lint.code == (1 if rules else 0)
+    assert "Dunning Demo Lender" not in lint.out  # the computed key's value is never shown
+
+    gallery = invoke(capsys, *project, "templates", "preview", "--out", str(program / "gallery"))
+    assert gallery.code == 0, gallery.err
+    html = (program / "gallery/index.html").read_text(encoding="utf-8")
+    for rule in rules:
+        assert rule in html
+
+    approved = invoke(
+        capsys, *project, "templates", "approve", SMS_ID, "--reviewer", "ana.lee", "--force",
+        "--note", "checked by hand",
+    )  # fmt: skip
+    assert approved.code == 0, approved.err
+    if rules:
+        assert f"despite lint errors ({', '.join(rules)})" in approved.out
+    entry = yaml.safe_load((program / "templates/approvals.yaml").read_text(encoding="utf-8"))
+    assert entry["approvals"][SMS_ID]["lint_errors"] == rules

@@ -168,6 +168,42 @@ def test_a_declared_parent_covers_its_children(tmp_path: Path, rules: LintRules)
     assert findings == []
 
 
+def test_a_key_computed_while_rendering(tmp_path: Path, rules: LintRules) -> None:
+    findings = lint(
+        tmp_path,
+        rules,
+        "sms",
+        f"Hi {{{{ customer.greeting_name }}}},\n{{{{ customer[lender.name] }}}}. {US_SMS_END}",
+        variables=["customer.greeting_name", "lender.name"],
+    )
+    computed = only(findings, "vars.computed_key")
+    assert [(f.line, f.severity) for f in computed] == [(BODY + 1, "error")]
+    assert computed[0].message.startswith("customer[...] picks what to show with a key computed")
+    # The sample account has no such field: the render fails too, without showing the key.
+    (render,) = only(findings, "template.render")
+    assert render.line == BODY + 1 and "Dunning Demo Lender" not in render.message
+
+
+def test_constant_subscripts_are_plain_reads(tmp_path: Path, rules: LintRules) -> None:
+    findings = lint(
+        tmp_path,
+        rules,
+        "sms",
+        "{{ address.lines[0] }} {{ [1][0] }} {{ amount['overdue'] | money }}. " + US_SMS_END,
+        variables=["address.lines", "amount.overdue"],
+    )
+    assert findings == []
+    findings = lint(
+        tmp_path,
+        rules,
+        "sms",
+        f"{{{{ amount.overdue[1] }}}}. {US_SMS_END}",
+        variables=["amount.overdue"],
+    )
+    assert [(f.rule, f.line) for f in findings] == [("template.render", BODY)]
+    assert findings[0].message.endswith("undefined variable: a subscript finds no element")
+
+
 # --- SMS ------------------------------------------------------------------------------------
 
 

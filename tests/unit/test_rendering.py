@@ -420,3 +420,39 @@ def test_variables_used_follows_attribute_chains(tmp_path: Path) -> None:
         "amount.overdue",
         "plan_months",
     }
+
+
+@pytest.mark.parametrize(
+    ("body", "used", "computed"),
+    [
+        ("{{ customer[lender.name] }}", {"customer", "lender.name"}, {"customer": 10}),
+        ("{{ amount.overdue[1] }}", {"amount.overdue"}, {}),
+        ("{{ [1][0] }}", set(), {}),
+        ("{{ address.lines[0] }}\n{{ address.lines[:2] | join }}", {"address.lines"}, {}),
+        ("x\n{{ customer[lender.name].upper }}", {"customer", "lender.name"}, {"customer": 11}),
+        ("{{ amount[customer['greeting_name']][0] }}", {"amount", "customer.greeting_name"},
+         {"amount": 10}),
+        ("{{ (address.lines | first)[dpd] }}", {"address.lines", "dpd"}, {}),
+        ("{% set k = 'name' %}{% for c in [customer] %}{{ c[k] }}{% endfor %}", {"customer"}, {}),
+    ],
+)  # fmt: skip
+def test_variables_used_through_subscripts(
+    tmp_path: Path, body: str, used: set[str], computed: dict[str, int]
+) -> None:
+    # Each node of a subscript is walked once: these used to recurse until RecursionError.
+    store = sms(tmp_path, body)
+    renderer = Renderer(store)
+    ref = store.get("sms/early/reminder.en-US")
+    assert renderer.variables_used(ref) == used
+    assert renderer.computed_subscripts(ref) == computed
+
+
+def test_a_subscript_that_finds_nothing_is_undefined(tmp_path: Path) -> None:
+    store = sms(tmp_path, "{{ amount.overdue[1] }}")
+    with pytest.raises(TemplateError) as caught:
+        Renderer(store).render(
+            store.get("sms/early/reminder.en-US"), sample_context("en-US", "early")
+        )
+    assert str(caught.value) == (
+        "sms/early/reminder.en-US: line 10: undefined variable: a subscript finds no element"
+    )
