@@ -158,13 +158,16 @@ class Renderer:
         template = self.compile(ref)
         variables = template_variables(context)
         try:
+            # The render functions are called directly (template.render would too), so every
+            # channel's errors carry the generated code's frames, which _template_line maps to
+            # the template file's lines.
+            scope = template.new_context(variables)
             if ref.channel is Channel.PUSH:
-                scope = template.new_context(variables)
                 title, body = (concat(template.blocks[name](scope)) for name in PUSH_BLOCKS)
                 return RenderedMessage(one_paragraph(title), one_paragraph(body), None)
-            output = template.render(variables)
+            output = concat(template.root_render_func(scope))
         except Exception as exc:
-            raise _render_error(ref, exc) from None
+            raise _render_error(ref, template, exc) from None
         if ref.channel is Channel.LETTER:
             html = _with_css(output.strip(), ref.css or "")
             return RenderedMessage(None, html_to_text(html), html)
@@ -294,13 +297,17 @@ def _with_css(html: str, css: str) -> str:
     return html[:head_end] + style + html[head_end:]
 
 
-def _template_line(ref: TemplateRef, tb: TracebackType | None) -> int | None:
-    # Jinja rewrites tracebacks so template frames carry the template file and line.
+def _template_line(template: Template, tb: TracebackType | None) -> int | None:
+    """The template file's line of the innermost template frame of a traceback.
+
+    A frame of the template's generated Python code has a line of that code (line 34 for line
+    12 of a push template): the template's debug info maps it back to the file's line. The
+    front matter is a Jinja comment, so the file's lines are the template's lines.
+    """
     line = None
-    filename = str(ref.path)
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
+        if tb.tb_frame.f_globals.get("__jinja_template__") is template:
+            line = template.get_corresponding_lineno(tb.tb_lineno)
         tb = tb.tb_next
     return line
 
@@ -309,8 +316,8 @@ def _spelled_in(ref: TemplateRef, name: str) -> bool:
     return name.isidentifier() and re.search(rf"\b{re.escape(name)}\b", ref.source) is not None
 
 
-def _render_error(ref: TemplateRef, exc: Exception) -> TemplateError:
-    line = _template_line(ref, exc.__traceback__)
+def _render_error(ref: TemplateRef, template: Template, exc: Exception) -> TemplateError:
+    line = _template_line(template, exc.__traceback__)
     where = f"{ref.id}: line {line}" if line is not None else ref.id
     if isinstance(exc, UndefinedError):
         # Messages look like "'x' is undefined" or "'T object' has no attribute 'x'"; x may

@@ -456,3 +456,25 @@ def test_a_subscript_that_finds_nothing_is_undefined(tmp_path: Path) -> None:
     assert str(caught.value) == (
         "sms/early/reminder.en-US: line 10: undefined variable: a subscript finds no element"
     )
+
+
+@pytest.mark.parametrize(
+    ("title", "body", "line"),
+    [
+        ("{{ lender.nope }}", "B", 10),
+        ("T", "one\n{% for x in address.lines %}\n{{ x }}{{ lender.nope }}\n{% endfor %}", 14),
+    ],
+)
+def test_push_errors_name_the_template_line(
+    tmp_path: Path, title: str, body: str, line: int
+) -> None:
+    header = SMS_HEADER.replace("sms", "push").format(id="push/early/reminder.en-US")
+    source = f"{header}{{% block title %}}{title}{{% endblock %}}\n{{% block body %}}\n{body}\n"
+    write(tmp_path, "push/early/reminder.en-US.txt", source + "{% endblock %}\n")
+    store = TemplateStore(tmp_path)
+    with pytest.raises(TemplateError) as caught:
+        Renderer(store).render(
+            store.get("push/early/reminder.en-US"), sample_context("en-US", "early")
+        )
+    assert source.splitlines()[line - 1].count("lender.nope") == 1
+    assert str(caught.value) == f"push/early/reminder.en-US: line {line}: undefined variable 'nope'"
