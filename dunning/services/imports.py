@@ -9,6 +9,8 @@ The column reference is docs/imports.md.
 from __future__ import annotations
 
 import csv
+import difflib
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from sqlalchemy import Connection, Table, bindparam, select, tuple_, update
 from dunning.db.models import Account, Customer, Instalment, Payment, utcnow
 from dunning.db.sql import bulk_insert, chunked
 from dunning.domain.delinquency import ScheduleLine, apply_payment
-from dunning.domain.money import parse_amount
+from dunning.domain.money import minor_digits, parse_amount
 from dunning.errors import ImportRejected, RowProblem
 from dunning.services import validators as v
 from dunning.types import AccountStatus, Channel
@@ -35,6 +37,8 @@ INSTALMENT = Instalment.__table__  # type: ignore[attr-defined]
 PAYMENT = Payment.__table__  # type: ignore[attr-defined]
 
 LOOKUP_CHUNK = 900
+MAX_MINOR = 2**63 - 1
+"""The most minor units a BIGINT column holds."""
 BALANCE_ORDER = ("penalty_minor", "fees_minor", "interest_minor", "principal_minor")
 """A payment pays down penalty first, then fees, interest and principal."""
 
@@ -95,7 +99,7 @@ def _status(value: str) -> str:
     text = value.strip().lower() or AccountStatus.OPEN.value
     allowed = [status.value for status in AccountStatus]
     if text not in allowed:
-        raise ValueError(f"{value.strip()!r} is not one of {', '.join(allowed)}")
+        raise ValueError(f"is not one of {', '.join(allowed)}")
     return text
 
 
@@ -167,6 +171,22 @@ _MONEY_COLUMNS = {
 }
 
 
+_COLUMN_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+"""The shape of every column name. A header cell is shown in an error only if it has it."""
+
+
+def _unknown_column(name: str, position: int, by_name: dict[str, Column]) -> RowProblem:
+    """An unknown header cell, named by its text only when that looks like a column name.
+
+    A file without its header row has a customer's name, phone or address there, and an error
+    must not repeat it: such a cell is named by its position instead.
+    """
+    shown = name if _COLUMN_NAME.fullmatch(name) else f"column {position}"
+    close = difflib.get_close_matches(name.lower(), list(by_name), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return RowProblem(1, shown, f"unknown column{hint}")
+
+
 def _read_rows(path: Path, columns: list[Column], problems: _Problems) -> list[ParsedRow]:
     by_name = {column.name: column for column in columns}
     try:
@@ -183,11 +203,17 @@ def _read_rows(path: Path, columns: list[Column], problems: _Problems) -> list[P
             if header is None:
                 raise ImportRejected(str(path), [RowProblem(1, "", "the file is empty")])
             header = [name.strip() for name in header]
-            unknown = [name for name in header if name not in by_name]
+            unknown = [
+                _unknown_column(name, position, by_name)
+                for position, name in enumerate(header, 1)
+                if name not in by_name
+            ]
             missing = [c.name for c in columns if c.required and c.name not in header]
-            repeated = sorted(name for name, n in Counter(header).items() if n > 1)
+            repeated = sorted(
+                name for name, n in Counter(header).items() if n > 1 and name in by_name
+            )
             header_problems = [
-                *(RowProblem(1, name, "unknown column") for name in unknown),
+                *unknown,
                 *(RowProblem(1, name, "required column is missing") for name in missing),
                 *(RowProblem(1, name, "column appears twice") for name in repeated),
             ]
@@ -256,10 +282,17 @@ def _money(row: ParsedRow, name: str, currency: str, problems: _Problems) -> int
     if text is None:
         return 0
     try:
-        return parse_amount(text, currency)
-    except ValueError as exc:
-        problems.add(row.line, name, str(exc))
+        minor = parse_amount(text, currency)
+    except ValueError:
+        # The column's parser has checked that it is a non-negative number, so what is left is
+        # its precision. parse_amount's own message repeats the value: never shown.
+        digits = minor_digits(currency)
+        problems.add(row.line, name, f"has more than {digits} decimal places for {currency}")
         return 0
+    if minor > MAX_MINOR:
+        problems.add(row.line, name, "is too large")
+        return 0
+    return minor
 
 
 def _upsert(

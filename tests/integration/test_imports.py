@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from dunning.errors import ImportRejected
 from dunning.services import imports
 from dunning.services.delinquency import delinquent_accounts
 from dunning.services.imports import ImportResult, import_file
-from tests.helpers import write_csv
+from tests.helpers import invoke, write_csv
 
 CUSTOMER_HEADER = [
     "external_id",
@@ -192,6 +193,10 @@ def test_changed_row_is_updated(loaded: Runtime, tmp_path: Path) -> None:
             "unknown account",
         ),
         ("instalments", ["A1", "0", "2026-01-01", "1", "0", ""], "seq", "1 or more"),
+        # Values the database's columns cannot hold are refused here, not by the database
+        # (whose error would repeat them).
+        ("instalments", ["A1", "13125551234", "2026-01-01", "1", "0", ""], "seq", "at most"),
+        ("accounts", account_row(1, principal="1e30"), "principal", "too large"),
         ("instalments", ["A1", "1", "2026-01-01", "10", "10", ""], "paid_on", "is required"),
         (
             "instalments",
@@ -233,8 +238,15 @@ def test_duplicate_keys_and_header_problems(loaded: Runtime, tmp_path: Path) -> 
     with pytest.raises(ImportRejected) as caught:
         load(loaded, "customers", path)
     reasons = {(p.column, p.reason) for p in caught.value.problems}
-    assert ("nmae", "unknown column") in reasons
+    assert ("nmae", "unknown column (did you mean name?)") in reasons
     assert ("name", "required column is missing") in reasons
+    # A header cell that is not shaped like a column name is named by its position.
+    path = write_csv(tmp_path / "hdr2.csv", ["external_id", "Name", "locale"], [["C1", "x", "y"]])
+    with pytest.raises(ImportRejected) as caught:
+        load(loaded, "customers", path)
+    assert ("column 2", "unknown column (did you mean name?)") in {
+        (p.column, p.reason) for p in caught.value.problems
+    }
 
 
 def test_thousand_rows_with_one_bad_row_change_nothing(runtime: Runtime, tmp_path: Path) -> None:
@@ -329,3 +341,143 @@ def test_a_large_import_refreshes_the_statistics_on_postgresql(
             "SELECT reltuples FROM pg_class WHERE relname = 'customer'"
         ).scalar_one()
     assert estimate == 7
+
+
+# Personal data in every column ----------------------------------------------------------------
+
+PERSONAL = {
+    "phone": "+13122863459",
+    "name": "Barnaby Quillfeather",
+    "address": "17 Larkspur Lane, Springfield",
+    "email": "barnaby.quill@example.org",
+    "chinese name": "欧阳秀英",
+}
+"""What a shifted or mislabelled file puts in columns that do not expect it."""
+
+
+def _fragments(value: str) -> list[str]:
+    """The value and the parts of it that would still identify the person if shown."""
+    if value.startswith("+"):
+        return [value, value[1:], value[1:-4]]  # a masked number keeps only its last 4 digits
+    words = [w.strip(",") for w in value.replace("@", " ").split()]
+    return [value, *(w for w in words if len(w) >= 4 and not w.isdigit())] + (
+        [value[:2], value[2:]] if not value.isascii() else []
+    )
+
+
+VALID = {
+    "customers": {
+        "external_id": "C9",
+        "name": "Ann Lee",
+        "locale": "en-US",
+        "time_zone": "America/Chicago",
+        "phone": "+13125550142",
+        "push_token": "tok-1",
+        "email": "a@example.com",
+        "address_line1": "1 Main St",
+        "address_line2": "",
+        "city": "Chicago",
+        "region": "IL",
+        "postal_code": "60601",
+        "country": "US",
+        **{f"{c}_consent": "true" for c in imports.CONSENT_CHANNELS},
+        **{f"{c}_opted_out": "false" for c in imports.CONSENT_CHANNELS},
+        "deceased": "false",
+        "bankruptcy": "false",
+        "attorney_on_file": "false",
+        "cease_communication": "false",
+        "dispute_open": "false",
+        "hardship_hold": "false",
+    },
+    "accounts": {
+        "external_id": "A9",
+        "customer_external_id": "C1",
+        "product": "loan",
+        "currency": "USD",
+        "jurisdiction": "US",
+        "principal": "100.00",
+        "interest": "0",
+        "fees": "0",
+        "penalty": "0",
+        "credit_limit": "500",
+        "status": "open",
+        "agreement_ref": "AGR-9",
+        "opened_on": "2026-01-15",
+    },
+    "instalments": {
+        "account_external_id": "A1",
+        "seq": "9",
+        "due_on": "2026-09-15",
+        "amount_due": "10.00",
+        "amount_paid": "0",
+        "paid_on": "",
+    },
+    "payments": {
+        "external_id": "P9",
+        "account_external_id": "A1",
+        "amount": "1.00",
+        "paid_on": "2026-04-20",
+        "method": "card",
+    },
+}
+
+
+def test_valid_rows_cover_every_column() -> None:
+    assert {kind: list(row) for kind, row in VALID.items()} == {
+        kind: [c.name for c in columns] for kind, columns in imports.SPECS.items()
+    }
+
+
+@pytest.mark.parametrize("kind", imports.KINDS)
+def test_no_import_error_repeats_personal_data(
+    kind: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    runtime: Runtime,
+    tmp_path: Path,
+) -> None:
+    """A phone number, a name, an address and an e-mail address in each column of each import
+    kind, one at a time, all at once, and in the header row of a file that lost its header: no
+    error, no output and no log line shows any of them."""
+    monkeypatch.setenv("DUNNING_LOG_LEVEL", "DEBUG")
+    caplog.set_level(logging.DEBUG)
+    for setup, header, rows in (
+        ("customers", CUSTOMER_HEADER, [customer_row(1)]),
+        ("accounts", ACCOUNT_HEADER, [account_row(1)]),
+    ):
+        path = write_csv(tmp_path / f"{setup}.csv", header, rows)
+        assert invoke(capsys, "import", setup, str(path)).code == 0
+    columns = list(VALID[kind])
+    files: list[tuple[list[str], list[list[str]]]] = []
+    for value in PERSONAL.values():
+        for column in columns:
+            row = dict(VALID[kind])
+            row[column] = value
+            files.append((columns, [list(row.values())]))
+        files.append((columns, [[value] * len(columns)]))
+        files.append(([value, *columns[1:]], [list(VALID[kind].values())]))
+        files.append(([value] * len(columns), [list(VALID[kind].values())]))
+    shifted = list(VALID[kind].values())
+    files.append((columns, [[*shifted[1:], PERSONAL["phone"]], [PERSONAL["name"], *shifted[:-1]]]))
+    rejected = 0
+    for number, (header, rows) in enumerate(files):
+        path = write_csv(tmp_path / f"{kind}-{number}.csv", header, rows)
+        caplog.clear()
+        result = invoke(capsys, "import", kind, str(path))
+        rejected += result.code != 0
+        shown = result.out + result.err + caplog.text
+        for value in PERSONAL.values():
+            for fragment in _fragments(value):
+                assert fragment not in shown, (header, rows, shown)
+    assert rejected > len(files) / 2  # most of them are refused, with errors to check
+
+
+def test_an_email_longer_than_its_column_is_refused(runtime: Runtime, tmp_path: Path) -> None:
+    row = {**VALID["customers"], "email": f"{'a' * 250}@example.com"}
+    path = write_csv(tmp_path / "c.csv", list(row), [list(row.values())])
+    with pytest.raises(ImportRejected) as caught:
+        load(runtime, "customers", path)
+    assert [(p.row, p.column, p.reason) for p in caught.value.problems] == [
+        (2, "email", "is longer than 254 characters")
+    ]
