@@ -29,13 +29,27 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from adapters.mock import ledger_path
-from adapters.mock._faults import Fault, RandomFaults, ScriptedFault
+from adapters.mock._faults import (
+    SCRIPTED_FAULT_BODY,
+    SCRIPTED_FAULT_MAX_BYTES,
+    Fault,
+    RandomFaults,
+    scripted_fault,
+)
 from adapters.mock._ledger import GatewayLedger, NewMessage
 from adapters.mock._push import push_due_receipts
 from adapters.mock._receipts import iso, receipt_for
-from adapters.mock._wire import CHANNELS, MAX_ITEMS, NOT_FOUND, VENDOR_STATUS, MessageIn
+from adapters.mock._wire import (
+    CHANNELS,
+    MAX_BODY_BYTES,
+    MAX_ITEMS,
+    NOT_FOUND,
+    VENDOR_STATUS,
+    MessageIn,
+)
 from dunning.config.channels import MockGatewaySettings
 from dunning.errors import ConfigError, ConfigProblem
+from dunning.webhooks import read_body
 
 log = logging.getLogger("dunning.adapters.mock")
 
@@ -62,6 +76,15 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )
+
+
+async def _body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | Response:
+    """The request's body, or 413 as soon as it passes `limit`: the rest is not read, and the
+    connection is closed so that the sender stops sending it."""
+    body = await read_body(request, limit)
+    if body is None:
+        return _error(413, "too_large", f"body over {limit} bytes", {"Connection": "close"})
+    return body
 
 
 Rejection = tuple[str, str]
@@ -267,7 +290,10 @@ def create_mock_gateway_app(
         fault = await next_fault(channel)
         if fault is not None and not fault.commit_first:
             return await faulty(fault)
-        parsed = _parse_messages(await request.body())
+        raw = await _body(request)
+        if isinstance(raw, Response):
+            return raw
+        parsed = _parse_messages(raw)
         if isinstance(parsed, Response):
             return parsed
         checked = [(item, _check(channel, item)) for item in parsed]
@@ -316,7 +342,10 @@ def create_mock_gateway_app(
         fault = await next_fault(channel)
         if fault is not None:
             return await faulty(fault)
-        ids = _parse_ids(await request.body())
+        raw = await _body(request)
+        if isinstance(raw, Response):
+            return raw
+        ids = _parse_ids(raw)
         if isinstance(ids, Response):
             return ids
         rows = await run_in_threadpool(ledger.find, channel, ids)
@@ -377,11 +406,17 @@ def create_mock_gateway_app(
             summary["rows"] = listed
         return JSONResponse(summary)
 
-    @app.post("/_admin/faults", status_code=201)
-    async def admin_fault(request: Request, fault: ScriptedFault) -> Response:
+    @app.post("/_admin/faults", status_code=201, openapi_extra=SCRIPTED_FAULT_BODY)
+    async def admin_fault(request: Request) -> Response:
         """Script the next `count` requests (of a channel, or any) to fail this way."""
         if (denied := refused(request)) is not None:
             return denied
+        raw = await _body(request, SCRIPTED_FAULT_MAX_BYTES)
+        if isinstance(raw, Response):
+            return raw
+        fault = scripted_fault(raw)
+        if isinstance(fault, str):
+            return _error(422, "invalid_fault", fault)
         seq = await run_in_threadpool(ledger.queue_fault, fault.spec(), fault.count, fault.channel)
         return JSONResponse({"queued": seq}, status_code=201)
 

@@ -7,7 +7,7 @@ import math
 import random
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dunning.config.channels import FaultRates
 
@@ -41,6 +41,28 @@ class ScriptedFault(BaseModel):
 
     def spec(self) -> dict[str, object]:
         return self.model_dump(exclude={"count", "channel"})
+
+
+SCRIPTED_FAULT_MAX_BYTES = 64 * 1024
+"""The largest POST /_admin/faults body the mocks read (a fault is a few hundred bytes)."""
+
+SCRIPTED_FAULT_BODY: dict[str, object] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ScriptedFault.model_json_schema()}},
+    }
+}
+"""The OpenAPI entry of POST /_admin/faults, whose body the endpoint reads itself."""
+
+
+def scripted_fault(raw: bytes) -> ScriptedFault | str:
+    """The fault in a POST /_admin/faults body, or what is wrong with it (no input echoed)."""
+    try:
+        return ScriptedFault.model_validate_json(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 class Fault(BaseModel):

@@ -20,6 +20,9 @@ from adapters.base import DeliveryStatus
 CHANNELS = ("sms", "push", "letter")
 MAX_ITEMS = 1000
 """The most messages (or status ids) the mock takes in one request; more answers 413."""
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""The largest request body the mock reads; more answers 413 without reading the rest. Room
+for a batch of letters: 50 PDFs of 100 KB are 7 MB as base64, one of the 10 MB allowed 14 MB."""
 
 
 class _Lenient(BaseModel):

@@ -31,8 +31,11 @@ from adapters.actions import (
     create_agency_app,
     create_core_banking_app,
 )
+from adapters.actions.mock._common import MAX_BODY_BYTES
 from adapters.base import SendOutcome
+from adapters.mock._faults import SCRIPTED_FAULT_MAX_BYTES
 from dunning.config.actions import ActionsConfig
+from tests.helpers import StreamedBody
 
 AS_OF = date(2026, 11, 23)
 FAST = {"backoff_base": 0.01, "backoff_cap": 0.05, "max_attempts": 4, "timeout": 2.0}
@@ -418,6 +421,8 @@ def test_admin_endpoints(tmp_path: Path) -> None:
             ]
             wrong = await client.post("/_admin/faults", json={"kind": "throttle", "channel": "sms"})
             assert wrong.status_code == 400
+            meteor = await client.post("/_admin/faults", json={"kind": "meteor"})
+            assert meteor.status_code == 422 and "meteor" not in meteor.text
             assert (await client.post("/_admin/reset")).json() == {"ok": True}
             assert (await client.get("/_admin/faults")).json() == []
             summary = (await client.get("/_admin/ledger")).json()
@@ -426,6 +431,47 @@ def test_admin_endpoints(tmp_path: Path) -> None:
             assert (await client.get("/healthz")).json() == {"ok": True}
 
     asyncio.run(go())
+
+
+MiB = 1024 * 1024
+
+
+def post_streamed(app: Any, path: str, body: StreamedBody, **headers: str) -> httpx.Response:
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport(app), base_url="http://mock") as client:
+            return await client.post(path, content=body, headers=headers)
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("make", "path", "limit"),
+    [
+        (create_agency_app, "/v1/placements", MAX_BODY_BYTES),
+        (create_core_banking_app, "/v1/credit-lines/holds", MAX_BODY_BYTES),
+        (create_agency_app, "/_admin/faults", SCRIPTED_FAULT_MAX_BYTES),
+    ],
+)
+def test_a_body_over_the_limit_is_413_and_read_no_further(
+    tmp_path: Path, make: Any, path: str, limit: int
+) -> None:
+    app = make(tmp_path / "ledger.db")
+    body = StreamedBody(limit + 8 * MiB, chunk=MiB)
+    answer = post_streamed(app, path, body)
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
+    assert answer.headers["connection"] == "close"
+    assert body.read <= limit + body.chunk
+
+
+def test_without_the_api_key_the_body_is_not_read(tmp_path: Path) -> None:
+    app = create_agency_app(tmp_path / "agency.db", api_key="agency-secret")
+    for path in ("/v1/placements", "/_admin/faults"):
+        body = StreamedBody(8 * MiB)
+        assert post_streamed(app, path, body).status_code == 401
+        assert body.read == 0
+    body = StreamedBody(8 * MiB)
+    keyed = post_streamed(app, "/_admin/faults", body, authorization="Bearer agency-secret")
+    assert keyed.status_code == 413
 
 
 def test_built_from_config_the_mocks_run_in_process_over_the_state_dir(tmp_path: Path) -> None:

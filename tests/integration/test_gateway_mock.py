@@ -32,10 +32,13 @@ from adapters import (
     create_mock_gateway_app,
     outcome_for,
 )
+from adapters.mock._faults import SCRIPTED_FAULT_MAX_BYTES
+from adapters.mock._wire import MAX_BODY_BYTES
 from dunning.config.channels import ChannelsConfig, MockGatewaySettings
 from dunning.errors import ConfigError
 from dunning.types import Channel
 from dunning.webhooks import InMemoryReceiptSink, create_webhook_app
+from tests.helpers import StreamedBody
 
 FAST = {"backoff_base": 0.01, "backoff_cap": 0.05, "max_attempts": 4, "timeout": 2.0}
 PDF = b"%PDF-1.7\n% a letter\n"
@@ -249,6 +252,48 @@ def test_request_level_errors(state: Path) -> None:
     bad_b64 = {"idempotency_key": "l", "to": "A\nB", "body": "x", "document": "@@@"}
     answer = admin(app, "POST", "/v1/letter/messages", json={"messages": [bad_b64]}).json()
     assert answer["results"][0]["code"] == "invalid_document"
+
+
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("path", "limit"),
+    [
+        ("/v1/sms/messages", MAX_BODY_BYTES),
+        ("/v1/letter/statuses", MAX_BODY_BYTES),
+        ("/_admin/faults", SCRIPTED_FAULT_MAX_BYTES),
+    ],
+)
+def test_a_body_over_the_limit_is_413_and_read_no_further(
+    state: Path, ledger: GatewayLedger, path: str, limit: int
+) -> None:
+    app = create_mock_gateway_app(settings(), state)
+    body = StreamedBody(limit + 8 * MiB, chunk=MiB)
+    answer = admin(app, "POST", path, content=body)
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
+    assert answer.headers["connection"] == "close", "the rest of the body is not waited for"
+    assert body.read <= limit + body.chunk
+    assert ledger.count() == 0 and admin(app, "GET", "/_admin/faults").json() == []
+
+
+def test_a_request_without_the_api_key_is_refused_before_its_body_is_read(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOCK_GATEWAY_KEY", "k-123456")
+    app = create_mock_gateway_app(settings(api_key_env="MOCK_GATEWAY_KEY"), state)
+    for path in ("/v1/sms/messages", "/_admin/faults"):
+        body = StreamedBody(8 * MiB)
+        assert admin(app, "POST", path, content=body).status_code == 401
+        assert body.read == 0
+
+
+def test_a_scripted_fault_that_is_not_one_is_422(state: Path) -> None:
+    app = create_mock_gateway_app(settings(), state)
+    answer = admin(app, "POST", "/_admin/faults", json={"kind": "meteor"})
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_fault"
+    assert "meteor" not in answer.text
+    assert admin(app, "GET", "/_admin/faults").json() == []
 
 
 # -- scripted faults, end to end -----------------------------------------------------------------

@@ -18,20 +18,22 @@ from adapters import (
     SendOutcome,
     SendResult,
 )
+from adapters.mock._wire import MAX_BODY_BYTES
 from dunning.types import Channel
-from tests.helpers import gateway_served
+from tests.helpers import dunning_served, peak_rss
 
 
 @dataclass
 class Served:
     url: str
     state: Path
+    pid: int
 
 
 @pytest.fixture
 def served(tmp_path: Path, repo_dir: Path) -> Iterator[Served]:
-    with gateway_served(repo_dir, tmp_path / "state") as url:
-        yield Served(url, tmp_path / "state")
+    with dunning_served(repo_dir, tmp_path / "state", "gateway") as (url, pid):
+        yield Served(url, tmp_path / "state", pid)
 
 
 def send(url: str, batch: list[OutboundMessage]) -> list[SendResult]:
@@ -59,3 +61,30 @@ def test_gateway_serve_takes_a_batch_over_http(served: Served) -> None:
     assert sorted(ledger.keys()) == sorted(m.idempotency_key for m in batch)
     summary = httpx.get(f"{served.url}/_admin/ledger").json()
     assert summary["total"] == 100 and summary["resubmissions"] == 10
+
+
+def test_a_chunked_body_of_512_mib_is_refused_at_the_limit(served: Served) -> None:
+    """The gateway reads a body only up to its limit, then answers 413 and closes."""
+    mib = 1024 * 1024
+    sent = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal sent
+        for _ in range(512):
+            sent += mib
+            yield b"x" * mib
+
+    warm_up = httpx.post(f"{served.url}/v1/sms/messages", content=b"{not json")
+    assert warm_up.status_code == 400
+    before = peak_rss(served.pid)
+    try:
+        status: int | None = httpx.post(
+            f"{served.url}/v1/sms/messages", content=chunks(), timeout=120
+        ).status_code
+    except httpx.TransportError:
+        status = None  # the gateway closed the connection before the body was all sent
+    after = peak_rss(served.pid)
+    assert status in (413, None)
+    assert after - before < MAX_BODY_BYTES + 50 * mib, f"grew by {(after - before) / mib:.0f} MiB"
+    assert sent < MAX_BODY_BYTES + 64 * mib, f"{sent / mib:.0f} MiB sent"
+    assert httpx.get(f"{served.url}/healthz").status_code == 200

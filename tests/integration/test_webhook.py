@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from dunning.webhooks import (
     create_webhook_app,
     sign,
 )
-from tests.helpers import dunning_served, invoke
+from tests.helpers import StreamedBody, dunning_served, invoke, peak_rss
 
 SECRET = "whsec-0123456789abcdef"
 NOW = 1_800_000_000
@@ -230,19 +230,9 @@ def test_oversized_body_is_413(client: TestClient, sink: SpySink) -> None:
     assert sink.calls == []
 
 
-class Streamed:
-    """A chunked body (no declared length) of `size` bytes that counts what the app read."""
-
-    def __init__(self, size: int, chunk: int = 64 * 1024) -> None:
-        self.size, self.chunk, self.read = size, chunk, 0
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        while self.read < self.size:
-            self.read += self.chunk
-            yield b"x" * self.chunk
-
-
-def post_streamed(sink: SpySink, body: Streamed, *, header: str, url: str = URL) -> httpx.Response:
+def post_streamed(
+    sink: SpySink, body: StreamedBody, *, header: str, url: str = URL
+) -> httpx.Response:
     app = create_webhook_app(SECRET, sink, tolerance_seconds=300, clock=lambda: NOW)
 
     async def go() -> httpx.Response:
@@ -255,7 +245,7 @@ def post_streamed(sink: SpySink, body: Streamed, *, header: str, url: str = URL)
 
 
 def test_a_chunked_body_is_read_only_until_it_passes_the_limit(sink: SpySink) -> None:
-    body = Streamed(8 * MiB)
+    body = StreamedBody(8 * MiB)
     answer = post_streamed(sink, body, header=f"t={NOW},v1=" + "0" * 64)
     assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
     assert answer.headers["connection"] == "close", "the rest of the body is not waited for"
@@ -275,20 +265,12 @@ def test_a_chunked_body_is_read_only_until_it_passes_the_limit(sink: SpySink) ->
 def test_what_can_be_refused_without_the_body_is_refused_before_reading_it(
     sink: SpySink, header: str, url: str, status: int
 ) -> None:
-    body = Streamed(8 * MiB)
+    body = StreamedBody(8 * MiB)
     answer = post_streamed(sink, body, header=header, url=url)
     assert answer.status_code == status
     assert answer.headers["connection"] == "close"
     assert body.read == 0
     assert sink.calls == []
-
-
-def peak_rss(pid: int) -> int:
-    """The process's peak resident memory so far (VmHWM), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmHWM for process {pid}")
 
 
 @pytest.mark.usefixtures("env")

@@ -45,6 +45,7 @@ from adapters.actions.mock._common import (
     add_admin_routes,
     error,
     parse_items,
+    read_limited,
 )
 from adapters.actions.mock._ledger import (
     AgencyLedger,
@@ -182,7 +183,10 @@ def create_agency_app(
         fault = await gate.next_fault(operation)
         if fault is not None and not fault.commit_first:
             return await gate.answer(fault)
-        items = parse_items(await request.body(), operation, "client_reference")
+        raw = await read_limited(request)
+        if isinstance(raw, Response):
+            return raw
+        items = parse_items(raw, operation, "client_reference")
         if isinstance(items, Response):
             return items
         checked: list[NewPlacement | Recall | Applied] = []

@@ -18,16 +18,35 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from adapters.actions.mock._ledger import ActionLedger
-from adapters.mock._faults import Fault, RandomFaults, ScriptedFault
+from adapters.mock._faults import (
+    SCRIPTED_FAULT_BODY,
+    SCRIPTED_FAULT_MAX_BYTES,
+    Fault,
+    RandomFaults,
+    scripted_fault,
+)
+from dunning.webhooks import read_body
 
 MAX_ITEMS = 1000
 """The most items an action mock takes in one request; more answers 413."""
+MAX_BODY_BYTES = 8 * 1024 * 1024
+"""The largest request body an action mock reads; more answers 413 without reading the rest
+(1000 items of a few short fields each are well under 1 MB)."""
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )
+
+
+async def read_limited(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | Response:
+    """The request's body, or 413 as soon as it passes `limit`: the rest is not read, and the
+    connection is closed so that the sender stops sending it."""
+    body = await read_body(request, limit)
+    if body is None:
+        return error(413, "too_large", f"body over {limit} bytes", {"Connection": "close"})
+    return body
 
 
 def parse_items(raw: bytes, field: str, key_field: str) -> list[dict[str, Any]] | Response:
@@ -101,13 +120,17 @@ def add_admin_routes(app: FastAPI, gate: Gate, operations: tuple[str, ...]) -> N
     async def health() -> dict[str, bool]:
         return {"ok": True}
 
-    @app.post("/_admin/faults", status_code=201)
-    async def admin_fault(
-        request: Request, fault: ScriptedFault, operation: str | None = None
-    ) -> Response:
+    @app.post("/_admin/faults", status_code=201, openapi_extra=SCRIPTED_FAULT_BODY)
+    async def admin_fault(request: Request, operation: str | None = None) -> Response:
         """Script the next `count` requests (of ?operation=..., or any) to fail this way."""
         if (denied := gate.refused(request)) is not None:
             return denied
+        raw = await read_limited(request, SCRIPTED_FAULT_MAX_BYTES)
+        if isinstance(raw, Response):
+            return raw
+        fault = scripted_fault(raw)
+        if isinstance(fault, str):
+            return error(422, "invalid_fault", fault)
         if fault.channel is not None:
             return error(400, "bad_request", "channel does not apply here; use ?operation=")
         if operation is not None and operation not in operations:

@@ -39,6 +39,7 @@ from adapters.actions.mock._common import (
     add_admin_routes,
     error,
     parse_items,
+    read_limited,
 )
 from adapters.actions.mock._ledger import Applied, CoreBankingLedger, CreditLine, Hold, Release
 from adapters.mock._faults import RandomFaults
@@ -134,7 +135,10 @@ def create_core_banking_app(
         fault = await gate.next_fault(operation)
         if fault is not None and not fault.commit_first:
             return await gate.answer(fault)
-        items = parse_items(await request.body(), operation, "request_id")
+        raw = await read_limited(request)
+        if isinstance(raw, Response):
+            return raw
+        items = parse_items(raw, operation, "request_id")
         if isinstance(items, Response):
             return items
         checked: list[Hold | Release | Applied] = []
