@@ -48,7 +48,7 @@ def main() -> None:
     from dunning.services.demo import seed_population
     from dunning.services.outreach import plan_batch
     from dunning.services.outreach_env import OutreachEnv
-    from dunning.services.runs import DAILY_OUTREACH, dispatch_batch, start_run
+    from dunning.services.runs import DAILY_OUTREACH, dispatch_batch
 
     as_of = date.fromisoformat(args.as_of)
     runtime = bootstrap()
@@ -58,7 +58,8 @@ def main() -> None:
         runtime.project.__dict__["strategy"] = without_letters(runtime.project.strategy)
     with runtime.unit_of_work() as connection:
         seed_population(connection, accounts=round(args.overdue / 0.85), seed=42, as_of=as_of)
-        run_id = start_run(connection, DAILY_OUTREACH, as_of)
+    with runtime.runs.run(DAILY_OUTREACH, as_of) as run:
+        run_id = run.id  # the naive flow's messages belong to a run, as the real flow's do
     with runtime.engine.connect() as connection:
         query = delinquent_accounts(as_of, runtime.project.strategy).limit(args.overdue)
         accounts = [row.id for row in connection.execute(query)]

@@ -5,18 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
+from dunning.config.runners import load_runners
 from dunning.db.engine import create_db_engine, ensure_schema
 from dunning.project import Project
+from dunning.services.run_book import Liveness, RunBook
 
 
 @dataclass
 class Runtime:
     project: Project
     engine: Engine
+    runs: RunBook
+    """Starts, finishes and fails every run (dunning.services.run_book)."""
     _closed: bool = field(default=False, repr=False)
 
     @contextmanager
@@ -42,4 +47,16 @@ def bootstrap(
     engine = create_db_engine(database_url or project.database_url)
     if migrate:
         ensure_schema(engine)
-    return Runtime(project=project, engine=engine)
+    return Runtime(project=project, engine=engine, runs=run_book(engine, project))
+
+
+def run_book(engine: Engine, project: Project) -> RunBook:
+    """The run lifecycle with the heartbeat of config/runners.yaml."""
+    settings = load_runners(project.config_dir, project.root).runs
+    return RunBook(
+        engine,
+        Liveness(
+            heartbeat=timedelta(seconds=settings.heartbeat_seconds),
+            abandoned_after=timedelta(seconds=settings.abandoned_after_seconds),
+        ),
+    )

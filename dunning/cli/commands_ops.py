@@ -137,15 +137,25 @@ def register(app: typer.Typer) -> None:
         as_of: datetime | None = typer.Option(
             None, "--as-of", help="Only runs for this business date.", formats=["%Y-%m-%d"]
         ),
-        status: str | None = typer.Option(None, "--status", help="running, completed or failed"),
+        status: str | None = typer.Option(
+            None, "--status", help="running, completed, failed or abandoned"
+        ),
         limit: int = typer.Option(20, "--limit", min=1, max=10_000),
         as_json: bool = JsonOption,
     ) -> None:
         """List runs, newest first: flow, as-of date, status, counts, duration."""
         from dunning.ops.history import list_runs
 
-        with STATE.runtime().engine.connect() as connection:
-            views = list_runs(connection, flow=flow, as_of=_day(as_of), status=status, limit=limit)
+        runtime = STATE.runtime()
+        with runtime.engine.connect() as connection:
+            views = list_runs(
+                connection,
+                flow=flow,
+                as_of=_day(as_of),
+                status=status,
+                limit=limit,
+                liveness=runtime.runs.liveness,
+            )
         if as_json:
             print_json([view.as_dict(summary=False) for view in views])
             return
@@ -174,8 +184,9 @@ def register(app: typer.Typer) -> None:
         """Show one run: its status, times, error and whole summary."""
         from dunning.ops.history import get_run
 
-        with STATE.runtime().engine.connect() as connection:
-            view = get_run(connection, run_id)
+        runtime = STATE.runtime()
+        with runtime.engine.connect() as connection:
+            view = get_run(connection, run_id, runtime.runs.liveness)
         data = view.as_dict()
         if as_json:
             print_json(data)

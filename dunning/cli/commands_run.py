@@ -137,9 +137,13 @@ def register(app: typer.Typer) -> None:
         """Send every message that has become due: deferred to a contact window, or retries."""
         if in_process:
             from dunning.services.outreach_env import OutreachEnv
-            from dunning.services.runs import dispatch_batch
+            from dunning.services.runs import run_dispatch_outbox
 
-            result = dispatch_batch(OutreachEnv(STATE.runtime()), None, None, None).as_dict()
+            env = OutreachEnv(STATE.runtime())
+            try:
+                result = run_dispatch_outbox(env)
+            finally:
+                env.close()
         else:
             from flows.dispatch_outbox import dispatch_outbox
 
@@ -160,10 +164,13 @@ def register(app: typer.Typer) -> None:
         """Poll the gateways for delivery receipts of sent messages and record them."""
         if in_process:
             from dunning.services.outreach_env import OutreachEnv
-            from dunning.services.receipts import reconcile_receipts
+            from dunning.services.runs import run_reconcile_receipts
 
             env = OutreachEnv(STATE.runtime())
-            result = reconcile_receipts(env.runtime.engine, env.adapter_factory).as_dict()
+            try:
+                result = run_reconcile_receipts(env)
+            finally:
+                env.close()
         else:
             from flows.reconcile_receipts import reconcile_receipts as receipts_flow
 

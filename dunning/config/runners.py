@@ -6,14 +6,15 @@ process, or in `processes` worker processes on this machine (dunning.services.wo
 `tcp://host:8786` hands the batches to a running Dask scheduler, whose workers must have Dunning
 installed and reach the same database and state directory. A `shards` section sets up the
 sharded daily run (`daily-outreach-sharded`), which starts one child deployment run per shard:
-`dunning deploy` registers its two flows only then.
+`dunning deploy` registers its two flows only then. `runs` sets the heartbeat by which a run
+whose process died is known to be abandoned.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from dunning.config._base import ConfigModel
 from dunning.config.loader import load_optional
@@ -64,6 +65,29 @@ class ShardSettings(ConfigModel):
     )
 
 
+class RunSettings(ConfigModel):
+    """The run lifecycle's heartbeat (dunning.services.run_book)."""
+
+    heartbeat_seconds: float = Field(
+        default=30, gt=0, le=3600, description="how often a running run stamps its row"
+    )
+    abandoned_after_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="a running run with no heartbeat this long is abandoned (its process "
+        "died); the next run of the same flow and date takes over",
+    )
+
+    @model_validator(mode="after")
+    def _longer_than_beats(self) -> RunSettings:
+        if self.abandoned_after_seconds < 3 * self.heartbeat_seconds:
+            raise ValueError(
+                "abandoned_after_seconds must be at least three heartbeats, so a busy "
+                "database that delays one beat does not make a live run abandoned"
+            )
+        return self
+
+
 class RunnersConfig(ConfigModel):
     processes: int = Field(
         default=1,
@@ -77,6 +101,7 @@ class RunnersConfig(ConfigModel):
         default=None,
         description="present: the sharded daily run is set up (`dunning deploy` registers it)",
     )
+    runs: RunSettings = Field(default_factory=RunSettings)
 
 
 def load_runners(config_dir: Path, root: Path | None = None) -> RunnersConfig:

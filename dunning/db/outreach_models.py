@@ -20,9 +20,13 @@ class Run(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     flow: str = Field(max_length=40)
     as_of: date
-    status: str = Field(default="running", max_length=16)  # running | completed | failed
+    # running | completed | failed | abandoned (dunning.services.run_book)
+    status: str = Field(default="running", max_length=16)
     dry_run: bool = False
     started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime | None = Field(
+        default=None, description="stamped while running; a stale one means the process died"
+    )
     finished_at: datetime | None = None
     prefect_flow_run_id: str | None = Field(default=None, max_length=64)
     parent_run_id: int | None = Field(

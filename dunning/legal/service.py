@@ -40,9 +40,6 @@ from dunning.services.runs import (
     RunStopped,
     StopCheck,
     account_batches,
-    fail_run,
-    finish_run,
-    start_run,
 )
 
 CASE = LegalCase.__table__  # type: ignore[attr-defined]
@@ -416,26 +413,18 @@ def run_legal_escalation(
     if should_stop is not None:
         mapper = stoppable(mapper, should_stop)
     started = time.perf_counter()
-    with runtime.unit_of_work() as connection:
-        run_id = start_run(
-            connection, LEGAL_ESCALATION, as_of, prefect_flow_run_id=prefect_flow_run_id
-        )
-        batches = account_batches(connection, runtime.project.strategy.batch_size)
-    total = ReviewReport()
-    try:
-        for report in mapper(run_id, as_of, batches):
+    with runtime.runs.run(LEGAL_ESCALATION, as_of, prefect_flow_run_id=prefect_flow_run_id) as run:
+        with runtime.engine.connect() as connection:
+            batches = account_batches(connection, runtime.project.strategy.batch_size)
+        total = ReviewReport()
+        for report in mapper(run.id, as_of, batches):
             total.merge(ReviewReport.from_dict(report))
-    except BaseException as exc:
-        with runtime.unit_of_work() as connection:
-            fail_run(connection, run_id, f"{type(exc).__name__}: {exc}")
-        raise
-    with runtime.engine.connect() as connection:
-        cases = cases_by_status(connection)
-    summary = build_summary(
-        run_id, as_of, len(batches), total, cases, time.perf_counter() - started
-    )
-    with runtime.unit_of_work() as connection:
-        finish_run(connection, run_id, summary)
+        with runtime.engine.connect() as connection:
+            cases = cases_by_status(connection)
+        summary = build_summary(
+            run.id, as_of, len(batches), total, cases, time.perf_counter() - started
+        )
+        run.complete(summary)
     return summary
 
 

@@ -1,7 +1,8 @@
 """Each flow as a plain function over an OutreachEnv, for running without Prefect.
 
 The single-box scheduler (and anything else that wants no Prefect) calls these. Each one records
-its `run` row the way its Prefect flow does, so `dunning runs list` shows both kinds alike.
+its `run` row through the same run lifecycle as its Prefect flow, so `dunning runs list` shows
+both kinds alike.
 Signature: `(env, as_of, should_stop) -> summary`; `should_stop` is asked between batches where the
 flow has batches.
 """
@@ -9,14 +10,13 @@ flow has batches.
 from __future__ import annotations
 
 import importlib
-import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from dunning.errors import DunningError
 from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import StopCheck, fail_run, finish_run, start_run
+from dunning.services.runs import StopCheck, run_dispatch_outbox, run_reconcile_receipts
 
 Engine = Callable[[OutreachEnv, date, StopCheck | None], dict[str, Any]]
 
@@ -26,31 +26,6 @@ LEGAL_ENGINE = "dunning.legal.service:run_legal_escalation"
 
 class FlowUnavailable(DunningError):
     """The flow's code is not in this checkout (yet): it is skipped, not failed."""
-
-
-def _recorded(
-    env: OutreachEnv, flow: str, as_of: date, work: Callable[[], dict[str, Any]]
-) -> dict[str, Any]:
-    """Run `work` inside a run row: running, then completed with its summary, or failed."""
-    started = time.perf_counter()
-    with env.runtime.unit_of_work() as connection:
-        run_id = start_run(connection, flow, as_of)
-    try:
-        result = work()
-    except BaseException as exc:
-        with env.runtime.unit_of_work() as connection:
-            fail_run(connection, run_id, f"{type(exc).__name__}: {exc}")
-        raise
-    summary = {
-        "run_id": run_id,
-        "flow": flow,
-        "as_of": as_of.isoformat(),
-        **result,
-        "duration_seconds": round(time.perf_counter() - started, 3),
-    }
-    with env.runtime.unit_of_work() as connection:
-        finish_run(connection, run_id, summary)
-    return summary
 
 
 def daily_outreach(
@@ -79,28 +54,14 @@ def dispatch_outbox(
     env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
 ) -> dict[str, Any]:
     """Send what is due now (deferred messages, retries); one pass, allowed to finish."""
-    from dunning.services.runs import dispatch_batch
-
-    def work() -> dict[str, Any]:
-        result = dispatch_batch(env, None, None, None).as_dict()
-        result.pop("timings", None)
-        return result
-
-    return _recorded(env, "dispatch-outbox", as_of, work)
+    return run_dispatch_outbox(env)
 
 
 def reconcile_receipts(
     env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
 ) -> dict[str, Any]:
     """Poll the gateways for receipts of sent messages and record them."""
-    from dunning.services.receipts import reconcile_receipts as reconcile
-
-    return _recorded(
-        env,
-        "reconcile-receipts",
-        as_of,
-        lambda: reconcile(env.runtime.engine, env.adapter_factory).as_dict(),
-    )
+    return run_reconcile_receipts(env)
 
 
 def legal_escalation(

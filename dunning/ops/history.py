@@ -7,11 +7,13 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, not_, or_, select
 
+from dunning.db.models import utcnow
 from dunning.db.outreach_models import Run
 from dunning.errors import NotFound
 from dunning.masking import mask_text
+from dunning.services.run_book import Liveness, RunStatus, abandoned, status_of
 
 RUN = Run.__table__  # type: ignore[attr-defined]
 
@@ -65,16 +67,19 @@ def headline_counts(flow: str, summary: dict[str, Any] | None) -> dict[str, int]
     return counts
 
 
-def _view(row: Any) -> RunView:
+def _view(row: Any, now: datetime, liveness: Liveness) -> RunView:
     duration = None
     if row.finished_at is not None:
         duration = round((row.finished_at - row.started_at).total_seconds(), 3)
     error = mask_text(row.error) if row.error else None  # errors of foreign code may carry PII
+    status = status_of(row, now, liveness)
+    if status != row.status and error is None:
+        error = f"no heartbeat since {row.heartbeat_at or row.started_at:%Y-%m-%d %H:%M:%S} UTC"
     return RunView(
         id=row.id,
         flow=row.flow,
         as_of=row.as_of,
-        status=row.status,
+        status=status,
         dry_run=bool(row.dry_run),
         started_at=row.started_at,
         finished_at=row.finished_at,
@@ -93,23 +98,31 @@ def list_runs(
     as_of: date | None = None,
     status: str | None = None,
     limit: int = 50,
+    liveness: Liveness | None = None,
 ) -> list[RunView]:
-    """Runs, newest first."""
+    """Runs, newest first. A `running` run whose heartbeat stopped is shown (and filtered)
+    as `abandoned`."""
+    liveness = liveness or Liveness()
+    now = utcnow()
     query = select(RUN).order_by(RUN.c.id.desc()).limit(limit)
     if flow:
         query = query.where(RUN.c.flow == flow)
     if as_of:
         query = query.where(RUN.c.as_of == as_of)
-    if status:
+    if status == RunStatus.ABANDONED.value:
+        query = query.where(or_(RUN.c.status == status, abandoned(now, liveness)))
+    elif status == RunStatus.RUNNING.value:
+        query = query.where(RUN.c.status == status, not_(abandoned(now, liveness)))
+    elif status:
         query = query.where(RUN.c.status == status)
-    return [_view(row) for row in connection.execute(query)]
+    return [_view(row, now, liveness) for row in connection.execute(query)]
 
 
-def get_run(connection: Connection, run_id: int) -> RunView:
+def get_run(connection: Connection, run_id: int, liveness: Liveness | None = None) -> RunView:
     row = connection.execute(select(RUN).where(RUN.c.id == run_id)).first()
     if row is None:
         raise NotFound(f"no run {run_id}")
-    return _view(row)
+    return _view(row, utcnow(), liveness or Liveness())
 
 
 def completed_dates(

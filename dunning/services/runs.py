@@ -12,22 +12,24 @@ from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, select
 
-from dunning.db.models import Account, utcnow
-from dunning.db.outreach_models import OutboxMessage, Run
+from dunning.db.models import Account
+from dunning.db.outreach_models import OutboxMessage
 from dunning.errors import DunningError
 from dunning.services.delinquency import in_accounts
 from dunning.services.dispatch import DispatchReport, Scope, dispatch_due
 from dunning.services.outreach import BatchReport, plan_batch
 from dunning.services.outreach_env import OutreachEnv
+from dunning.services.receipts import ReceiptReport, reconcile_receipts
 from dunning.types import Suppression
 
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RUN = Run.__table__  # type: ignore[attr-defined]
 
 DAILY_OUTREACH = "daily-outreach"
+DISPATCH_OUTBOX = "dispatch-outbox"
+RECONCILE_RECEIPTS = "reconcile-receipts"
 
 Batch = tuple[int, int]
 BatchMapper = Callable[[str, int, date, Sequence[Batch], bool], list[dict[str, Any]]]
@@ -38,49 +40,6 @@ StopCheck = Callable[[], bool]
 
 class RunStopped(DunningError):
     """A stop was requested: the run ended at a batch boundary; running it again resumes it."""
-
-
-def start_run(
-    connection: Connection,
-    flow: str,
-    as_of: date,
-    *,
-    dry_run: bool = False,
-    prefect_flow_run_id: str | None = None,
-    parent_run_id: int | None = None,
-    summary: dict[str, Any] | None = None,
-) -> int:
-    result = connection.execute(
-        RUN.insert().values(
-            flow=flow,
-            as_of=as_of,
-            status="running",
-            dry_run=dry_run,
-            started_at=utcnow(),
-            prefect_flow_run_id=prefect_flow_run_id,
-            parent_run_id=parent_run_id,
-            summary=summary,
-        )
-    )
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
-
-
-def finish_run(connection: Connection, run_id: int, summary: dict[str, Any]) -> None:
-    connection.execute(
-        update(RUN)
-        .where(RUN.c.id == run_id)
-        .values(status="completed", finished_at=utcnow(), summary=summary)
-    )
-
-
-def fail_run(
-    connection: Connection, run_id: int, error: str, summary: dict[str, Any] | None = None
-) -> None:
-    connection.execute(
-        update(RUN)
-        .where(RUN.c.id == run_id)
-        .values(status="failed", finished_at=utcnow(), error=error[:2000], summary=summary)
-    )
 
 
 def account_batches(
@@ -236,34 +195,81 @@ def run_daily_outreach(
     if should_stop is not None:
         mapper = stoppable(mapper, should_stop)
     started = time.perf_counter()
-    with env.runtime.unit_of_work() as connection:
-        run_id = start_run(
-            connection,
-            DAILY_OUTREACH,
-            as_of,
-            dry_run=dry_run,
-            prefect_flow_run_id=prefect_flow_run_id,
-        )
-        batches = account_batches(connection, env.strategy.batch_size)
-    lifecycle: dict[str, Any] = {}
-    walls = {"start": time.perf_counter() - started}
-    try:
+    with env.runtime.runs.run(
+        DAILY_OUTREACH, as_of, dry_run=dry_run, prefect_flow_run_id=prefect_flow_run_id
+    ) as run:
+        with env.runtime.engine.connect() as connection:
+            batches = account_batches(connection, env.strategy.batch_size)
+        lifecycle: dict[str, Any] = {}
+        walls = {"start": time.perf_counter() - started}
         if not dry_run:
             clock = time.perf_counter()
-            lifecycle = bring_lifecycle_up_to_date(env, as_of, run_id)
+            lifecycle = bring_lifecycle_up_to_date(env, as_of, run.id)
             walls["lifecycle"] = time.perf_counter() - clock
-        plan, sent = plan_and_dispatch(mapper, run_id, as_of, batches, dry_run, walls)
-    except BaseException as exc:
-        with env.runtime.unit_of_work() as connection:
-            fail_run(connection, run_id, f"{type(exc).__name__}: {exc}")
-        raise
-    summary = build_summary(
-        env, run_id, as_of, dry_run, len(batches), plan, sent, time.perf_counter() - started, walls
-    )
-    summary["lifecycle"] = lifecycle
-    with env.runtime.unit_of_work() as connection:
-        finish_run(connection, run_id, summary)
+        plan, sent = plan_and_dispatch(mapper, run.id, as_of, batches, dry_run, walls)
+        summary = build_summary(
+            env,
+            run.id,
+            as_of,
+            dry_run,
+            len(batches),
+            plan,
+            sent,
+            time.perf_counter() - started,
+            walls,
+        )
+        summary["lifecycle"] = lifecycle
+        run.complete(summary)
     return summary
+
+
+def run_dispatch_outbox(
+    env: OutreachEnv,
+    *,
+    work: Callable[[], dict[str, Any]] | None = None,
+    prefect_flow_run_id: str | None = None,
+) -> dict[str, Any]:
+    """The dispatcher as a run: send what is due now among every date's messages (deferred
+    to a contact window, retries). `work` does the sending (a Prefect task in the flow);
+    by default here."""
+    started = time.perf_counter()
+    as_of = env.clock().date()
+    with env.runtime.runs.run(
+        DISPATCH_OUTBOX, as_of, prefect_flow_run_id=prefect_flow_run_id
+    ) as run:
+        result = work() if work is not None else dispatch_batch(env, None, None, None).as_dict()
+        result.pop("timings", None)
+        summary = {"run_id": run.id, "flow": DISPATCH_OUTBOX, "as_of": as_of.isoformat()}
+        summary |= result
+        summary["duration_seconds"] = round(time.perf_counter() - started, 3)
+        run.complete(summary)
+    return summary
+
+
+def run_reconcile_receipts(
+    env: OutreachEnv,
+    *,
+    work: Callable[[], dict[str, Any]] | None = None,
+    prefect_flow_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Polling the gateways for receipts of sent messages, as a run. `work` polls (a Prefect
+    task in the flow); by default here."""
+    started = time.perf_counter()
+    as_of = env.clock().date()
+    with env.runtime.runs.run(
+        RECONCILE_RECEIPTS, as_of, prefect_flow_run_id=prefect_flow_run_id
+    ) as run:
+        result = work() if work is not None else poll_receipts(env).as_dict()
+        summary = {"run_id": run.id, "flow": RECONCILE_RECEIPTS, "as_of": as_of.isoformat()}
+        summary |= result
+        summary["duration_seconds"] = round(time.perf_counter() - started, 3)
+        run.complete(summary)
+    return summary
+
+
+def poll_receipts(env: OutreachEnv) -> ReceiptReport:
+    """Ask the gateways about every message still `sent`, and record what they say."""
+    return reconcile_receipts(env.runtime.engine, env.adapter_factory)
 
 
 def plan_and_dispatch(

@@ -34,12 +34,9 @@ from dunning.services.runs import (
     account_batches,
     bring_lifecycle_up_to_date,
     build_summary,
-    fail_run,
-    finish_run,
     message_counts,
     plan_and_dispatch,
     sequential,
-    start_run,
     stoppable,
 )
 
@@ -102,40 +99,33 @@ def run_shard(
     started = time.perf_counter()
     # The row says which shard it is from the start, so a child that dies is still accounted.
     mark = {"shard": shard.as_dict() | {"of": shards}, "parent_run_id": parent_run_id}
-    with env.runtime.unit_of_work() as connection:
-        run_id = start_run(
-            connection,
-            DAILY_OUTREACH_SHARD,
-            as_of,
-            dry_run=dry_run,
-            prefect_flow_run_id=prefect_flow_run_id,
-            parent_run_id=parent_run_id,
-            summary=mark,
-        )
-        batches = account_batches(connection, env.strategy.batch_size, shard.lo, shard.hi)
-    walls = {"start": time.perf_counter() - started}
-    try:
-        plan, sent = plan_and_dispatch(mapper, run_id, as_of, batches, dry_run, walls)
-    except BaseException as exc:
-        with env.runtime.unit_of_work() as connection:
-            fail_run(connection, run_id, f"{type(exc).__name__}: {exc}", mark)
-        raise
-    summary = build_summary(
-        env,
-        run_id,
+    with env.runtime.runs.run(
+        DAILY_OUTREACH_SHARD,
         as_of,
-        dry_run,
-        len(batches),
-        plan,
-        sent,
-        time.perf_counter() - started,
-        walls,
-        account_range=(shard.lo, shard.hi),
-    )
-    summary["flow"] = DAILY_OUTREACH_SHARD
-    summary.update(mark)
-    with env.runtime.unit_of_work() as connection:
-        finish_run(connection, run_id, summary)
+        dry_run=dry_run,
+        prefect_flow_run_id=prefect_flow_run_id,
+        parent_run_id=parent_run_id,
+        summary=mark,
+    ) as run:
+        with env.runtime.engine.connect() as connection:
+            batches = account_batches(connection, env.strategy.batch_size, shard.lo, shard.hi)
+        walls = {"start": time.perf_counter() - started}
+        plan, sent = plan_and_dispatch(mapper, run.id, as_of, batches, dry_run, walls)
+        summary = build_summary(
+            env,
+            run.id,
+            as_of,
+            dry_run,
+            len(batches),
+            plan,
+            sent,
+            time.perf_counter() - started,
+            walls,
+            account_range=(shard.lo, shard.hi),
+        )
+        summary["flow"] = DAILY_OUTREACH_SHARD
+        summary.update(mark)
+        run.complete(summary)
     return summary
 
 
@@ -150,44 +140,31 @@ def run_sharded(
 ) -> dict[str, Any]:
     """The parent: lifecycle once, the shards as child runs, one summary adding them up."""
     started = time.perf_counter()
-    with env.runtime.unit_of_work() as connection:
-        run_id = start_run(
-            connection,
-            DAILY_OUTREACH_SHARDED,
-            as_of,
-            dry_run=dry_run,
-            prefect_flow_run_id=prefect_flow_run_id,
-        )
-        shards = split_shards(connection, count, env.strategy.batch_size)
-    lifecycle: dict[str, Any] = {}
-    try:
+    with env.runtime.runs.run(
+        DAILY_OUTREACH_SHARDED, as_of, dry_run=dry_run, prefect_flow_run_id=prefect_flow_run_id
+    ) as run:
+        with env.runtime.engine.connect() as connection:
+            shards = split_shards(connection, count, env.strategy.batch_size)
+        lifecycle: dict[str, Any] = {}
         if not dry_run:
-            lifecycle = bring_lifecycle_up_to_date(env, as_of, run_id)
+            lifecycle = bring_lifecycle_up_to_date(env, as_of, run.id)
         if shards:
-            start(run_id, shards)
-    except BaseException as exc:
-        with env.runtime.unit_of_work() as connection:
-            fail_run(connection, run_id, f"{type(exc).__name__}: {exc}")
-        raise
-    with env.runtime.engine.connect() as connection:
-        children = latest_children(connection, run_id)
-        messages = None if dry_run else message_counts(connection, as_of)
-    summary = sharded_summary(run_id, as_of, dry_run, shards, children)
-    summary["lifecycle"] = lifecycle
-    if messages is not None:
-        summary["messages"] = messages
-    summary["duration_seconds"] = round(time.perf_counter() - started, 3)
-    missing = [s for s in summary["shards"] if s["status"] != "completed"]
-    error = "shards that did not complete: " + ", ".join(
-        f"{s['index']} (accounts {s['lo']}-{s['hi']}: {s['status']})" for s in missing
-    )
-    with env.runtime.unit_of_work() as connection:
+            start(run.id, shards)
+        with env.runtime.engine.connect() as connection:
+            children = latest_children(connection, run.id)
+            messages = None if dry_run else message_counts(connection, as_of)
+        summary = sharded_summary(run.id, as_of, dry_run, shards, children)
+        summary["lifecycle"] = lifecycle
+        if messages is not None:
+            summary["messages"] = messages
+        summary["duration_seconds"] = round(time.perf_counter() - started, 3)
+        run.complete(summary)
+        missing = [s for s in summary["shards"] if s["status"] != "completed"]
         if missing:
-            fail_run(connection, run_id, error, summary)
-        else:
-            finish_run(connection, run_id, summary)
-    if missing:
-        raise ShardsIncomplete(f"run {run_id}: {error}; run the date again to finish it")
+            error = "shards that did not complete: " + ", ".join(
+                f"{s['index']} (accounts {s['lo']}-{s['hi']}: {s['status']})" for s in missing
+            )
+            raise ShardsIncomplete(f"run {run.id}: {error}; run the date again to finish it")
     return summary
 
 

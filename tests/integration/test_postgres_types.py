@@ -25,7 +25,6 @@ from dunning.db.outreach_models import OutboxMessage
 from dunning.errors import ConfigError
 from dunning.services.delinquency import delinquent_accounts, tier_population
 from dunning.services.outreach import select_batch
-from dunning.services.runs import start_run
 from dunning.types import Suppression
 from tests.factories import add_account
 
@@ -64,12 +63,13 @@ def test_the_longest_values_the_config_allows_round_trip(runtime: Runtime) -> No
     # A rendered push title is the gateway's to limit, as the body is (a template's words and
     # the lender's name): 255 characters would fail the batch on PostgreSQL only.
     subject = "标题" * 300
+    with runtime.runs.run("daily-outreach", AS_OF) as run:
+        run_id = run.id
     with runtime.unit_of_work() as connection:
         account = add_account(connection, dpd=5, as_of=AS_OF)
         customer = connection.execute(
             select(ACCOUNT.c.customer_id).where(ACCOUNT.c.id == account)
         ).scalar_one()
-        run_id = start_run(connection, "daily-outreach", AS_OF)
         now = utcnow()
         connection.execute(
             OUTBOX.insert().values(

@@ -7,9 +7,10 @@ from datetime import date
 import pytest
 
 from dunning.bootstrap import Runtime
+from dunning.errors import GatewayError
 from dunning.ops.history import headline_counts
 from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import fail_run, finish_run, run_daily_outreach, start_run
+from dunning.services.runs import run_daily_outreach
 from tests.factories import OPEN_FOR_ALL, add_account
 from tests.helpers import invoke
 from tests.integration.test_scheduler import test_env
@@ -25,15 +26,17 @@ def history(runtime: Runtime) -> dict[str, int]:
     env: OutreachEnv = test_env(runtime)
     daily = run_daily_outreach(env, AS_OF)["run_id"]
     env.close()
-    with runtime.unit_of_work() as c:
-        dispatch = start_run(c, "dispatch-outbox", AS_OF)
-        finish_run(
-            c,
-            dispatch,
-            {"run_id": dispatch, "flow": "dispatch-outbox", "claimed": 4, "sent": 3, "failed": 1},
+    with runtime.runs.run("dispatch-outbox", AS_OF) as run:
+        dispatch = run.id
+        run.complete(
+            {"run_id": dispatch, "flow": "dispatch-outbox", "claimed": 4, "sent": 3, "failed": 1}
         )
-        failed = start_run(c, "daily-outreach", date(2026, 11, 23))
-        fail_run(c, failed, "GatewayError: refused +8613812345678 (ann@example.com)")
+    with (
+        pytest.raises(GatewayError),
+        runtime.runs.run("daily-outreach", date(2026, 11, 23)) as run,
+    ):
+        failed = run.id
+        raise GatewayError("refused +8613812345678 (ann@example.com)")
     return {"daily": daily, "dispatch": dispatch, "failed": failed}
 
 

@@ -23,7 +23,6 @@ from dunning.bootstrap import Runtime
 from dunning.config.schedules import FlowSchedule, SchedulerSettings, Schedules
 from dunning.db.outreach_models import OutboxMessage, Run
 from dunning.ops import engines
-from dunning.ops.engines import _recorded
 from dunning.ops.scheduler import SchedulerError, SingleBoxScheduler
 from dunning.services.outreach_env import OutreachEnv
 from dunning.services.runs import StopCheck, run_daily_outreach
@@ -50,13 +49,21 @@ def test_env(runtime: Runtime) -> OutreachEnv:
 test_env.__test__ = False  # type: ignore[attr-defined]
 
 
+def _recorded(env: OutreachEnv, as_of: date, seconds: float = 0) -> dict[str, Any]:
+    with env.runtime.runs.run("daily-outreach", as_of) as run:
+        time.sleep(seconds)
+        summary = {"run_id": run.id, "slept": seconds}
+        run.complete(summary)
+    return summary
+
+
 def slow_engine(env: OutreachEnv, as_of: date, should_stop: StopCheck | None) -> dict[str, Any]:
     """A flow that takes longer than its 1-second interval."""
-    return _recorded(env, "daily-outreach", as_of, lambda: time.sleep(1.3) or {"slept": 1})
+    return _recorded(env, as_of, 1.3)
 
 
 def quick_engine(env: OutreachEnv, as_of: date, should_stop: StopCheck | None) -> dict[str, Any]:
-    return _recorded(env, "daily-outreach", as_of, lambda: {"quick": 1})
+    return _recorded(env, as_of)
 
 
 def every_second(flow: str, entry: FlowSchedule) -> IntervalTrigger:
