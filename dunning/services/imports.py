@@ -8,6 +8,7 @@ The column reference is docs/imports.md.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 import re
@@ -189,19 +190,26 @@ def _unknown_column(name: str, position: int, by_name: dict[str, Column]) -> Row
 
 def _read_rows(path: Path, columns: list[Column], problems: _Problems) -> list[ParsedRow]:
     by_name = {column.name: column for column in columns}
+    file = _file_label(path)
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
-        raise ImportRejected(
-            str(path), [RowProblem(0, "", f"cannot read: {exc.strerror}")]
-        ) from None
+        raise ImportRejected(file, [RowProblem(0, "", f"cannot read: {exc.strerror}")]) from None
     rows: list[ParsedRow] = []
     with handle:
+        reader = csv.reader(handle)
         try:
-            reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
-                raise ImportRejected(str(path), [RowProblem(1, "", "the file is empty")])
+                raise ImportRejected(file, [RowProblem(1, "", "the file is empty")])
+            controls = [
+                RowProblem(1, f"column {position}", f"contains a control character ({found})")
+                for position, name in enumerate(header, 1)
+                if (found := v.control_character(name)) is not None
+            ]
+            if controls:
+                # A binary file that happens to be UTF-8: its header is no column name at all.
+                raise ImportRejected(file, controls)
             header = [name.strip() for name in header]
             unknown = [
                 _unknown_column(name, position, by_name)
@@ -218,10 +226,10 @@ def _read_rows(path: Path, columns: list[Column], problems: _Problems) -> list[P
                 *(RowProblem(1, name, "column appears twice") for name in repeated),
             ]
             if header_problems:
-                raise ImportRejected(str(path), header_problems)
+                raise ImportRejected(file, header_problems)
             for record in reader:
                 line = reader.line_num
-                if not any(cell.strip() for cell in record):
+                if _blank(record):
                     continue
                 if len(record) != len(header):
                     problems.add(
@@ -231,6 +239,10 @@ def _read_rows(path: Path, columns: list[Column], problems: _Problems) -> list[P
                 values: dict[str, Any] = {}
                 for name, raw in zip(header, record, strict=True):
                     column = by_name[name]
+                    found = v.control_character(raw)
+                    if found is not None:
+                        problems.add(line, name, f"contains a control character ({found})")
+                        continue
                     if not raw.strip():
                         if column.required:
                             problems.add(line, name, "is required")
@@ -242,12 +254,63 @@ def _read_rows(path: Path, columns: list[Column], problems: _Problems) -> list[P
                         problems.add(line, name, str(exc))
                 rows.append(ParsedRow(line, values))
         except UnicodeDecodeError:
-            raise ImportRejected(str(path), [RowProblem(0, "", "is not UTF-8 text")]) from None
-        except csv.Error as exc:
+            line, offset = _undecodable(path)
             raise ImportRejected(
-                str(path), [RowProblem(0, "", f"is not valid CSV: {exc}")]
+                file, [RowProblem(line, "", f"is not UTF-8 text (byte {offset} of the line)")]
+            ) from None
+        except csv.Error as exc:
+            # The csv module's messages name no cell, but escape them all the same.
+            raise ImportRejected(
+                file,
+                [
+                    RowProblem(
+                        max(reader.line_num, 1), "", f"is not valid CSV: {v.printable(str(exc))}"
+                    )
+                ],
             ) from None
     return rows
+
+
+def _blank(record: list[str]) -> bool:
+    """A row with nothing in it, which is skipped: white space at most, and of the control
+    characters only tabs (any other is refused, even alone in a row)."""
+    return all(
+        not cell.strip() and v.control_character(cell.replace("\t", "")) is None for cell in record
+    )
+
+
+def _file_label(path: Path) -> str:
+    """The file's name as an error shows it: a control character in it would reach the terminal."""
+    return v.printable(str(path))
+
+
+def _undecodable(path: Path) -> tuple[int, int]:
+    """The line (1-based) holding the first bytes that are not UTF-8, and their offset in it.
+
+    Read again in binary, a line at a time and in pieces: the text reader's position is its
+    buffer's, not the line's. A line ending (0x0A) is never part of a multi-byte sequence.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, offset = 1, 0
+    with path.open("rb") as handle:
+        while piece := handle.readline(1 << 16):
+            ends = piece.endswith(b"\n")
+            pending = len(decoder.getstate()[0])  # an unfinished sequence from the last piece
+            try:
+                decoder.decode(piece, final=ends)
+            except UnicodeDecodeError as exc:
+                return line, offset - pending + exc.start + 1
+            if ends:
+                line, offset = line + 1, 0
+                decoder.reset()
+            else:
+                offset += len(piece)
+        pending = len(decoder.getstate()[0])
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return line, offset - pending + 1  # the file ends inside a sequence
+    return line, offset
 
 
 def _duplicates(
@@ -693,13 +756,13 @@ def import_file(
     problems = _Problems()
     rows = _read_rows(path, SPECS[kind], problems)
     if problems.items:
-        raise ImportRejected(str(path), sorted(problems.items, key=lambda p: p.row))
+        raise ImportRejected(_file_label(path), sorted(problems.items, key=lambda p: p.row))
     try:
         inserted, updated, unchanged = _WRITERS[kind](connection, rows, problems, progress)
     except _Stop:
         inserted = updated = unchanged = 0
     if problems.items:
-        raise ImportRejected(str(path), sorted(problems.items, key=lambda p: p.row))
+        raise ImportRejected(_file_label(path), sorted(problems.items, key=lambda p: p.row))
     if inserted + updated >= ANALYZE_AFTER and connection.dialect.name == "postgresql":
         # Fresh statistics now, not when autovacuum gets to it: a table just loaded still
         # looks empty to the planner, which then scans it whole for every lookup (a second

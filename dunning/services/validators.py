@@ -25,6 +25,24 @@ repeats the value)."""
 MAX_EMAIL = 254
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""Characters no imported field may hold: the C0 controls (tab, CR and LF included: no field is
+multi-line, an address has a column per line), DEL, the C1 controls, the line and paragraph
+separators, and the bidirectional embeddings, overrides and isolates (which reorder what a
+letter or a terminal shows)."""
+
+
+def control_character(text: str) -> str | None:
+    """The first character of `text` that no imported field may hold, as U+XXXX; else None."""
+    found = _CONTROL.search(text)
+    return None if found is None else f"U+{ord(found.group()):04X}"
+
+
+def printable(text: str) -> str:
+    """`text` with those characters escaped, for a message that must not drive a terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 @lru_cache(maxsize=1)
 def _time_zones() -> frozenset[str]:
     return frozenset(available_timezones())

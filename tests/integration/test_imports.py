@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -481,3 +483,85 @@ def test_an_email_longer_than_its_column_is_refused(runtime: Runtime, tmp_path: 
     assert [(p.row, p.column, p.reason) for p in caught.value.problems] == [
         (2, "email", "is longer than 254 characters")
     ]
+
+
+# Control characters ---------------------------------------------------------------------------
+
+CONTROLS = ["\x00", "\x1b[2J", "\t", "\r\n", "\x7f", "\x85", "\u2028", "\u202e"]
+"""NUL, an ANSI escape, tab, a line break inside a quoted cell, DEL, a C1 control, the line
+separator and a right-to-left override."""
+SHOWN_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""What must never reach the terminal (tab and the line end of the output itself aside)."""
+
+
+def _tables(runtime: Runtime) -> dict[str, list[Any]]:
+    with runtime.engine.connect() as c:
+        return {
+            model.__tablename__: c.execute(
+                select(model.__table__).order_by(model.__table__.c.id)  # type: ignore[attr-defined]
+            ).all()
+            for model in (Customer, Account, Instalment, Payment)
+        }
+
+
+@pytest.mark.parametrize("kind", imports.KINDS)
+def test_a_control_character_in_any_field_rejects_the_file(
+    kind: str, capsys: pytest.CaptureFixture[str], runtime: Runtime, tmp_path: Path
+) -> None:
+    """Each column of each kind, with each kind of control character: the file is refused,
+    the error names row and column and shows no control character, and nothing changes."""
+    for setup, header, rows in (
+        ("customers", CUSTOMER_HEADER, [customer_row(1)]),
+        ("accounts", ACCOUNT_HEADER, [account_row(1)]),
+    ):
+        assert invoke(capsys, "import", setup, str(write_csv(tmp_path / "s.csv", header, rows)))
+    before = _tables(runtime)
+    columns = list(VALID[kind])
+    for control in CONTROLS:
+        for start in range(0, len(columns), 15):  # an error shows its first 20 problems
+            rows = [list(VALID[kind].values())]  # a good row: it is not written either
+            for column in columns[start : start + 15]:
+                row = dict(VALID[kind])
+                row[column] = f"{row[column][:3]}{control}{row[column][3:]}"
+                rows.append(list(row.values()))
+            path = write_csv(tmp_path / f"{kind}.csv", columns, rows)
+            result = invoke(capsys, "import", kind, str(path))
+            assert result.code == 1, (control, result)
+            code = f"U+{ord(control[0]):04X}"
+            for number, column in enumerate(columns[start : start + 15], 3):
+                if control == "\r\n":
+                    number += number - 2  # the line breaks inside the cells before this row
+                where = f"row {number}: {column}: contains a control character ({code})"
+                assert where in result.err, (control, column, result.err)
+            assert not SHOWN_CONTROL.search(result.out + result.err), result.err
+    assert _tables(runtime) == before
+
+
+def test_a_binary_header_is_refused_without_echoing_it(
+    capsys: pytest.CaptureFixture[str], runtime: Runtime, tmp_path: Path
+) -> None:
+    path = tmp_path / "binary.csv"
+    path.write_bytes(b"\x00\x01\x1b[2J\x1b]0;owned\x07,name\x00\xc2\x9b,locale\nC1,Ann,en-US\n")
+    result = invoke(capsys, "import", "customers", str(path))
+    assert result.code == 1
+    assert "row 1: column 1: contains a control character (U+0000)" in result.err
+    assert "row 1: column 2: contains a control character (U+0000)" in result.err
+    assert not SHOWN_CONTROL.search(result.out + result.err), result.err
+    assert count(runtime, Customer) == 0
+
+
+def test_a_file_that_is_not_utf8_is_refused_at_the_line_of_the_bad_bytes(
+    capsys: pytest.CaptureFixture[str], runtime: Runtime, tmp_path: Path
+) -> None:
+    lines = [",".join(CUSTOMER_HEADER).encode()]
+    lines += [",".join(customer_row(n)).encode() for n in range(1, 1001)]
+    lines[699] = lines[699].replace(b"Name", b"N\xe9me")  # Latin-1, line 700
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"\r\n".join(lines) + b"\r\n")
+    result = invoke(capsys, "import", "customers", str(path))
+    assert result.code == 1
+    assert "rejected, nothing was written: 1 problem(s): row 700: is not UTF-8 text" in result.err
+    assert count(runtime, Customer) == 0
+    path.write_bytes(b"\r\n".join(lines[:3]) + b"\r\nC9,Ann \xe4\xb8")  # ends mid-character
+    result = invoke(capsys, "import", "customers", str(path))
+    assert "row 4: is not UTF-8 text (byte 8 of the line)" in result.err
