@@ -1,10 +1,12 @@
 """Production on Prefect: a real `prefect server start` on a loopback port, `dunning deploy`, a
-process worker that runs the daily outreach deployment, and our database afterwards."""
+process worker that runs the daily outreach deployment, and our database afterwards; Prefect's
+own CLI (`prefect deploy`, `prefect deployment ls`, ...) against the same server."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -61,7 +63,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     log = (tmp / "server.log").open("w")
     process = subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env={**env, "PREFECT_SERVER_UI_ENABLED": "false"},
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -244,6 +246,71 @@ def test_deploy_then_a_process_worker_runs_the_daily_outreach(
     assert {d["id"] for d in json.loads(again.stdout)["deployments"]} == {
         d["id"] for d in by_flow.values()
     }
+
+
+def _prefect(env: dict[str, str], *argv: str, cwd: Path | None = None) -> str:
+    """Prefect's own CLI, as an operator types it; its output, after asserting it succeeded."""
+    result = subprocess.run(
+        [str(BIN / "prefect"), *argv],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, f"prefect {' '.join(argv)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_prefects_own_cli_deploys_runs_and_lists_against_our_pinned_server(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    """The commands docs/operations.md gives operators, with our pins: the server must accept
+    the requests of Prefect's own CLI (FastAPI 0.154 refused its `limit: null` with a 422)."""
+    root_url = server["PREFECT_API_URL"].removesuffix("/api")
+    ui = httpx.get(f"{root_url}/", timeout=10)
+    assert ui.status_code == 200 and ui.headers["content-type"].startswith("text/html")
+    assert "<html" in ui.text.lower()
+
+    # The worker box of prefect.yaml's header: the checkout, the program, our database.
+    env = {
+        **server,
+        "COLUMNS": "250",  # rich tables: full deployment names and ids
+        "PREFECT_LOGGING_LEVEL": "INFO",  # the flow run's logs reach the server
+        "DUNNING_CODE_DIR": str(CODE_ROOT),
+        "DUNNING_PROJECT_DIR": str(CODE_ROOT),
+        "DUNNING_DATABASE_URL": f"sqlite:///{tmp_path / 'dunning.db'}",
+        "DUNNING_STATE_DIR": str(tmp_path / "state"),
+    }
+    flows = ("daily-outreach", "dispatch-outbox", "reconcile-receipts", "legal-escalation")
+    prefect_yaml = (CODE_ROOT / "prefect.yaml").read_text(encoding="utf-8")
+    _prefect(env, "work-pool", "create", "dunning", "--type", "process")
+    deployed = _prefect(env, "--no-prompt", "deploy", "--all", cwd=CODE_ROOT)
+    for flow in flows:
+        assert f"'{flow}/demo-lender' successfully" in deployed, deployed
+    assert (CODE_ROOT / "prefect.yaml").read_text(encoding="utf-8") == prefect_yaml
+
+    listed = _prefect(env, "deployment", "ls")
+    for flow in flows:
+        assert f"{flow}/demo-lender" in listed, listed
+    schedules = _prefect(env, "deployment", "schedule", "ls", "daily-outreach/demo-lender")
+    assert "30 7 * * *" in schedules, schedules
+
+    started = _prefect(env, "deployment", "run", "dispatch-outbox/demo-lender")
+    flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", started)
+    assert flow_run_id, started
+    _prefect(env, "worker", "start", "--pool", "dunning", "--run-once", "--install-policy", "never")
+    inspected = _prefect(env, "flow-run", "inspect", flow_run_id[1])
+    assert "COMPLETED" in inspected, inspected
+
+    logs = _prefect(env, "flow-run", "logs", flow_run_id[1])
+    assert "dispatch-outbox" in logs and "finished" in logs, logs
+    artifacts = _prefect(env, "artifact", "ls")
+    assert "dispatch-outbox-summary" in artifacts, artifacts
+    runs, _ = our_database(env)
+    assert [(r.flow, r.prefect_flow_run_id) for r in runs] == [("dispatch-outbox", flow_run_id[1])]
 
 
 def test_deploy_without_a_server_url_is_a_one_line_error(tmp_path: Path) -> None:
