@@ -7,6 +7,7 @@ DunningError
 ├── TemplateError          a template is missing, malformed or fails to render
 ├── NotFound               an entity named on the command line does not exist
 ├── InvalidTransition      a state machine was asked for a move it does not allow
+├── ReceiptConflict        a delivery receipt names two different messages; nothing recorded
 └── GatewayError           a gateway answered with something we cannot use
     ├── TransientGatewayError   worth retrying (5xx, 429, timeout)
     └── PermanentGatewayError   never retried; the message is recorded as failed
@@ -75,6 +76,11 @@ class NotFound(DunningError):
 
 class InvalidTransition(DunningError):
     pass
+
+
+class ReceiptConflict(DunningError):
+    """Delivery receipts whose gateway message id and idempotency key name two different
+    messages: none of the receipts given together is recorded."""
 
 
 class GatewayError(DunningError):

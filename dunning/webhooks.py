@@ -17,6 +17,8 @@ rotate secrets. Answers:
     404  unknown channel
     409  a replay: this signed request was seen before, or no event was new (each was already
          recorded, or the sink knows no message it is about)
+    409  a conflict: an event's gateway_message_id and idempotency_key name two different
+         messages (nothing in the request is recorded)
     413  body over 1 MiB (a chunked body is read only until it passes 1 MiB)
 
 A rejected request changes nothing: the body is fully validated before anything is
@@ -43,7 +45,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from adapters.base import DeliveryStatus, StatusReport
-from dunning.errors import DunningError
+from dunning.errors import DunningError, ReceiptConflict
 from dunning.types import Channel
 
 SECRET_ENV = "DUNNING_WEBHOOK_SECRET"
@@ -63,7 +65,11 @@ class ReceiptSink(Protocol):
     """Where verified receipts go. The engine's sink writes them to the Dunning database."""
 
     def record(self, reports: Sequence[StatusReport]) -> int:
-        """Store the receipts; return how many were new (an already-recorded event is not)."""
+        """Store the receipts; return how many were new (an already-recorded event is not).
+
+        Raise ReceiptConflict, storing none of them, when a receipt's gateway message id and
+        idempotency key name two different messages.
+        """
         ...
 
     def seen(self, nonce: str) -> bool:
@@ -253,7 +259,17 @@ def create_webhook_app(
         # Only now, with everything checked, is anything remembered.
         if sink.seen(nonce):
             return _error(409, "replay", "this signed request was already received")
-        new = sink.record([event.report() for event in events])
+        try:
+            new = sink.record([event.report() for event in events])
+        except ReceiptConflict:
+            # One message's gateway id with another's idempotency key: believed for neither,
+            # and the sink recorded none of the request's receipts.
+            return _error(
+                409,
+                "conflict",
+                "an event names one message by gateway_message_id and another by "
+                "idempotency_key; nothing was recorded",
+            )
         if new == 0:
             # The sink cannot tell a known event from one about a message it does not know.
             return _error(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,10 +17,13 @@ from adapters.base import DeliveryStatus, StatusReport
 from dunning.db.models import utcnow
 from dunning.db.outreach_models import DeliveryEvent, OutboxMessage, WebhookNonce
 from dunning.db.sql import chunked, insert_ignoring_conflicts
+from dunning.errors import ReceiptConflict
 from dunning.types import Channel, OutboxStatus
 
 if TYPE_CHECKING:
     from dunning.services.dispatch import AdapterFactory
+
+log = logging.getLogger("dunning.receipts")
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
@@ -63,10 +67,13 @@ def stored_event_id(event_id: str) -> str:
 def _by_gateway_id(
     connection: Connection, reports: Sequence[StatusReport]
 ) -> dict[str, tuple[int, str]]:
+    """(outbox id, idempotency key) of the messages the reports name by gateway id."""
     o = OUTBOX.c
     found: dict[str, tuple[int, str]] = {}
     for chunk in chunked([r.gateway_message_id for r in reports], 900):
-        query = select(o.gateway_message_id, o.id, o.status).where(o.gateway_message_id.in_(chunk))
+        query = select(o.gateway_message_id, o.id, o.idempotency_key).where(
+            o.gateway_message_id.in_(chunk)
+        )
         found.update({row[0]: (row[1], row[2]) for row in connection.execute(query)})
     return found
 
@@ -95,13 +102,30 @@ def _in_flight(
     return found
 
 
-def record_receipts(connection: Connection, reports: Sequence[StatusReport], *, source: str) -> int:
+def _crossed(report: StatusReport, outbox: dict[str, tuple[int, str]]) -> bool:
+    """Whether the message the report names by gateway id has another idempotency key (a
+    report without a key, from an adapter whose gateway gives none, is not checked)."""
+    found = outbox.get(report.gateway_message_id)
+    return found is not None and bool(report.idempotency_key) and found[1] != report.idempotency_key
+
+
+def record_receipts(
+    connection: Connection,
+    reports: Sequence[StatusReport],
+    *,
+    source: str,
+    skip_conflicts: bool = False,
+) -> int:
     """Record receipts as delivery events and move sent messages to their final status.
 
     Returns how many events were new: a receipt already recorded (same event id) changes
     nothing, so polling twice or a replayed webhook is harmless. The first final status wins.
     A receipt for a message whose send is not recorded yet is kept, and the message takes its
     status when the send is recorded (apply_early_receipts); one for no message is ignored.
+
+    A receipt whose gateway id names one message and whose idempotency key another is not
+    trusted for either: ReceiptConflict, before anything is written (the caller's transaction
+    then records none of `reports`); with skip_conflicts, such receipts are left out instead.
     """
     final = [r for r in reports if r.status != DeliveryStatus.PENDING]
     if not final:
@@ -113,6 +137,20 @@ def record_receipts(connection: Connection, reports: Sequence[StatusReport], *, 
     if late:
         # A send recorded while _in_flight waited for its row has its gateway id now.
         outbox.update(_by_gateway_id(connection, late))
+    crossed = [r for r in final if _crossed(r, outbox)]
+    if crossed:
+        if not skip_conflicts:
+            raise ReceiptConflict(
+                f"{len(crossed)} receipt(s) name one message by gateway message id and "
+                "another by idempotency key; none was recorded"
+            )
+        log.warning(
+            "%s: %d receipt(s) name one message by gateway message id and another by "
+            "idempotency key; left out",
+            source,
+            len(crossed),
+        )
+        final = [r for r in final if not _crossed(r, outbox)]
     now = utcnow()
     events = []
     for report in final:
@@ -228,7 +266,11 @@ def reconcile_receipts(
         for item in reports:
             report.by_status[item.status.value] += 1
         with engine.begin() as connection:
-            report.recorded += record_receipts(connection, reports, source="poll")
+            # Asked by gateway id; a gateway that answers with another message's key is not
+            # believed for it, and does not stop the others' receipts.
+            report.recorded += record_receipts(
+                connection, reports, source="poll", skip_conflicts=True
+            )
     return report
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select, update
 
@@ -18,16 +22,20 @@ from dunning.services.outreach_env import OutreachEnv
 from dunning.services.receipts import (
     DatabaseReceiptSink,
     apply_early_receipts,
+    reconcile_receipts,
     record_receipts,
 )
 from dunning.services.runs import run_daily_outreach
 from dunning.types import Channel
+from dunning.webhooks import create_webhook_app, sign
 from tests.factories import OPEN_FOR_ALL, add_account
 
 AS_OF = OPEN_FOR_ALL.date()
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
 RECEIVED = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+SECRET = "whsec-0123456789abcdef"
+SIGNED_AT = 1_800_000_000
 
 
 @pytest.fixture
@@ -86,6 +94,38 @@ def receipt_for(
         occurred_at=RECEIVED,
         event_id=event_id,
     )
+
+
+def post_receipts(env: OutreachEnv, reports: Sequence[StatusReport]) -> httpx.Response:
+    """POST the receipts, signed, to the webhook over the engine's sink, as a gateway does."""
+    app = create_webhook_app(
+        SECRET, DatabaseReceiptSink(env.runtime.engine), clock=lambda: SIGNED_AT
+    )
+    body = json.dumps(
+        [
+            {
+                "event_id": r.event_id,
+                "gateway_message_id": r.gateway_message_id,
+                "idempotency_key": r.idempotency_key,
+                "status": r.status.value,
+                "occurred_at": r.occurred_at.isoformat(),
+                "reason": r.reason,
+            }
+            for r in reports
+        ]
+    ).encode()
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://dunning.test"
+        ) as client:
+            return await client.post(
+                "/webhooks/receipts/sms",
+                content=body,
+                headers={"Dunning-Signature": sign(SECRET, body, SIGNED_AT)},
+            )
+
+    return asyncio.run(go())
 
 
 def events(env: OutreachEnv) -> list[tuple[int, str, str]]:
@@ -227,3 +267,115 @@ def test_a_long_event_id_is_stored_as_its_digest_and_its_replay_is_recognised(
         stored = c.execute(select(EVENT.c.event_id).where(EVENT.c.source == "webhook")).scalars()
         assert [len(event_id) for event_id in stored] == [len("sha256:") + 64]
     assert outbox(outreach)[0]["status"] == "delivered"
+
+
+def test_a_receipt_naming_two_messages_is_refused_and_changes_nothing(
+    outreach: OutreachEnv,
+) -> None:
+    """One message's gateway id with another's idempotency key: 409, whatever else the request
+    carries, and neither message moves."""
+    with outreach.runtime.unit_of_work() as c:
+        for dpd in (3, 7):
+            add_account(c, dpd=dpd, as_of=AS_OF)
+    run_daily_outreach(outreach, AS_OF)
+    first, second = before = outbox(outreach)
+    assert [row["status"] for row in before] == ["sent", "sent"]
+    crossed = StatusReport(
+        gateway_message_id=first["gateway_message_id"],
+        idempotency_key=second["idempotency_key"],
+        status=DeliveryStatus.UNDELIVERABLE,
+        occurred_at=RECEIVED,
+        event_id="evt-crossed",
+    )
+    answer = post_receipts(outreach, [crossed])
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "conflict"
+    good = receipt_for(second, DeliveryStatus.DELIVERED, event_id="evt-good")
+    assert post_receipts(outreach, [good, crossed]).status_code == 409
+    assert outbox(outreach) == before
+    assert [source for _, source, _ in events(outreach)] == ["send", "send"]
+    # The gateway's own receipts still go through.
+    assert post_receipts(outreach, [good]).status_code == 200
+    assert [row["status"] for row in outbox(outreach)] == ["sent", "delivered"]
+
+
+def test_an_early_receipt_is_taken_over_http_and_checked_against_sent_messages(
+    outreach: OutreachEnv,
+) -> None:
+    """A receipt for a message whose send is not recorded yet is kept (matched by idempotency
+    key); one that carries a sent message's gateway id with that key is refused."""
+    with outreach.runtime.unit_of_work() as c:
+        for dpd in (3, 7):
+            add_account(c, dpd=dpd, as_of=AS_OF)
+    run_daily_outreach(outreach, AS_OF)
+    sent, waiting = outbox(outreach)
+    with outreach.runtime.engine.begin() as c:
+        c.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id == waiting["id"])
+            .values(status="sending", gateway_message_id=None, sent_at=None, claim_token="dead")
+        )
+        c.execute(EVENT.delete().where(EVENT.c.outbox_id == waiting["id"]))
+    before = outbox(outreach)
+    crossed = StatusReport(
+        gateway_message_id=sent["gateway_message_id"],
+        idempotency_key=waiting["idempotency_key"],
+        status=DeliveryStatus.FAILED,
+        occurred_at=RECEIVED,
+        event_id="evt-crossed",
+    )
+    assert post_receipts(outreach, [crossed]).status_code == 409
+    assert outbox(outreach) == before and len(events(outreach)) == 1
+    early = receipt_for(waiting, DeliveryStatus.UNDELIVERABLE, event_id="evt-early")
+    answer = post_receipts(outreach, [early])
+    assert answer.status_code == 200 and answer.json() == {"recorded": 1, "duplicates": 0}
+    assert outbox(outreach) == before, "kept until the send is recorded"
+    # The claim ran out: the next dispatch records the send, and the message takes the receipt.
+    with outreach.runtime.engine.begin() as c:
+        c.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id == waiting["id"])
+            .values(status="planned", claim_token=None, claimed_until=None)
+        )
+    run_daily_outreach(outreach, AS_OF)
+    after = outbox(outreach)
+    assert [row["status"] for row in after] == ["sent", "undeliverable"]
+    assert after[1]["gateway_message_id"] == waiting["gateway_message_id"]
+
+
+class SwapsKeys:
+    """A gateway that answers a status poll with the first two messages' keys swapped."""
+
+    def __init__(self, inner: GatewayAdapter) -> None:
+        self.inner = inner
+
+    async def __aenter__(self) -> SwapsKeys:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.inner.__aexit__(*exc)
+
+    async def fetch_statuses(self, gateway_message_ids: Sequence[str]) -> list[StatusReport]:
+        reports = await self.inner.fetch_statuses(gateway_message_ids)
+        first, second, *rest = sorted(reports, key=lambda r: r.gateway_message_id)
+        return [
+            replace(first, idempotency_key=second.idempotency_key),
+            replace(second, idempotency_key=first.idempotency_key),
+            *rest,
+        ]
+
+
+def test_a_polled_receipt_naming_two_messages_is_left_out_and_the_others_recorded(
+    outreach: OutreachEnv,
+) -> None:
+    with outreach.runtime.unit_of_work() as c:
+        for dpd in (3, 7, 14):
+            add_account(c, dpd=dpd, as_of=AS_OF)
+    run_daily_outreach(outreach, AS_OF)
+    build = outreach.adapter_factory
+    report = reconcile_receipts(outreach.runtime.engine, lambda channel: SwapsKeys(build(channel)))
+    assert (report.checked, report.recorded) == (3, 1)
+    rows = sorted(outbox(outreach), key=lambda row: row["gateway_message_id"])
+    assert [row["status"] for row in rows[:2]] == ["sent", "sent"]
+    assert rows[2]["status"] != "sent"
+    assert [source for _, source, _ in events(outreach)].count("poll") == 1
