@@ -22,7 +22,7 @@ Errors become TemplateError naming the template id and line. They never carry co
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
@@ -33,7 +33,6 @@ from jinja2 import (
     StrictUndefined,
     Template,
     TemplateSyntaxError,
-    Undefined,
     UndefinedError,
     nodes,
 )
@@ -44,6 +43,16 @@ from jinja2.utils import concat, pass_context
 
 from dunning.errors import TemplateError
 from dunning.rendering._formatting import FilterError, format_date, format_money, mask
+from dunning.rendering._printable import (
+    CheckedCodeGenerator,
+    check_percent_operands,
+    checked_filters,
+    defined,
+    operand,
+    printable,
+    python_repr_in,
+    refuse_str_format,
+)
 from dunning.rendering._store import TemplateRef, TemplateStore
 from dunning.rendering._text import html_to_text, one_paragraph
 from dunning.rendering.context import (
@@ -71,21 +80,15 @@ class RenderedMessage:
     """Letters: the full HTML document with its CSS in a <style> element; else None."""
 
 
-def _defined(value: object) -> None:
-    # A filter given an undefined value reports the undefined variable, not a type error.
-    if isinstance(value, Undefined):
-        value._fail_with_undefined_error()
-
-
 @pass_context
 def _money(context: Context, value: Decimal | int, currency: str | None = None) -> str:
-    _defined(value)
+    defined(value)
     return format_money(value, currency or context["account"].currency, context["customer"].locale)
 
 
 @pass_context
 def _date(context: Context, value: date, format: str = "long") -> str:
-    _defined(value)
+    defined(value)
     return format_date(value, format, context["customer"].locale)
 
 
@@ -110,16 +113,34 @@ class _Environment(ImmutableSandboxedEnvironment):
     of one of the frozen context views is plain data and always safe to read.
     """
 
+    code_generator_class = CheckedCodeGenerator
+    intercepted_binops = frozenset({"%"})
+
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         names = _VIEW_FIELDS.get(type(obj))
         if names is not None and attr in names:
             return True
         return bool(super().is_safe_attribute(obj, attr, value))
 
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%":
+            check_percent_operands(left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        return None if super().wrap_str_format(value) is None else refuse_str_format
+
+    @staticmethod
+    def operand(value: Any) -> Any:
+        """Each operand of `~` (CheckedCodeGenerator): checked like `{{ }}` output."""
+        return operand(value)
+
 
 def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
     # Immutable: templates must not change the lists and dicts they are given (they are shared
     # with the caller). No loader: a template cannot include another one.
+    # finalize, the filters, `~`, `%` and str.format only let text, numbers, dates and money
+    # into a message (_printable).
     env = _Environment(
         undefined=StrictUndefined,
         autoescape=autoescape,
@@ -127,8 +148,10 @@ def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
         auto_reload=False,
+        finalize=printable,
     )
     env.filters.update({"money": _money, "date": _date, "mask": mask})
+    env.filters = checked_filters(env.filters)
     return env
 
 
@@ -164,10 +187,19 @@ class Renderer:
             scope = template.new_context(variables)
             if ref.channel is Channel.PUSH:
                 title, body = (concat(template.blocks[name](scope)) for name in PUSH_BLOCKS)
-                return RenderedMessage(one_paragraph(title), one_paragraph(body), None)
-            output = concat(template.root_render_func(scope))
+                output = f"{title}\n{body}"
+            else:
+                output = concat(template.root_render_func(scope))
         except Exception as exc:
             raise _render_error(ref, template, exc) from None
+        if python_repr_in(output):
+            # The last line of defence (_printable): a Python object made text some other way.
+            raise TemplateError(
+                f"{ref.id}: the output shows a Python method, function or object as text: "
+                "only text, numbers, dates and money can go into a message"
+            )
+        if ref.channel is Channel.PUSH:
+            return RenderedMessage(one_paragraph(title), one_paragraph(body), None)
         if ref.channel is Channel.LETTER:
             html = _with_css(output.strip(), ref.css or "")
             return RenderedMessage(None, html_to_text(html), html)

@@ -123,3 +123,63 @@ def test_a_held_message_names_the_line_of_the_template_file(
         "other": ("sent", None, None),
     }
     assert [row.idempotency_key for row in book.rows()] == [rows["other"]["idempotency_key"]]
+
+
+def test_a_method_named_without_a_call_is_refused_and_never_sent(
+    capsys: pytest.CaptureFixture[str], program: Path
+) -> None:
+    # `{{ lender.name.upper }}` went out as "<built-in method upper of str object at 0x7f...>".
+    sms = "sms/early/reminder.en-US"
+    sms_line = edit(program, sms, "this is {{ lender.name }}.", "this is {{ lender.name.upper }}.")
+    letter = "letter/middle/notice.en-US"
+    letter_line = edit(
+        program, letter, '<p class="lender-name">{{ lender.name }}</p>',
+        '<p class="lender-name">{{ lender.name.upper }}</p>',
+    )  # fmt: skip
+    push = "push/early/reminder.en-US"
+    push_line = edit(
+        program, push, "{{ lender.name }}{% endblock %}", "{{ lender.name.title }}{% endblock %}"
+    )
+
+    lint = invoke(capsys, "templates", "lint", sms, letter, push, "--json")
+    assert lint.code == 1
+    found = {(f["template"], f["line"], f["rule"]) for f in lint.json()["findings"]}
+    assert found == {
+        (sms, sms_line, "template.render"),
+        (letter, letter_line, "template.render"),
+        (push, push_line, "template.render"),
+    }
+    assert all(
+        f["message"].startswith("with the sample account at DPD ")
+        and f["message"].endswith(
+            ": prints a method (call it, or print a field): only text, numbers, dates and money "
+            "can go into a message"
+        )
+        for f in lint.json()["findings"]
+    )
+    refused = invoke(capsys, "templates", "approve", sms, "--reviewer", "ana.lee")
+    assert refused.code == 1 and "lint error(s) (template.render)" in refused.err
+    for template_id in (sms, letter, push):
+        force_approve(capsys, template_id)
+
+    rows, book = run_day(
+        capsys,
+        program,
+        {"sms": (3, "US"), "letter": (31, "US"), "push": (1, "US"), "other": (3, "CN")},
+    )
+    method = (
+        "prints a method (call it, or print a field): only text, numbers, dates and money can go "
+        "into a message"
+    )
+    assert {
+        name: (row["status"], row["hold_reason"], row["last_error"]) for name, row in rows.items()
+    } == {
+        "sms": ("held", "render_failed", f"{sms}: line {sms_line}: {method}"),
+        "letter": ("held", "render_failed", f"{letter}: line {letter_line}: {method}"),
+        "push": ("held", "render_failed", f"{push}: line {push_line}: {method}"),
+        "other": ("sent", None, None),
+    }
+    for name in ("sms", "letter", "push"):
+        assert rows[name]["body"] is None and rows[name]["recipient"] is None
+    assert [row.idempotency_key for row in book.rows()] == [rows["other"]["idempotency_key"]]
+    assert not any("object at 0x" in (row.body or "") for row in book.rows())
