@@ -75,9 +75,14 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(result.as_dict())
         else:
+            held = (
+                f"; {result.held:,} waiting message(s) held for a stop or an opt-out"
+                if result.held
+                else ""
+            )
             console.print(
                 f"{file}: {result.rows:,} rows: {result.inserted:,} new, "
-                f"{result.updated:,} updated, {result.unchanged:,} unchanged"
+                f"{result.updated:,} updated, {result.unchanged:,} unchanged{held}"
             )
 
     for kind in imports.KINDS:

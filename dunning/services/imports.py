@@ -26,6 +26,7 @@ from dunning.db.sql import bulk_insert, chunked
 from dunning.domain.delinquency import ScheduleLine, apply_payment
 from dunning.domain.money import minor_digits, parse_amount
 from dunning.errors import ImportRejected, RowProblem
+from dunning.services import optouts
 from dunning.services import validators as v
 from dunning.types import AccountStatus, Channel
 
@@ -66,6 +67,8 @@ class ImportResult:
     inserted: int
     updated: int
     unchanged: int
+    held: int = 0
+    """Waiting messages held at once because the import recorded a stop or an opt-out."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +78,7 @@ class ImportResult:
             "inserted": self.inserted,
             "updated": self.updated,
             "unchanged": self.unchanged,
+            "held": self.held,
         }
 
 
@@ -771,7 +775,31 @@ def import_file(
             connection.exec_driver_sql(
                 f"ANALYZE {connection.dialect.identifier_preparer.quote(table.name)}"
             )
-    return ImportResult(kind, str(path), len(rows), inserted, updated, unchanged)
+    held = _hold_waiting(connection, rows) if kind == "customers" else 0
+    return ImportResult(kind, str(path), len(rows), inserted, updated, unchanged, held)
+
+
+def _hold_waiting(connection: Connection, rows: list[ParsedRow]) -> int:
+    """Hold at once the waiting messages of the customers this file stops or opts out.
+
+    The daily run holds them from now on and the dispatcher would at the last moment, but a
+    message already planned (deferred to the morning, say) must not wait for that: a death, a
+    bankruptcy, an attorney, a cease request, a dispute or a hardship hold acts as soon as the
+    lender records it, as an opt-out does.
+    """
+    flagged = [
+        row.values["external_id"]
+        for row in rows
+        if any(row.values.get(flag) for flag, _ in optouts.STOPS)
+        or any(row.values.get(f"{channel}_opted_out") for channel in CONSENT_CHANNELS)
+    ]
+    if not flagged:
+        return 0
+    ids = [
+        found[1] for found in _lookup(connection, CUSTOMER, "external_id", flagged, "id").values()
+    ]
+    now = utcnow()
+    return optouts.hold_stopped(connection, ids, now) + optouts.hold_opted_out(connection, ids, now)
 
 
 def count_rows(path: Path) -> int:
