@@ -1,1 +1,0 @@
-"""Collection agency adapters: place an account with an agency, and recall it."""

@@ -1,1 +1,0 @@
-"""Print-and-mail letter gateway adapters, one module per vendor."""

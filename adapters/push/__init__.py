@@ -1,1 +1,0 @@
-"""Push notification gateway adapters (APNs/FCM relays), one module per vendor."""

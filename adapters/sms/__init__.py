@@ -1,1 +1,0 @@
-"""SMS gateway adapters, one module per vendor."""
