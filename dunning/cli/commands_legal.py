@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from dunning.cli._common import STATE, JsonOption, as_of_option, console, print_json
@@ -27,7 +28,7 @@ ReviewedOption = typer.Option(
 
 
 class PacketInvalid(DunningError):
-    """`cases verify` found a changed, missing or extra file."""
+    """`cases verify` found a changed, missing, extra or unreadable file."""
 
 
 class BadChoice(DunningError):
@@ -306,7 +307,7 @@ def register(app: typer.Typer) -> None:
         packet: Path = typer.Argument(..., exists=True, dir_okay=False, help="A case packet ZIP."),
         as_json: bool = JsonOption,
     ) -> None:
-        """Check a packet against its manifest: any changed, missing or extra file fails."""
+        """Check a packet against its manifest: changed, missing, extra or unreadable files fail."""
         from dunning.legal.verify import verify_packet
 
         result = verify_packet(packet)
@@ -318,10 +319,12 @@ def register(app: typer.Typer) -> None:
                 ("changed", result.changed),
                 ("missing", result.missing),
                 ("extra", result.extra),
+                ("unreadable", [f"{n}: {why}" for n, why in result.unreadable.items()]),
                 ("problem", result.problems),
             ):
                 for name in names:
-                    console.print(f"  [red]{label}[/red]: {name}", highlight=False)
+                    # Names come from the packet: rich must not read them as markup.
+                    console.print(f"  [red]{label}[/red]: {escape(name)}", highlight=False)
             if result.ok:
                 console.print(f"  ok: {result.files} files match the manifest")
         if not result.ok:

@@ -106,12 +106,15 @@ def test_verify_catches_bytes_flipped_inside_the_zip(packet: Path, tmp_path: Pat
     damaged = tmp_path / "damaged.zip"
     damaged.write_bytes(bytes(data))
     result = verify_packet(damaged)
-    assert not result.ok and result.changed
+    assert not result.ok and list(result.unreadable) == ["03-schedule.csv"]
 
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [(b"not a zip", "not a ZIP file"), (None, "no manifest.json in the packet")],
+    [
+        (b"not a zip", "not a ZIP file, or a truncated one"),
+        (None, "no manifest.json in the packet"),
+    ],
 )
 def test_verify_reports_unreadable_packets(
     tmp_path: Path, content: bytes | None, problem: str
