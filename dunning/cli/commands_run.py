@@ -228,9 +228,15 @@ def register(app: typer.Typer) -> None:
         for entry in data.get("rules_now", []):
             rule = f" by rule {entry['rule']}" if entry["rule"] else ""
             wait = f" until {entry['not_before']}" if entry.get("not_before") else ""
+            zones = (
+                f" (window shut now in {', '.join(entry['closed_now']) or 'none'}"
+                f" of the candidate zones {', '.join(entry['zones']) or '(none)'})"
+                if "zones" in entry
+                else ""
+            )
             console.print(
                 f"  rules now: {entry['step']} on {entry['channel']}: "
-                f"{entry['verdict']}{rule}{wait}",
+                f"{entry['verdict']}{rule}{wait}{zones}",
                 highlight=False,
             )
 

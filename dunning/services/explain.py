@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Connection, or_, select
 
-from dunning.db.models import Account
+from dunning.db.models import Account, Instalment
 from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
+from dunning.domain.contact_time import next_opening
 from dunning.domain.decide import decide, due_steps
+from dunning.domain.zones import candidate_zones
 from dunning.errors import NotFound
 from dunning.masking import mask_recipient
+from dunning.services.compliance import NO_CONTACT_WINDOW
 from dunning.services.delinquency import account_dpd
 from dunning.services.outreach import idempotency_key, select_batch
 from dunning.services.outreach_env import OutreachEnv
+from dunning.types import Channel, OutboxStatus, Suppression
 
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
+INSTALMENT = Instalment.__table__  # type: ignore[attr-defined]
+TIME_RULES = frozenset({NO_CONTACT_WINDOW, Suppression.TIME_ZONE_UNKNOWN.value})
+"""Holds by the contact-time rule, for which the candidate zones are the explanation."""
 
 
 def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, Any]:
@@ -103,6 +110,9 @@ def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, An
         return result
     row = rows[0] if rows else None
     now = env.clock()
+    recorded = {m.idempotency_key: m for m in messages}
+    with engine.connect() as connection:
+        cured = found.status != "open" or not _still_owing(connection, account_id, as_of)
     today: list[dict[str, Any]] = []
     if row is not None:
         for decision in decide(
@@ -115,6 +125,20 @@ def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, An
                     row.account_external_id, as_of, decision.step.id, decision.step.channel or ""
                 ),
             }
+            message = recorded.get(entry["key"])
+            if message is not None and message.status != OutboxStatus.PLANNED:
+                # Already decided: what happened is the answer, not what the rules would say.
+                entry["verdict"] = message.status
+                entry["rule"] = message.hold_reason
+                if message.hold_reason in TIME_RULES:
+                    _timing(env, row, decision.channel, now, entry)  # which zones, now
+                today.append(entry)
+                continue
+            if cured:
+                # The dispatcher cancels a waiting message of an account paid up since.
+                entry["verdict"], entry["rule"] = "cancel", Suppression.PAID.value
+                today.append(entry)
+                continue
             rule: str | None = decision.hold
             if rule is None:
                 template = env.store.find(
@@ -126,12 +150,48 @@ def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, An
                     entry["template"] = template.id
                     rule = env.template_hold(template)
             if rule is None:
-                timing = env.timing(row, decision.channel, now)
-                rule = timing.hold
-                if timing.not_before is not None:
-                    entry["not_before"] = timing.not_before.isoformat()
+                rule = _timing(env, row, decision.channel, now, entry)
             entry["verdict"] = "hold" if rule else ("defer" if "not_before" in entry else "send")
             entry["rule"] = rule
             today.append(entry)
     result["rules_now"] = today
     return result
+
+
+def _timing(
+    env: OutreachEnv, row: Any, channel: Channel, now: datetime, entry: dict[str, Any]
+) -> str | None:
+    """The contact-time rule's answer, with the candidate zones behind it in `entry`.
+
+    Zones are shown (never the phone number or the address they come from): `zones` every
+    candidate, `closed_now` those in which the channel's window is shut at this moment, which
+    are the zones that defer the message (or, when no opening is found, hold it).
+    """
+    zones = candidate_zones(row.time_zone, row.phone, row.country, row.region)
+    timing = env.policy.timing(row.jurisdiction, channel, zones, now)
+    rule = env.policy.rule(row.jurisdiction, channel)
+    if timing.hold is None and timing.not_before is None:
+        return None
+    if timing.not_before is not None:
+        entry["not_before"] = timing.not_before.isoformat()
+    if rule is not None:
+        entry["zones"] = sorted(zones)
+        entry["closed_now"] = sorted(
+            zone
+            for zone in zones
+            if next_opening(now, {zone}, rule, span=env.policy.send_span) != now
+        )
+    return timing.hold
+
+
+def _still_owing(connection: Connection, account_id: int, as_of: date) -> bool:
+    """Whether an instalment overdue on `as_of` is still unpaid now (as the send gate asks)."""
+    i = INSTALMENT.c
+    return (
+        connection.execute(
+            select(i.id)
+            .where(i.account_id == account_id, i.due_on < as_of, i.paid_on.is_(None))
+            .limit(1)
+        ).first()
+        is not None
+    )

@@ -1,0 +1,38 @@
+"""docs/compliance.md lists every rule id a message or an action can be held (or cancelled) by."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dunning.services import compliance
+from dunning.services.actions import STOP_REASONS
+from dunning.types import Suppression
+
+
+def documented(repo_dir: Path) -> set[str]:
+    text = (repo_dir / "docs" / "compliance.md").read_text(encoding="utf-8")
+    section = text.split("\n### Hold reasons\n")[1].split("\n#")[0]
+    return set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE))
+
+
+def written_in_code(repo_dir: Path) -> set[str]:
+    """Hold reasons the code writes as literals rather than through Suppression."""
+    found = {compliance.NO_POLICY_PACK, compliance.NO_CONTACT_WINDOW}
+    found |= {compliance.CHANNEL_NOT_ALLOWED, *STOP_REASONS.values()}
+    for path in (repo_dir / "dunning").rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        found |= set(re.findall(r"\b(?:hold|hold_reason|rule)\s*=\s*\"([a-z_]+)\"", source))
+    return found
+
+
+def test_every_hold_reason_is_documented(repo_dir: Path) -> None:
+    listed = documented(repo_dir)
+    assert {reason.value for reason in Suppression} - listed == set()
+    assert written_in_code(repo_dir) - listed == set()
+    assert "no_agency" in written_in_code(repo_dir)  # the scan finds the literals
+
+
+def test_the_docs_list_no_hold_reason_the_code_does_not_have(repo_dir: Path) -> None:
+    known = {reason.value for reason in Suppression} | written_in_code(repo_dir)
+    assert documented(repo_dir) - known == set()
