@@ -1,8 +1,9 @@
-"""Gateway adapters: the contract, the HTTP plumbing, the registry, and the mock gateways.
+"""Gateway adapters: the contract, the HTTP plumbing and the registry.
 
 Layout: base.py is the contract; _http.py the shared HTTP plumbing; registry.py finds adapters
-through the `dunning.adapters` entry points; sms/, push/, letter/ hold one module per vendor;
-mock/ is the mock gateway app, its ledger and the client side of its API.
+through the `dunning.adapters` entry points; actions/ holds the action adapters. The mock
+gateways and the mock-* adapters are in the `sandbox` package, which nothing here imports:
+they are found through their entry points like any other adapter.
 """
 
 from __future__ import annotations
@@ -24,17 +25,6 @@ from adapters.base import (
     SendResult,
     StatusReport,
 )
-from adapters.letter.mock import MockLetterAdapter
-from adapters.mock import (
-    GatewayLedger,
-    LedgerRow,
-    MockAdapterOptions,
-    ScriptedFault,
-    create_mock_gateway_app,
-    ledger_path,
-    outcome_for,
-)
-from adapters.push.mock import MockPushAdapter
 from adapters.registry import (
     AdapterContext,
     InvalidAdapter,
@@ -43,26 +33,18 @@ from adapters.registry import (
     available,
     build_adapter,
 )
-from adapters.sms.mock import MockSmsAdapter
 
 __all__ = [
     "AdapterContext",
     "AdapterOptions",
     "DeliveryStatus",
     "GatewayAdapter",
-    "GatewayLedger",
     "HttpAdapterOptions",
     "HttpGatewayAdapter",
     "InvalidAdapter",
-    "LedgerRow",
     "MalformedResponse",
-    "MockAdapterOptions",
-    "MockLetterAdapter",
-    "MockPushAdapter",
-    "MockSmsAdapter",
     "OutboundMessage",
     "RateLimiter",
-    "ScriptedFault",
     "SendOutcome",
     "SendResult",
     "StatusReport",
@@ -71,8 +53,5 @@ __all__ = [
     "adapter_class",
     "available",
     "build_adapter",
-    "create_mock_gateway_app",
-    "ledger_path",
-    "outcome_for",
     "parse_retry_after",
 ]

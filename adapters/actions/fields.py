@@ -1,4 +1,6 @@
-"""Per-field checks of request items, shared by the mocks and the file registry.
+"""Per-field checks of request items, for adapters that check items before sending them.
+
+Used by the file registry and by the sandbox's action mocks, which check as a vendor would.
 
 A failed check is a permanent rejection of one item (Invalid: a code and a reason). Reasons
 name the field and what is wrong with it, never its value: items carry personal data.
@@ -11,6 +13,21 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+__all__ = [
+    "Invalid",
+    "a_date",
+    "currency",
+    "days",
+    "field_error",
+    "iso_date",
+    "minor",
+    "optional_date",
+    "optional_minor",
+    "optional_text",
+    "rate",
+    "text",
+]
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 

@@ -30,7 +30,8 @@ def _seed(accounts: int, seed: int, as_of: date, as_json: bool) -> demo_service.
 
 
 def _gateway_counts() -> dict[str, int]:
-    from adapters import GatewayLedger, ledger_path
+    # The demo's mock gateways are the sandbox's: an optional part, imported only when counted.
+    from sandbox import GatewayLedger, ledger_path
 
     project = STATE.project()
     book = GatewayLedger(ledger_path(project.channels.mock_gateway, project.state_dir))

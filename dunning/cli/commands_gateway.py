@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
         """
         import uvicorn
 
-        from adapters.mock import create_mock_gateway_app, ledger_path
+        # The mock gateways are the sandbox's: an optional part, imported only to serve them.
+        from sandbox import create_mock_gateway_app, ledger_path
 
         project = STATE.project()
         settings = project.channels.mock_gateway

@@ -31,7 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from adapters.actions._fields import (
+from adapters.actions.fields import (
     Invalid,
     currency,
     field_error,
@@ -40,22 +40,22 @@ from adapters.actions._fields import (
     rate,
     text,
 )
-from adapters.actions.mock._common import (
+from dunning.config.channels import FaultRates
+from sandbox._faults import RandomFaults
+from sandbox.actions._common import (
     Gate,
     add_admin_routes,
     error,
     parse_items,
     read_limited,
 )
-from adapters.actions.mock._ledger import (
+from sandbox.actions._ledger import (
     AgencyLedger,
     Applied,
     NewPlacement,
     Placement,
     Recall,
 )
-from adapters.mock._faults import RandomFaults
-from dunning.config.channels import FaultRates
 
 OPERATIONS = ("placements", "recalls")
 _AGENCY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")

@@ -1,8 +1,8 @@
 """What the action mock apps share: error bodies, API keys, faults, and per-field checks.
 
-Faults reuse the message gateways' machinery (adapters.mock._faults: ScriptedFault, Fault,
+Faults reuse the message gateways' machinery (sandbox._faults: ScriptedFault, Fault,
 RandomFaults), so a fault is scripted and answered the same way on every mock. Per-field checks
-are in adapters.actions._fields.
+are in adapters.actions.fields.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from adapters.actions.mock._ledger import ActionLedger
-from adapters.mock._faults import (
+from dunning.webhooks import read_body
+from sandbox._faults import (
     SCRIPTED_FAULT_BODY,
     SCRIPTED_FAULT_MAX_BYTES,
     Fault,
     RandomFaults,
     scripted_fault,
 )
-from dunning.webhooks import read_body
+from sandbox.actions._ledger import ActionLedger
 
 MAX_ITEMS = 1000
 """The most items an action mock takes in one request; more answers 413."""

@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from adapters.actions._fields import (
+from adapters.actions.fields import (
     Invalid,
     currency,
     iso_date,
@@ -34,16 +34,16 @@ from adapters.actions._fields import (
     optional_minor,
     text,
 )
-from adapters.actions.mock._common import (
+from dunning.config.channels import FaultRates
+from sandbox._faults import RandomFaults
+from sandbox.actions._common import (
     Gate,
     add_admin_routes,
     error,
     parse_items,
     read_limited,
 )
-from adapters.actions.mock._ledger import Applied, CoreBankingLedger, CreditLine, Hold, Release
-from adapters.mock._faults import RandomFaults
-from dunning.config.channels import FaultRates
+from sandbox.actions._ledger import Applied, CoreBankingLedger, CreditLine, Hold, Release
 
 OPERATIONS = ("holds", "releases")
 

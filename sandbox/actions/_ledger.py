@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from adapters.mock._faults import ScriptedFault
+from sandbox._faults import ScriptedFault
 
 _COMMON_SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -230,7 +230,7 @@ class ActionLedger:
     ) -> int:
         """Make the next `count` requests (of one operation, or any) fail as `spec` says.
 
-        `spec` has the fields of adapters.mock.ScriptedFault (kind, status, retry_after, ...).
+        `spec` has the fields of sandbox.ScriptedFault (kind, status, retry_after, ...).
         """
         fault = ScriptedFault.model_validate({**spec, "count": count})
         with self._write() as db:

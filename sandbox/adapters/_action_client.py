@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import httpx
 from pydantic import Field
 
-from adapters._http import HttpAdapterOptions
-from adapters.actions._http import HttpActionAdapter
-from adapters.actions.mock._common import MAX_ITEMS
+from adapters import HttpAdapterOptions
+from adapters.actions import HttpActionAdapter
 from dunning.config.channels import FaultRates
+from sandbox.actions import AGENCY_LEDGER, CORE_BANKING_LEDGER, AgencyLedger, CoreBankingLedger
+from sandbox.actions._common import MAX_ITEMS
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -80,3 +81,17 @@ class MockActionAdapter(HttpActionAdapter):
 
     def _error_reason(self, response: httpx.Response) -> str:
         return self._error_text(response) or super()._error_reason(response)
+
+
+def core_banking_ledger(
+    state_dir: Path, options: MockActionOptions | None = None
+) -> CoreBankingLedger:
+    """The in-process core banking mock's ledger for these options (default: its default file)."""
+    return CoreBankingLedger(
+        ledger_file(options or MockActionOptions(), CORE_BANKING_LEDGER, state_dir)
+    )
+
+
+def agency_ledger(state_dir: Path, options: MockActionOptions | None = None) -> AgencyLedger:
+    """The in-process agency mock's ledger for these options (default: its default file)."""
+    return AgencyLedger(ledger_file(options or MockActionOptions(), AGENCY_LEDGER, state_dir))

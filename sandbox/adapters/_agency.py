@@ -1,4 +1,4 @@
-"""mock-agency: the mock collection agency's placement API (adapters.actions.mock).
+"""mock-agency: the mock collection agency's placement API (sandbox.actions).
 
 The agency deduplicates on `client_reference` (our idempotency key). A placement's id is the
 reference a recall names; recalling a placement the agency does not know is rejected.
@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from adapters._http import MalformedResponse
-from adapters.actions._checks import wire_payload
-from adapters.actions.base import ActionKind, ActionRequest, ActionResult
-from adapters.actions.mock import AGENCY_LEDGER, MockActionAdapter
-from adapters.base import SendOutcome
+from adapters import MalformedResponse, SendOutcome
+from adapters.actions import ActionKind, ActionRequest, ActionResult, wire_payload
 from dunning.config.channels import FaultRates
+from sandbox.actions import AGENCY_LEDGER, create_agency_app
+from sandbox.adapters._action_client import MockActionAdapter
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -52,8 +51,6 @@ class MockAgencyAdapter(MockActionAdapter):
 
     @classmethod
     def _mock_app(cls, ledger: Path, api_key: str | None, faults: FaultRates) -> FastAPI:
-        from adapters.actions.mock import create_agency_app
-
         return create_agency_app(ledger, api_key=api_key, faults=faults)
 
     def _perform_request(self, kind: ActionKind, batch: Sequence[ActionRequest]) -> tuple[str, Any]:

@@ -1,4 +1,4 @@
-"""mock-core-banking: the mock core system's credit-line API (adapters.actions.mock).
+"""mock-core-banking: the mock core system's credit-line API (sandbox.actions).
 
 A freeze or reduction is a "hold" and a restore a "release"; the core system deduplicates on
 `request_id` (our idempotency key) and answers a repeated one with the original change id.
@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from adapters._http import MalformedResponse
-from adapters.actions._checks import wire_payload
-from adapters.actions.base import ActionKind, ActionRequest, ActionResult
-from adapters.actions.mock import CORE_BANKING_LEDGER, MockActionAdapter
-from adapters.base import SendOutcome
+from adapters import MalformedResponse, SendOutcome
+from adapters.actions import ActionKind, ActionRequest, ActionResult, wire_payload
 from dunning.config.channels import FaultRates
+from sandbox.actions import CORE_BANKING_LEDGER, create_core_banking_app
+from sandbox.adapters._action_client import MockActionAdapter
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -57,8 +56,6 @@ class MockCoreBankingAdapter(MockActionAdapter):
 
     @classmethod
     def _mock_app(cls, ledger: Path, api_key: str | None, faults: FaultRates) -> FastAPI:
-        from adapters.actions.mock import create_core_banking_app
-
         return create_core_banking_app(ledger, api_key=api_key, faults=faults)
 
     def _perform_request(self, kind: ActionKind, batch: Sequence[ActionRequest]) -> tuple[str, Any]:

@@ -11,15 +11,18 @@ from typing import TYPE_CHECKING, Any, Self
 import httpx
 from pydantic import Field
 
-from adapters._http import HttpAdapterOptions, HttpGatewayAdapter, MalformedResponse
-from adapters.base import (
+from adapters import (
     DeliveryStatus,
+    HttpAdapterOptions,
+    HttpGatewayAdapter,
+    MalformedResponse,
     OutboundMessage,
     SendOutcome,
     SendResult,
     StatusReport,
 )
-from adapters.mock._wire import MAX_ITEMS, NOT_FOUND, SendAnswer, StatusAnswer
+from sandbox.gateways import create_mock_gateway_app
+from sandbox.gateways._wire import MAX_ITEMS, NOT_FOUND, SendAnswer, StatusAnswer
 
 if TYPE_CHECKING:
     from adapters.registry import AdapterContext
@@ -46,8 +49,6 @@ class MockGatewayAdapter(HttpGatewayAdapter):
         """With no url, the mock app in this process, reached over ASGI: same HTTP path."""
         transport: httpx.AsyncBaseTransport | None = None
         if options.url is None:
-            from adapters.mock import create_mock_gateway_app
-
             app = create_mock_gateway_app(context.config.mock_gateway, context.state_dir)
             # A bug in the app answers 500, as a real server would, instead of raising here.
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -1,4 +1,4 @@
-"""mock-letter: the mock vendor's print-and-mail API (adapters.mock): address block and PDF."""
+"""mock-letter: the mock vendor's print-and-mail API (sandbox.gateways): address block and PDF."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import base64
 import hashlib
 from typing import Any
 
-from adapters.base import DeliveryStatus, OutboundMessage
-from adapters.mock._client import MockGatewayAdapter
+from adapters import DeliveryStatus, OutboundMessage
 from dunning.types import Channel
+from sandbox.adapters._gateway_client import MockGatewayAdapter
 
 
 def _map_status(vendor_status: str) -> DeliveryStatus | None:

@@ -1,12 +1,12 @@
-"""mock-push: the mock vendor's push API (adapters.mock): device token, title and body."""
+"""mock-push: the mock vendor's push API (sandbox.gateways): device token, title and body."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from adapters.base import DeliveryStatus, OutboundMessage
-from adapters.mock._client import MockGatewayAdapter
+from adapters import DeliveryStatus, OutboundMessage
 from dunning.types import Channel
+from sandbox.adapters._gateway_client import MockGatewayAdapter
 
 
 def _map_status(vendor_status: str) -> DeliveryStatus | None:

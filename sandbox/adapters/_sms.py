@@ -1,12 +1,12 @@
-"""mock-sms: the mock vendor's SMS API (adapters.mock), one E.164 number and text per message."""
+"""mock-sms: the mock vendor's SMS API (sandbox.gateways), one E.164 number and text per message."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from adapters.base import DeliveryStatus, OutboundMessage
-from adapters.mock._client import MockGatewayAdapter
+from adapters import DeliveryStatus, OutboundMessage
 from dunning.types import Channel
+from sandbox.adapters._gateway_client import MockGatewayAdapter
 
 
 def _map_status(vendor_status: str) -> DeliveryStatus | None:

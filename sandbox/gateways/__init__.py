@@ -1,7 +1,8 @@
 """The mock sms/push/letter gateways: a realistic vendor HTTP API over a shared SQLite ledger.
 
 Public surface: create_mock_gateway_app (the ASGI app), GatewayLedger (read the ledger from
-tests and tools), ScriptedFault (the body of POST /_admin/faults), and the receipt simulation.
+tests and tools), ledger_path (where the ledger of some settings lives), ScriptedFault (the
+body of POST /_admin/faults), and the receipt simulation (Receipt, outcome_for, receipt_for).
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adapters.mock._client import MockAdapterOptions, MockGatewayAdapter
-from adapters.mock._faults import ScriptedFault
-from adapters.mock._ledger import GatewayLedger, LedgerRow
-from adapters.mock._receipts import Receipt, outcome_for, receipt_for
 from dunning.config.channels import MockGatewaySettings
+from sandbox._faults import ScriptedFault
+from sandbox.gateways._ledger import GatewayLedger, LedgerRow
+from sandbox.gateways._receipts import Receipt, outcome_for, receipt_for
 
 if TYPE_CHECKING:
     import httpx
@@ -34,13 +34,13 @@ def create_mock_gateway_app(
     clock: Callable[[], float] | None = None,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """The mock gateways' ASGI app over the ledger of `settings` (see adapters.mock._app).
+    """The mock gateways' ASGI app over the ledger of `settings` (see sandbox.gateways._app).
 
-    FastAPI is imported on first use, so importing the adapters stays cheap.
+    FastAPI is imported on first use, so loading the mock adapters stays cheap.
     """
     import time
 
-    from adapters.mock._app import create_mock_gateway_app as create
+    from sandbox.gateways._app import create_mock_gateway_app as create
 
     return create(
         settings, state_dir, clock=clock or time.time, webhook_transport=webhook_transport
@@ -50,8 +50,6 @@ def create_mock_gateway_app(
 __all__ = [
     "GatewayLedger",
     "LedgerRow",
-    "MockAdapterOptions",
-    "MockGatewayAdapter",
     "Receipt",
     "ScriptedFault",
     "create_mock_gateway_app",

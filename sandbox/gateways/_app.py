@@ -28,18 +28,21 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from adapters.mock import ledger_path
-from adapters.mock._faults import (
+from dunning.config.channels import MockGatewaySettings
+from dunning.errors import ConfigError, ConfigProblem
+from dunning.webhooks import read_body
+from sandbox._faults import (
     SCRIPTED_FAULT_BODY,
     SCRIPTED_FAULT_MAX_BYTES,
     Fault,
     RandomFaults,
     scripted_fault,
 )
-from adapters.mock._ledger import GatewayLedger, NewMessage
-from adapters.mock._push import push_due_receipts
-from adapters.mock._receipts import iso, receipt_for
-from adapters.mock._wire import (
+from sandbox.gateways import ledger_path
+from sandbox.gateways._ledger import GatewayLedger, NewMessage
+from sandbox.gateways._push import push_due_receipts
+from sandbox.gateways._receipts import iso, receipt_for
+from sandbox.gateways._wire import (
     CHANNELS,
     MAX_BODY_BYTES,
     MAX_ITEMS,
@@ -47,11 +50,8 @@ from adapters.mock._wire import (
     VENDOR_STATUS,
     MessageIn,
 )
-from dunning.config.channels import MockGatewaySettings
-from dunning.errors import ConfigError, ConfigProblem
-from dunning.webhooks import read_body
 
-log = logging.getLogger("dunning.adapters.mock")
+log = logging.getLogger("dunning.sandbox")
 
 CONFIG_FILE = "config/channels.yaml"
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")

@@ -8,12 +8,12 @@ from collections import defaultdict
 
 import httpx
 
-from adapters.mock._ledger import GatewayLedger, LedgerRow
-from adapters.mock._receipts import iso, receipt_for
 from dunning.config.channels import ReceiptSimulation
 from dunning.webhooks import SIGNATURE_HEADER, sign
+from sandbox.gateways._ledger import GatewayLedger, LedgerRow
+from sandbox.gateways._receipts import iso, receipt_for
 
-log = logging.getLogger("dunning.adapters.mock")
+log = logging.getLogger("dunning.sandbox")
 
 
 async def push_due_receipts(

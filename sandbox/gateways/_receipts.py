@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from adapters.base import DeliveryStatus
-from adapters.mock._ledger import LedgerRow
-from adapters.mock._wire import RECEIPT_REASONS
 from dunning.config.channels import ReceiptSimulation
+from sandbox.gateways._ledger import LedgerRow
+from sandbox.gateways._wire import RECEIPT_REASONS
 
 
 def outcome_for(idempotency_key: str, rates: ReceiptSimulation) -> DeliveryStatus:

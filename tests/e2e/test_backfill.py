@@ -15,12 +15,12 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from adapters import GatewayLedger, ledger_path
 from dunning.bootstrap import Runtime, bootstrap
 from dunning.db.engine import create_db_engine
 from dunning.db.outreach_models import OutboxMessage, Run
 from dunning.project import Project
 from dunning.services.outreach_env import OutreachEnv
+from sandbox import GatewayLedger, ledger_path
 from tests.factories import add_account
 from tests.helpers import invoke
 

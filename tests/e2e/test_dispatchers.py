@@ -24,8 +24,6 @@ import yaml
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 
-from adapters import GatewayLedger
-from adapters.actions.mock import AGENCY_LEDGER, CORE_BANKING_LEDGER, ActionLedger
 from dunning.bootstrap import bootstrap
 from dunning.db.engine import create_db_engine
 from dunning.db.lifecycle_models import AccountAction
@@ -33,6 +31,8 @@ from dunning.db.outreach_models import OutboxMessage
 from dunning.project import Project
 from dunning.services.outreach_env import OutreachEnv
 from dunning.services.runs import Batch, run_daily_outreach, sequential
+from sandbox import GatewayLedger
+from sandbox.actions import AGENCY_LEDGER, CORE_BANKING_LEDGER, ActionLedger
 from tests.e2e.test_kill_and_rerun import always_open_program
 from tests.helpers import gateway_served
 

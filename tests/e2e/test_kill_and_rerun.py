@@ -20,8 +20,8 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, select
 
-from adapters import GatewayLedger
 from dunning.db.outreach_models import OutboxMessage
+from sandbox import GatewayLedger
 
 pytestmark = pytest.mark.slow
 AS_OF = "2026-11-24"

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from adapters import GatewayLedger, ledger_path
 from dunning.bootstrap import bootstrap
 from dunning.db.outreach_models import OutboxMessage
 from dunning.project import Project
+from sandbox import GatewayLedger, ledger_path
 from tests.factories import add_account
 from tests.helpers import invoke
 

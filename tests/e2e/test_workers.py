@@ -127,7 +127,7 @@ def test_batches_in_worker_processes_write_the_outbox_and_letters_of_one_process
 def test_a_worker_that_dies_fails_the_run_and_the_rerun_sends_each_message_once(
     env: Path, repo_dir: Path, tmp_path: Path, database_url: str
 ) -> None:
-    from adapters import GatewayLedger
+    from sandbox import GatewayLedger
 
     day = seeded_env(program(repo_dir, tmp_path / "two", 2), database_url)
     with local_mapper(day) as workers:

@@ -20,21 +20,23 @@ from adapters.actions import (
     ActionKind,
     ActionRequest,
     ActionResult,
+    build_action_adapter,
+)
+from adapters.base import SendOutcome
+from dunning.config.actions import ActionsConfig
+from sandbox import (
     AgencyLedger,
     CoreBankingLedger,
     MockActionOptions,
     MockAgencyAdapter,
     MockCoreBankingAdapter,
     agency_ledger,
-    build_action_adapter,
     core_banking_ledger,
     create_agency_app,
     create_core_banking_app,
 )
-from adapters.actions.mock._common import MAX_BODY_BYTES
-from adapters.base import SendOutcome
-from adapters.mock._faults import SCRIPTED_FAULT_MAX_BYTES
-from dunning.config.actions import ActionsConfig
+from sandbox._faults import SCRIPTED_FAULT_MAX_BYTES
+from sandbox.actions._common import MAX_BODY_BYTES
 from tests.helpers import StreamedBody
 
 AS_OF = date(2026, 11, 23)

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from adapters import GatewayLedger, ledger_path
 from dunning.bootstrap import Runtime
 from dunning.db.models import Customer
 from dunning.db.outreach_models import DeliveryEvent, OutboxMessage, Run
@@ -22,6 +21,7 @@ from dunning.services.letters import LetterPress, printing_elsewhere
 from dunning.services.outreach_env import OutreachEnv
 from dunning.services.receipts import reconcile_receipts
 from dunning.services.runs import Batch, run_daily_outreach, sequential
+from sandbox import GatewayLedger, ledger_path
 from tests.factories import OPEN_FOR_ALL, add_account
 
 AS_OF = OPEN_FOR_ALL.date()
@@ -355,7 +355,7 @@ def test_receipts_move_sent_messages_to_final_status(outreach: OutreachEnv) -> N
 
 
 def test_gateway_faults_are_retried_and_permanent_errors_recorded(outreach: OutreachEnv) -> None:
-    from adapters import ScriptedFault
+    from sandbox import ScriptedFault
 
     with outreach.runtime.unit_of_work() as c:
         ok = add_account(c, dpd=3, as_of=AS_OF)

@@ -18,26 +18,28 @@ import pytest
 from adapters import (
     DeliveryStatus,
     GatewayAdapter,
-    GatewayLedger,
-    MockAdapterOptions,
-    MockLetterAdapter,
-    MockPushAdapter,
-    MockSmsAdapter,
     OutboundMessage,
     SendOutcome,
     SendResult,
     StatusReport,
     Timing,
     build_adapter,
-    create_mock_gateway_app,
-    outcome_for,
 )
-from adapters.mock._faults import SCRIPTED_FAULT_MAX_BYTES
-from adapters.mock._wire import MAX_BODY_BYTES
 from dunning.config.channels import ChannelsConfig, MockGatewaySettings
 from dunning.errors import ConfigError
 from dunning.types import Channel
 from dunning.webhooks import InMemoryReceiptSink, create_webhook_app
+from sandbox import (
+    GatewayLedger,
+    MockAdapterOptions,
+    MockLetterAdapter,
+    MockPushAdapter,
+    MockSmsAdapter,
+    create_mock_gateway_app,
+    outcome_for,
+)
+from sandbox._faults import SCRIPTED_FAULT_MAX_BYTES
+from sandbox.gateways._wire import MAX_BODY_BYTES
 from tests.helpers import StreamedBody
 
 FAST = {"backoff_base": 0.01, "backoff_cap": 0.05, "max_attempts": 4, "timeout": 2.0}

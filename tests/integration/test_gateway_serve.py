@@ -10,16 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapters import (
-    GatewayLedger,
-    MockAdapterOptions,
-    MockSmsAdapter,
-    OutboundMessage,
-    SendOutcome,
-    SendResult,
-)
-from adapters.mock._wire import MAX_BODY_BYTES
+from adapters import OutboundMessage, SendOutcome, SendResult
 from dunning.types import Channel
+from sandbox import GatewayLedger, MockAdapterOptions, MockSmsAdapter
+from sandbox.gateways._wire import MAX_BODY_BYTES
 from tests.helpers import dunning_served, peak_rss
 
 

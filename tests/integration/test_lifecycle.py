@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from adapters.actions import agency_ledger, core_banking_ledger, read_registry
+from adapters.actions import read_registry
 from dunning.bootstrap import Runtime
 from dunning.db.lifecycle_models import AccountAction, PaymentPlan
 from dunning.db.models import Account, Customer, PromiseToPay
@@ -18,6 +18,7 @@ from dunning.services import lifecycle
 from dunning.services.imports import record_payments
 from dunning.services.outreach_env import OutreachEnv
 from dunning.services.runs import run_daily_outreach
+from sandbox import agency_ledger, core_banking_ledger
 from tests.factories import OPEN_FOR_ALL, add_account
 
 D = OPEN_FOR_ALL.date()

@@ -14,18 +14,10 @@ import httpx
 import pytest
 
 from adapters import Timing
-from adapters.actions import (
-    PAYLOADS,
-    ActionKind,
-    ActionRequest,
-    ActionResult,
-    InvalidActionRequest,
-    MockActionOptions,
-    MockAgencyAdapter,
-    MockCoreBankingAdapter,
-)
+from adapters.actions import PAYLOADS, ActionKind, ActionRequest, ActionResult, InvalidActionRequest
 from adapters.base import SendOutcome
 from dunning.errors import ConfigError
+from sandbox import MockActionOptions, MockAgencyAdapter, MockCoreBankingAdapter
 
 EPOCH = 1_800_000_000.0
 AS_OF = date(2026, 11, 23)

@@ -10,8 +10,6 @@ import pytest
 
 from adapters.actions import (
     FileRegistryAdapter,
-    MockAgencyAdapter,
-    MockCoreBankingAdapter,
     action_adapter_class,
     available_action_adapters,
     build_action_adapter,
@@ -20,6 +18,7 @@ from adapters.registry import UnknownAdapter
 from dunning.config import load_file
 from dunning.config.actions import ActionsConfig, Agency, CreditFreeze
 from dunning.errors import ConfigError
+from sandbox import MockAgencyAdapter, MockCoreBankingAdapter
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,10 +17,6 @@ import pytest
 
 from adapters import (
     DeliveryStatus,
-    MockAdapterOptions,
-    MockLetterAdapter,
-    MockPushAdapter,
-    MockSmsAdapter,
     OutboundMessage,
     SendOutcome,
     SendResult,
@@ -30,6 +26,7 @@ from adapters import (
 from adapters._http import RateLimiter
 from dunning.errors import ConfigError, PermanentGatewayError, TransientGatewayError
 from dunning.types import Channel
+from sandbox import MockAdapterOptions, MockLetterAdapter, MockPushAdapter, MockSmsAdapter
 
 EPOCH = 1_800_000_000.0
 

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from adapters import DeliveryStatus, LedgerRow, outcome_for
-from adapters.mock import receipt_for
+from adapters import DeliveryStatus
 from dunning.config.channels import ReceiptSimulation
+from sandbox import LedgerRow, outcome_for, receipt_for
 
 
 def row(key: str, accepted_at: float = 1000.0) -> LedgerRow:

@@ -12,9 +12,6 @@ from pydantic import ValidationError
 
 from adapters import (
     InvalidAdapter,
-    MockLetterAdapter,
-    MockPushAdapter,
-    MockSmsAdapter,
     UnknownAdapter,
     adapter_class,
     available,
@@ -25,6 +22,7 @@ from dunning.config import load_file
 from dunning.config.channels import ChannelAdapter, ChannelsConfig, DispatchSettings
 from dunning.errors import ConfigError
 from dunning.types import Channel
+from sandbox import MockLetterAdapter, MockPushAdapter, MockSmsAdapter
 
 
 def test_builtin_adapters_are_registered_through_entry_points() -> None:

@@ -26,16 +26,6 @@ from typing import TYPE_CHECKING, Self
 from pydantic import Field, field_validator
 
 from adapters.actions._checks import check_batch
-from adapters.actions._fields import (
-    Invalid,
-    a_date,
-    currency,
-    days,
-    field_error,
-    minor,
-    optional_date,
-    text,
-)
 from adapters.actions.base import ActionAdapter, ActionKind, ActionRequest, ActionResult
 from adapters.actions.credit_registry._formats import (
     CORRECTION,
@@ -45,6 +35,16 @@ from adapters.actions.credit_registry._formats import (
     RegistryLine,
     registry_format,
     split_reference,
+)
+from adapters.actions.fields import (
+    Invalid,
+    a_date,
+    currency,
+    days,
+    field_error,
+    minor,
+    optional_date,
+    text,
 )
 from adapters.base import AdapterOptions, SendOutcome
 
