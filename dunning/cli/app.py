@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -23,6 +24,7 @@ from dunning.cli import (
 )
 from dunning.cli._common import STATE, err_console
 from dunning.errors import DunningError
+from dunning.masking import mask_text
 
 app = typer.Typer(
     name="dunning",
@@ -63,13 +65,32 @@ commands_legal.register(app)
 commands_ops.register(app)
 
 
+_QUOTED = re.compile(r"""(?P<q>["'])(?P<text>.*?)(?P=q)""")
+_IDENTIFIER = re.compile(r"(ix|uq|pk|fk|ck)_[a-z0-9_]+|[a-z]+(_[a-z0-9]+)+")
+
+
+def _unquoted(text: str) -> str:
+    """Quoted values replaced by '…': a driver's message can quote the value it refused
+    (`invalid input syntax for type integer: "Barnaby Quillfeather"`). Names of constraints
+    and snake_case columns stay, since they say what went wrong and are not personal data."""
+
+    def hide(match: re.Match[str]) -> str:
+        if _IDENTIFIER.fullmatch(match.group("text")):
+            return match.group(0)
+        return f"{match.group('q')}…{match.group('q')}"
+
+    return mask_text(_QUOTED.sub(hide, text))
+
+
 def _safe_message(exc: BaseException) -> str:
-    """An unexpected error's message without parameters (which could carry PII)."""
+    """An unexpected error's first line, without parameters or quoted values (which could
+    carry PII): only its class and the shape of what went wrong."""
     from sqlalchemy.exc import StatementError
 
     if isinstance(exc, StatementError):
-        return f"database error: {type(exc.orig).__name__}: {str(exc.orig).splitlines()[0]}"
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        first = str(exc.orig).splitlines()[0] if str(exc.orig) else ""
+        return f"database error: {type(exc.orig).__name__}: {_unquoted(first)}"
+    return f"{type(exc).__name__}: {_unquoted(str(exc).splitlines()[0]) if str(exc) else ''}"
 
 
 def run(argv: list[str] | None = None) -> None:
