@@ -1,7 +1,8 @@
 """Gateway adapters: the contract, the HTTP plumbing and the registry.
 
-Layout: base.py is the contract; _http.py the shared HTTP plumbing; registry.py finds adapters
-through the `dunning.adapters` entry points; actions/ holds the action adapters. The mock
+Layout: base.py is the contract; _http.py the shared HTTP plumbing; registry.py finds message
+and action adapters through their entry points (`dunning.adapters`, `dunning.action_adapters`);
+actions/ holds the action adapters' contract and the real action adapters. The mock
 gateways and the mock-* adapters are in the `sandbox` package, which nothing here imports:
 they are found through their entry points like any other adapter.
 """
@@ -26,15 +27,22 @@ from adapters.base import (
     StatusReport,
 )
 from adapters.registry import (
+    TARGETS,
+    ActionAdapterContext,
     AdapterContext,
     InvalidAdapter,
     UnknownAdapter,
+    action_adapter_class,
     adapter_class,
     available,
+    available_action_adapters,
+    build_action_adapter,
     build_adapter,
 )
 
 __all__ = [
+    "TARGETS",
+    "ActionAdapterContext",
     "AdapterContext",
     "AdapterOptions",
     "DeliveryStatus",
@@ -50,8 +58,11 @@ __all__ = [
     "StatusReport",
     "Timing",
     "UnknownAdapter",
+    "action_adapter_class",
     "adapter_class",
     "available",
+    "available_action_adapters",
+    "build_action_adapter",
     "build_adapter",
     "parse_retry_after",
 ]

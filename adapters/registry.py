@@ -1,11 +1,19 @@
-"""The adapter registry: adapter names in config/channels.yaml -> classes, via entry points.
+"""The adapter registry: adapter names in config -> classes, via entry points, for both kinds.
 
-Any installed package can add an adapter by declaring, in its pyproject.toml:
+Message adapters (config/channels.yaml) and action adapters (config/actions.yaml) are found,
+checked, validated and built by the same code; each kind keeps its own entry-point group, so
+packages that already declare adapters keep working. Any installed package can add one by
+declaring, in its pyproject.toml:
 
     [project.entry-points."dunning.adapters"]
     acme-sms = "acme_dunning.sms:AcmeSmsAdapter"
 
-The entry point's name is the adapter's `name`. build_adapter constructs it as
+    [project.entry-points."dunning.action_adapters"]
+    acme-core = "acme_dunning.core:AcmeCoreAdapter"
+
+The entry point's name is the adapter's `name`. A message adapter sends one channel; an action
+adapter serves one target (credit_line, agency or registry: every kind in its `kinds` has that
+TARGET). build_adapter and build_action_adapter construct it as
 `cls.from_config(options, context)` when the class defines that classmethod (for adapters that
 need the state directory or other settings), else as `cls(options)`.
 """
@@ -17,17 +25,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import ValidationError
 
+from adapters.actions.base import TARGET, ActionAdapter
 from adapters.base import AdapterOptions, GatewayAdapter
+from dunning.config.actions import ActionsConfig
 from dunning.config.channels import ChannelsConfig
 from dunning.errors import ConfigError, ConfigProblem, DunningError
 from dunning.types import Channel
 
 GROUP = "dunning.adapters"
+"""Entry-point group of message adapters."""
+ACTION_GROUP = "dunning.action_adapters"
+"""Entry-point group of action adapters."""
 CONFIG_FILE = "config/channels.yaml"
+ACTIONS_CONFIG_FILE = "config/actions.yaml"
+TARGETS: tuple[str, ...] = tuple(dict.fromkeys(TARGET.values()))
+"""credit_line, agency, registry."""
 
 
 class UnknownAdapter(DunningError, LookupError):
@@ -35,7 +51,7 @@ class UnknownAdapter(DunningError, LookupError):
 
 
 class InvalidAdapter(DunningError, TypeError):
-    """An entry point that does not lead to a proper GatewayAdapter subclass."""
+    """An entry point that does not lead to a proper adapter class."""
 
 
 @dataclass(frozen=True)
@@ -47,72 +63,153 @@ class AdapterContext:
     config: ChannelsConfig
 
 
+@dataclass(frozen=True)
+class ActionAdapterContext:
+    """What build_action_adapter knows besides the options, for adapters that need it."""
+
+    target: str
+    state_dir: Path
+    config: ActionsConfig
+
+
+A = TypeVar("A", GatewayAdapter, ActionAdapter)
+S = TypeVar("S")  # what an adapter is chosen for: a channel, or an action target
+
+
+@dataclass(frozen=True)
+class _Kind(Generic[A, S]):
+    """What differs between message and action adapters; everything else is shared."""
+
+    group: str
+    base: type[Any]
+    """GatewayAdapter or ActionAdapter (abstract, so typed loosely: mypy refuses type[A])."""
+    noun: str
+    """"adapter" or "action adapter", as errors name it."""
+    config_file: str
+    misfit: Callable[[type[A], S], str | None]
+    """Why a class cannot serve this channel or target; None when it can."""
+    check: Callable[[type[A], str], None] = lambda cls, name: None
+    """Further checks of a loaded class (raises InvalidAdapter)."""
+
+
 class _FromConfig(Protocol):
-    def __call__(self, options: Any, context: AdapterContext) -> GatewayAdapter: ...
+    def __call__(self, options: Any, context: Any) -> Any: ...
 
 
 @functools.cache
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
+def _entry_points(group: str) -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=group)}
 
 
-def refresh() -> None:
-    """Forget the cached entry points (after installing a package in a running process)."""
-    _entry_points.cache_clear()
-    adapter_class.cache_clear()
-
-
-def available() -> list[str]:
-    """The names of every installed adapter."""
-    return sorted(_entry_points())
+def _available(kind: _Kind[A, S]) -> list[str]:
+    return sorted(_entry_points(kind.group))
 
 
 @functools.cache
-def adapter_class(name: str) -> type[GatewayAdapter]:
-    """The adapter class registered under `name`; UnknownAdapter lists the names there are."""
-    found = _entry_points().get(name)
+def _load(kind: _Kind[A, S], name: str) -> type[A]:
+    found = _entry_points(kind.group).get(name)
     if found is None:
-        names = ", ".join(available()) or "none"
-        raise UnknownAdapter(f"no adapter named {name!r} is installed; available: {names}")
+        names = ", ".join(_available(kind)) or "none"
+        raise UnknownAdapter(f"no {kind.noun} named {name!r} is installed; available: {names}")
     cls = found.load()
-    if not (isinstance(cls, type) and issubclass(cls, GatewayAdapter)):
-        raise InvalidAdapter(f"entry point {name!r} ({found.value}) is not a GatewayAdapter")
+    if not (isinstance(cls, type) and issubclass(cls, kind.base)):
+        article = "an" if kind.base.__name__[0] in "AEIOU" else "a"
+        raise InvalidAdapter(
+            f"entry point {name!r} ({found.value}) is not {article} {kind.base.__name__}"
+        )
     if getattr(cls, "name", None) != name:
         raise InvalidAdapter(
             f"entry point {name!r} ({found.value}) leads to an adapter named "
             f"{getattr(cls, 'name', None)!r}; the two must be the same"
         )
-    return cls
+    kind.check(cls, name)
+    return cast("type[A]", cls)
 
 
-def _validate_options(
-    cls: type[GatewayAdapter], options: Mapping[str, Any]
-) -> AdapterOptions | list[tuple[str, str]]:
+_Problems = list[tuple[str, str]]
+"""(key under the adapter's entry, reason): ("adapter", ...) or ("options.timeout", ...)."""
+
+
+def _validate_options(cls: type[A], options: Mapping[str, Any]) -> AdapterOptions | _Problems:
     try:
         return cls.options_model.model_validate(dict(options))
     except ValidationError as exc:
         return [
-            (".".join(str(part) for part in error["loc"]), _message(error["msg"]))
+            (
+                "options." + ".".join(str(part) for part in error["loc"]),
+                str(error["msg"]).removeprefix("Value error, "),
+            )
             for error in exc.errors()
         ]
 
 
-def _message(text: str) -> str:
-    return text.removeprefix("Value error, ")
+def _choose(
+    kind: _Kind[A, S], slot: S, name: str, options: Mapping[str, Any]
+) -> tuple[type[A], AdapterOptions] | _Problems:
+    """The class and its validated options, or what is wrong with the choice."""
+    try:
+        cls = _load(kind, name)
+    except DunningError as exc:
+        return [("adapter", str(exc))]
+    misfit = kind.misfit(cls, slot)
+    if misfit is not None:
+        return [("adapter", misfit)]
+    checked = _validate_options(cls, options)
+    if isinstance(checked, list):
+        return checked
+    return cls, checked
+
+
+def _build(
+    kind: _Kind[A, S],
+    slot: S,
+    where: str,
+    name: str,
+    options: Mapping[str, Any],
+    context: object,
+) -> A:
+    chosen = _choose(kind, slot, name, options)
+    if isinstance(chosen, list):
+        raise ConfigError(
+            [ConfigProblem(kind.config_file, f"{where}.{key}", why) for key, why in chosen]
+        )
+    cls, validated = chosen
+    from_config = getattr(cls, "from_config", None)
+    if from_config is not None:
+        return cast(A, cast(_FromConfig, from_config)(validated, context))
+    # The base classes have no constructor; the registry's convention is `cls(options)`.
+    construct = cast(Callable[[AdapterOptions], A], cls)
+    return construct(validated)
+
+
+# -- message adapters ---------------------------------------------------------------------------
+
+
+def _sends_other_channel(cls: type[GatewayAdapter], channel: Channel) -> str | None:
+    if cls.channel == channel:
+        return None
+    return f"{cls.name!r} sends {cls.channel.value}, not {channel.value}"
+
+
+_MESSAGE: _Kind[GatewayAdapter, Channel] = _Kind(
+    GROUP, GatewayAdapter, "adapter", CONFIG_FILE, _sends_other_channel
+)
+
+
+def available() -> list[str]:
+    """The names of every installed message adapter."""
+    return _available(_MESSAGE)
+
+
+def adapter_class(name: str) -> type[GatewayAdapter]:
+    """The message adapter class registered under `name`; UnknownAdapter lists the names."""
+    return _load(_MESSAGE, name)
 
 
 def options_problems(channel: Channel, name: str, options: Mapping[str, Any]) -> list[str]:
     """Everything wrong with choosing adapter `name` and these options for `channel`."""
-    try:
-        cls = adapter_class(name)
-    except DunningError as exc:
-        return [f"adapter: {exc}"]
-    if cls.channel != channel:
-        return [f"adapter: {name!r} sends {cls.channel.value}, not {channel.value}"]
-    checked = _validate_options(cls, options)
-    if isinstance(checked, list):
-        return [f"options.{key}: {reason}" for key, reason in checked]
-    return []
+    chosen = _choose(_MESSAGE, channel, name, options)
+    return [f"{key}: {why}" for key, why in chosen] if isinstance(chosen, list) else []
 
 
 def build_adapter(
@@ -123,29 +220,79 @@ def build_adapter(
     entry = channels_config.adapter_for(channel)
     if entry is None:
         raise ConfigError([ConfigProblem(CONFIG_FILE, where, "no adapter is configured")])
-    try:
-        cls = adapter_class(entry.adapter)
-    except DunningError as exc:
-        raise ConfigError([ConfigProblem(CONFIG_FILE, f"{where}.adapter", str(exc))]) from None
-    if cls.channel != channel:
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    CONFIG_FILE,
-                    f"{where}.adapter",
-                    f"{entry.adapter!r} sends {cls.channel.value}, not {channel.value}",
-                )
-            ]
-        )
-    options = _validate_options(cls, entry.options)
-    if isinstance(options, list):
-        raise ConfigError(
-            [ConfigProblem(CONFIG_FILE, f"{where}.options.{key}", why) for key, why in options]
-        )
     context = AdapterContext(channel=channel, state_dir=state_dir, config=channels_config)
-    from_config = getattr(cls, "from_config", None)
-    if from_config is not None:
-        return cast(_FromConfig, from_config)(options, context)
-    # The base class has no constructor; the registry's convention is `cls(options)`.
-    construct = cast(Callable[[AdapterOptions], GatewayAdapter], cls)
-    return construct(options)
+    return _build(_MESSAGE, channel, where, entry.adapter, entry.options, context)
+
+
+# -- action adapters ----------------------------------------------------------------------------
+
+
+def target_of(cls: type[ActionAdapter]) -> str:
+    """The target an action adapter class serves."""
+    (target,) = {TARGET[kind] for kind in cls.kinds}
+    return target
+
+
+def _one_target(cls: type[ActionAdapter], name: str) -> None:
+    targets = {TARGET[kind] for kind in getattr(cls, "kinds", frozenset())}
+    if len(targets) != 1:
+        raise InvalidAdapter(
+            f"action adapter {name!r} must perform the kinds of exactly one target "
+            f"({', '.join(TARGETS)}); its kinds are of {len(targets)}"
+        )
+
+
+def _performs_other_target(cls: type[ActionAdapter], target: str) -> str | None:
+    if target_of(cls) == target:
+        return None
+    return f"{cls.name!r} performs {target_of(cls)} actions, not {target}"
+
+
+_ACTION: _Kind[ActionAdapter, str] = _Kind(
+    ACTION_GROUP,
+    ActionAdapter,
+    "action adapter",
+    ACTIONS_CONFIG_FILE,
+    _performs_other_target,
+    _one_target,
+)
+
+
+def available_action_adapters() -> list[str]:
+    """The names of every installed action adapter."""
+    return _available(_ACTION)
+
+
+def action_adapter_class(name: str) -> type[ActionAdapter]:
+    """The action adapter class registered under `name`; UnknownAdapter lists the names."""
+    return _load(_ACTION, name)
+
+
+def action_options_problems(target: str, name: str, options: Mapping[str, Any]) -> list[str]:
+    """Everything wrong with choosing action adapter `name` and these options for `target`."""
+    chosen = _choose(_ACTION, target, name, options)
+    return [f"{key}: {why}" for key, why in chosen] if isinstance(chosen, list) else []
+
+
+def build_action_adapter(
+    target: str, actions_config: ActionsConfig, state_dir: Path
+) -> ActionAdapter:
+    """The configured adapter for `target`, options validated; ConfigError names the key."""
+    if target not in TARGETS:
+        raise ValueError(f"no action target {target!r}; targets: {', '.join(TARGETS)}")
+    entry = actions_config.adapters.entry(target)
+    context = ActionAdapterContext(target=target, state_dir=state_dir, config=actions_config)
+    return _build(
+        _ACTION,
+        target,
+        f"adapters.{target}",
+        entry.adapter,
+        entry.options,
+        context,
+    )
+
+
+def refresh() -> None:
+    """Forget the cached entry points (after installing a package in a running process)."""
+    _entry_points.cache_clear()
+    _load.cache_clear()

@@ -1,10 +1,11 @@
 """Action adapters: the credit-line freeze, agency placement and registry report, and reversals.
 
 Layout: base.py is the contract (ActionKind, PAYLOADS, ActionRequest, ActionResult,
-ActionAdapter); _http.py the HTTP base (the gateways' plumbing); registry.py finds adapters
-through the `dunning.action_adapters` entry points; fields.py the per-field checks of request
-items; credit_registry/ the file-based registry adapter. The mock core banking system and
-collection agency, and their mock-* adapters, are in the `sandbox` package.
+ActionAdapter); _http.py the HTTP base (the gateways' plumbing); fields.py the per-field checks
+of request items; credit_registry/ the file-based registry adapter. Action adapters are found
+and built by the one adapter registry (adapters.registry, entry points
+`dunning.action_adapters`). The mock core banking system and collection agency, and their
+mock-* adapters, are in the `sandbox` package.
 """
 
 from __future__ import annotations
@@ -30,22 +31,12 @@ from adapters.actions.credit_registry import (
     register_registry_format,
     registry_format,
 )
-from adapters.actions.registry import (
-    TARGETS,
-    ActionAdapterContext,
-    action_adapter_class,
-    action_options_problems,
-    available_action_adapters,
-    build_action_adapter,
-)
 
 __all__ = [
     "PAYLOADS",
     "REVERSAL",
     "TARGET",
-    "TARGETS",
     "ActionAdapter",
-    "ActionAdapterContext",
     "ActionKind",
     "ActionRequest",
     "ActionResult",
@@ -56,10 +47,6 @@ __all__ = [
     "RegistryFiles",
     "RegistryFormat",
     "RegistryLine",
-    "action_adapter_class",
-    "action_options_problems",
-    "available_action_adapters",
-    "build_action_adapter",
     "check_batch",
     "read_registry",
     "register_registry_format",

@@ -61,7 +61,7 @@ class ActionAdapters(ConfigModel):
         cls, value: ActionAdapterEntry, info: ValidationInfo
     ) -> ActionAdapterEntry:
         # Imported here: the registry loads adapter packages, which import this module.
-        from adapters.actions.registry import action_options_problems
+        from adapters.registry import action_options_problems
 
         assert info.field_name is not None
         problems = action_options_problems(info.field_name, value.adapter, value.options)

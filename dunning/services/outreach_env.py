@@ -153,6 +153,6 @@ class OutreachEnv:
         return self.runtime.project.actions
 
     def action_factory(self, target: str) -> ActionAdapter:
-        from adapters.actions.registry import build_action_adapter
+        from adapters.registry import build_action_adapter
 
         return build_action_adapter(target, self.actions_config, self.runtime.project.state_dir)

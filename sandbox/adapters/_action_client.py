@@ -19,7 +19,7 @@ from sandbox.actions._common import MAX_ITEMS
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from adapters.actions.registry import ActionAdapterContext
+    from adapters.registry import ActionAdapterContext
 
 
 class MockActionOptions(HttpAdapterOptions):

@@ -14,15 +14,9 @@ import httpx
 import pytest
 
 from adapters import Timing
-from adapters.actions import (
-    PAYLOADS,
-    ActionAdapter,
-    ActionKind,
-    ActionRequest,
-    ActionResult,
-    build_action_adapter,
-)
+from adapters.actions import PAYLOADS, ActionAdapter, ActionKind, ActionRequest, ActionResult
 from adapters.base import SendOutcome
+from adapters.registry import build_action_adapter
 from dunning.config.actions import ActionsConfig
 from sandbox import (
     AgencyLedger,

@@ -23,11 +23,11 @@ from adapters.actions import (
     RegistryFiles,
     RegistryFormat,
     RegistryLine,
-    build_action_adapter,
     read_registry,
 )
 from adapters.actions.credit_registry import CsvRegistryFormat, _formats, register_registry_format
 from adapters.base import SendOutcome
+from adapters.registry import build_action_adapter
 from dunning.config.actions import ActionsConfig
 
 REPORTED = date(2026, 11, 23)

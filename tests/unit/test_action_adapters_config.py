@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from adapters.actions import (
-    FileRegistryAdapter,
+from adapters import registry
+from adapters.actions import FileRegistryAdapter
+from adapters.registry import (
+    InvalidAdapter,
+    UnknownAdapter,
     action_adapter_class,
+    adapter_class,
     available_action_adapters,
     build_action_adapter,
 )
-from adapters.registry import UnknownAdapter
 from dunning.config import load_file
 from dunning.config.actions import ActionsConfig, Agency, CreditFreeze
 from dunning.errors import ConfigError
@@ -46,6 +51,83 @@ def test_builtin_action_adapters_are_registered_through_entry_points() -> None:
 def test_unknown_action_adapter_lists_the_available_names() -> None:
     with pytest.raises(UnknownAdapter, match="file-registry, mock-agency, mock-core-banking"):
         action_adapter_class("carrier-pigeon")
+
+
+PLUGIN = """
+from __future__ import annotations
+from adapters.actions import ActionAdapter, ActionKind, ActionResult
+from adapters.base import AdapterOptions, SendOutcome
+
+
+class AcmeOptions(AdapterOptions):
+    branch: str
+
+
+class AcmeCoreAdapter(ActionAdapter):
+    name = "acme-core"
+    kinds = frozenset({ActionKind.CREDIT_FREEZE, ActionKind.CREDIT_RESTORE})
+    options_model = AcmeOptions
+    max_batch = 3
+
+    def __init__(self, options):
+        self.options = options
+
+    async def perform(self, batch):
+        return [ActionResult(r.idempotency_key, SendOutcome.ACCEPTED, "acme") for r in batch]
+
+
+class Everything(AcmeCoreAdapter):
+    name = "acme-everything"
+    kinds = frozenset({ActionKind.CREDIT_FREEZE, ActionKind.AGENCY_PLACEMENT})
+
+
+class NotAnAdapter:
+    name = "acme-nothing"
+"""
+
+
+@pytest.fixture
+def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An installed third-party package declaring action adapters through entry points."""
+    (tmp_path / "acme_action_plugin.py").write_text(textwrap.dedent(PLUGIN))
+    info = tmp_path / "acme_action_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: acme-action-plugin\nVersion: 0.1\n"
+    )
+    (info / "entry_points.txt").write_text(
+        "[dunning.action_adapters]\n"
+        "acme-core = acme_action_plugin:AcmeCoreAdapter\n"
+        "acme-everything = acme_action_plugin:Everything\n"
+        "acme-nothing = acme_action_plugin:NotAnAdapter\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.refresh()
+    yield
+    sys.modules.pop("acme_action_plugin", None)
+    monkeypatch.undo()
+    registry.refresh()
+
+
+@pytest.mark.usefixtures("plugin")
+def test_a_third_party_package_adds_an_action_adapter(tmp_path: Path) -> None:
+    assert "acme-core" in available_action_adapters()
+    config = ActionsConfig.model_validate(
+        {"adapters": {"credit_line": {"adapter": "acme-core", "options": {"branch": "B-1"}}}}
+    )
+    built = build_action_adapter("credit_line", config, tmp_path)
+    assert type(built).__name__ == "AcmeCoreAdapter" and built.max_batch == 3
+    # The two kinds of adapter keep their own entry-point groups.
+    with pytest.raises(UnknownAdapter, match="no adapter named 'acme-core' is installed"):
+        adapter_class("acme-core")
+
+
+@pytest.mark.usefixtures("plugin")
+def test_an_action_adapter_serves_one_target_and_is_an_action_adapter() -> None:
+    with pytest.raises(InvalidAdapter, match=r"exactly one target .* its kinds are of 2"):
+        action_adapter_class("acme-everything")
+    with pytest.raises(InvalidAdapter, match=r"'acme-nothing' \(.*\) is not an ActionAdapter"):
+        action_adapter_class("acme-nothing")
 
 
 def test_shipped_config_matches_the_defaults() -> None:

@@ -49,7 +49,7 @@ def test_the_mock_adapters_are_loaded_only_through_their_entry_points() -> None:
     code = (
         "import sys\n"
         "from adapters import adapter_class\n"
-        "from adapters.actions import action_adapter_class\n"
+        "from adapters.registry import action_adapter_class\n"
         "assert action_adapter_class('file-registry').__module__.startswith('adapters.')\n"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'sandbox'], 'sandbox loaded'\n"
         "assert adapter_class('mock-sms').__module__.startswith('sandbox.')\n"

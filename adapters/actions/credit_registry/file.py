@@ -49,7 +49,7 @@ from adapters.actions.fields import (
 from adapters.base import AdapterOptions, SendOutcome
 
 if TYPE_CHECKING:
-    from adapters.actions.registry import ActionAdapterContext
+    from adapters.registry import ActionAdapterContext
 
 log = logging.getLogger("dunning.adapters")
 
