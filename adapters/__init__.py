@@ -38,6 +38,8 @@ from adapters.registry import (
     available_action_adapters,
     build_action_adapter,
     build_adapter,
+    check_actions,
+    check_channels,
 )
 
 __all__ = [
@@ -64,5 +66,7 @@ __all__ = [
     "available_action_adapters",
     "build_action_adapter",
     "build_adapter",
+    "check_actions",
+    "check_channels",
     "parse_retry_after",
 ]

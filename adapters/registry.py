@@ -160,6 +160,10 @@ def _choose(
     return cls, checked
 
 
+def _problems(chosen: tuple[type[A], AdapterOptions] | _Problems) -> _Problems:
+    return chosen if isinstance(chosen, list) else []
+
+
 def _build(
     kind: _Kind[A, S],
     slot: S,
@@ -206,10 +210,17 @@ def adapter_class(name: str) -> type[GatewayAdapter]:
     return _load(_MESSAGE, name)
 
 
-def options_problems(channel: Channel, name: str, options: Mapping[str, Any]) -> list[str]:
-    """Everything wrong with choosing adapter `name` and these options for `channel`."""
-    chosen = _choose(_MESSAGE, channel, name, options)
-    return [f"{key}: {why}" for key, why in chosen] if isinstance(chosen, list) else []
+def check_channels(config: ChannelsConfig) -> list[ConfigProblem]:
+    """Everything wrong with the adapters config/channels.yaml chooses and their options.
+
+    The config models import no adapter, so a loaded file is checked here: by `dunning config
+    check`, and by bootstrap() before anything runs. Keys are those build_adapter names.
+    """
+    return [
+        ConfigProblem(CONFIG_FILE, f"channels.{channel.value}.{key}", why)
+        for channel, entry in config.channels.items()
+        for key, why in _problems(_choose(_MESSAGE, channel, entry.adapter, entry.options))
+    ]
 
 
 def build_adapter(
@@ -268,10 +279,18 @@ def action_adapter_class(name: str) -> type[ActionAdapter]:
     return _load(_ACTION, name)
 
 
-def action_options_problems(target: str, name: str, options: Mapping[str, Any]) -> list[str]:
-    """Everything wrong with choosing action adapter `name` and these options for `target`."""
-    chosen = _choose(_ACTION, target, name, options)
-    return [f"{key}: {why}" for key, why in chosen] if isinstance(chosen, list) else []
+def check_actions(config: ActionsConfig) -> list[ConfigProblem]:
+    """Everything wrong with the adapters config/actions.yaml chooses and their options.
+
+    As check_channels: run by `dunning config check` and by bootstrap(); keys are those
+    build_action_adapter names.
+    """
+    return [
+        ConfigProblem(ACTIONS_CONFIG_FILE, f"adapters.{target}.{key}", why)
+        for target in TARGETS
+        for entry in [config.adapters.entry(target)]
+        for key, why in _problems(_choose(_ACTION, target, entry.adapter, entry.options))
+    ]
 
 
 def build_action_adapter(

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
+from adapters.registry import check_actions, check_channels
 from dunning.config.runners import load_runners
 from dunning.db.engine import create_db_engine, ensure_schema
+from dunning.errors import ConfigError
 from dunning.project import Project
 from dunning.services.run_book import Liveness, RunBook
 
@@ -44,10 +46,22 @@ def bootstrap(
     migrate: bool = True,
 ) -> Runtime:
     project = project or Project.find(project_dir)
+    check_adapters(project)
     engine = create_db_engine(database_url or project.database_url)
     if migrate:
         ensure_schema(engine)
     return Runtime(project=project, engine=engine, runs=run_book(engine, project))
+
+
+def check_adapters(project: Project) -> None:
+    """Refuse to start on adapters config cannot name: unknown ones, or options they refuse.
+
+    The config models do not check adapters (config imports no adapter), so the registry checks
+    them here, before anything runs or is written; ConfigError names file, key and reason.
+    """
+    problems = check_channels(project.channels) + check_actions(project.actions)
+    if problems:
+        raise ConfigError(problems)
 
 
 def run_book(engine: Engine, project: Project) -> RunBook:

@@ -1,13 +1,16 @@
 """The table of Dunning's flows by name: where Prefect finds each, and how each runs without it.
 
-Plain data, no Prefect import, so configuration and the single-box scheduler can read it cheaply.
-Adding a flow is one line in `FLOWS`.
+Plain data, no Prefect import, so the single-box scheduler can read it cheaply. Adding a flow is
+one line in `FLOWS`, and its name in dunning.config.schedules.FLOW_NAMES (config validates
+config/schedules.yaml without importing flows; this module refuses to load if the two differ).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from dunning.config.schedules import FLOW_NAMES
 
 CODE_ROOT = Path(__file__).resolve().parent.parent
 """The checkout holding flows/: Prefect workers load entrypoints relative to it."""
@@ -63,4 +66,24 @@ SCHEDULABLE: dict[str, FlowSpec] = {
     **FLOWS,
     **{name: spec for name, spec in SHARDED.items() if spec.started_by is None},
 }
-"""Every flow config/schedules.yaml may name."""
+"""Every flow config/schedules.yaml may name: the same names as its FLOW_NAMES."""
+
+
+def check_flow_names(schedulable: dict[str, FlowSpec], names: tuple[str, ...]) -> None:
+    """Refuse a table of schedulable flows that config's FLOW_NAMES does not list exactly.
+
+    config/schedules.yaml is validated against FLOW_NAMES without importing this module, so the
+    two must not drift: a flow missing there could not be scheduled, an extra one would be
+    accepted and then not found.
+    """
+    if set(schedulable) != set(names):
+        missing = sorted(set(schedulable) - set(names))
+        extra = sorted(set(names) - set(schedulable))
+        raise RuntimeError(
+            "flows.registry.SCHEDULABLE and dunning.config.schedules.FLOW_NAMES differ: "
+            f"not in FLOW_NAMES: {', '.join(missing) or 'none'}; "
+            f"not in SCHEDULABLE: {', '.join(extra) or 'none'}"
+        )
+
+
+check_flow_names(SCHEDULABLE, FLOW_NAMES)

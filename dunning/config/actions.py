@@ -1,9 +1,9 @@
 """config/actions.yaml: the adapter of each action target, credit freezes, agencies, dispatch.
 
-Adapter options are validated against the chosen adapter's own options model (found through the
-action adapter registry, entry points `dunning.action_adapters`), so a bad option fails
-`dunning config check` like any other key. Commission rates are fractions (0.15 is 15%), read
-as Decimal, never float.
+The adapter names and their options are checked by the adapter registry once the file has loaded
+(adapters.registry.check_actions, entry points `dunning.action_adapters`): by `dunning config
+check`, and before any run starts. This module imports no adapter. Commission rates are
+fractions (0.15 is 15%), read as Decimal, never float.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from dunning.config._base import ConfigModel
 from dunning.config.channels import DispatchSettings
@@ -35,7 +35,8 @@ class ActionAdapterEntry(ConfigModel):
 
     adapter: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="registry name")
     options: dict[str, Any] = Field(
-        default_factory=dict, description="validated by the adapter's options model"
+        default_factory=dict,
+        description="checked against the adapter's options model by the adapter registry",
     )
 
 
@@ -54,20 +55,6 @@ class ActionAdapters(ConfigModel):
         default_factory=lambda: ActionAdapterEntry(adapter="file-registry"),
         description="registry_report, registry_correction: the credit registry",
     )
-
-    @field_validator("credit_line", "agency", "registry")
-    @classmethod
-    def _adapter_exists_and_options_fit(
-        cls, value: ActionAdapterEntry, info: ValidationInfo
-    ) -> ActionAdapterEntry:
-        # Imported here: the registry loads adapter packages, which import this module.
-        from adapters.registry import action_options_problems
-
-        assert info.field_name is not None
-        problems = action_options_problems(info.field_name, value.adapter, value.options)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return value
 
     def entry(self, target: str) -> ActionAdapterEntry:
         """The entry of "credit_line", "agency" or "registry"."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
+from adapters.registry import check_actions, check_channels
 from dunning.errors import ConfigError, ConfigProblem, DunningError
 from dunning.project import Project
 from dunning.types import Channel
@@ -72,6 +74,21 @@ def check_templates_exist(project: Project) -> None:
         raise ConfigError(problems)
 
 
+def check_adapters(project: Project) -> None:
+    """The adapters config/channels.yaml and config/actions.yaml choose, and their options.
+
+    A file that does not load is reported by its own check; only the files that load are
+    checked here, so no problem is reported twice.
+    """
+    problems: list[ConfigProblem] = []
+    with contextlib.suppress(ConfigError):
+        problems += check_channels(project.channels)
+    with contextlib.suppress(ConfigError):
+        problems += check_actions(project.actions)
+    if problems:
+        raise ConfigError(problems)
+
+
 def extra_config_checks(project: Project) -> list[Callable[[], None]]:
     """Cross-file checks run by `dunning config check` after each file validated on its own."""
 
@@ -81,4 +98,9 @@ def extra_config_checks(project: Project) -> list[Callable[[], None]]:
     def packs() -> None:
         _ = project.compliance_packs
 
-    return [settings, packs, lambda: check_templates_exist(project)]
+    return [
+        settings,
+        packs,
+        lambda: check_adapters(project),
+        lambda: check_templates_exist(project),
+    ]

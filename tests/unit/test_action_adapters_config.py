@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -19,11 +20,13 @@ from adapters.registry import (
     adapter_class,
     available_action_adapters,
     build_action_adapter,
+    check_actions,
 )
 from dunning.config import load_file
 from dunning.config.actions import ActionsConfig, Agency, CreditFreeze
 from dunning.errors import ConfigError
 from sandbox import MockAgencyAdapter, MockCoreBankingAdapter
+from tests.helpers import invoke
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -204,35 +207,70 @@ def test_bad_values_name_the_file_and_the_key(tmp_path: Path) -> None:
     ) == ["config/actions.yaml: agencies: agency ids must be unique: x"]
 
 
-def test_adapter_options_are_checked_when_the_file_loads(tmp_path: Path) -> None:
-    assert problems(
+def adapter_problems(tmp_path: Path, text: str) -> list[str]:
+    return [str(problem) for problem in check_actions(load(tmp_path, text))]
+
+
+def test_adapter_options_are_checked_by_the_registry(tmp_path: Path) -> None:
+    assert problems(tmp_path, "adapters: {courts: {adapter: mock-agency}}") == [
+        "config/actions.yaml: adapters.courts: Extra inputs are not permitted"
+    ]
+    assert adapter_problems(
         tmp_path,
         """
         adapters:
           credit_line: {adapter: mock-core-banking, options: {timeout: 0, colour: red}}
           agency: {adapter: file-registry}
           registry: {adapter: acme, options: {}}
-          courts: {adapter: mock-agency}
         """,
     ) == [
-        "config/actions.yaml: adapters.credit_line: options.timeout: Input should be greater "
-        "than 0; options.colour: Extra inputs are not permitted",
-        "config/actions.yaml: adapters.agency: adapter: 'file-registry' performs registry "
+        "config/actions.yaml: adapters.credit_line.options.timeout: Input should be greater than 0",
+        "config/actions.yaml: adapters.credit_line.options.colour: Extra inputs are not permitted",
+        "config/actions.yaml: adapters.agency.adapter: 'file-registry' performs registry "
         "actions, not agency",
-        "config/actions.yaml: adapters.registry: adapter: no action adapter named 'acme' is "
+        "config/actions.yaml: adapters.registry.adapter: no action adapter named 'acme' is "
         "installed; available: file-registry, mock-agency, mock-core-banking",
-        "config/actions.yaml: adapters.courts: Extra inputs are not permitted",
     ]
-    assert problems(
+    assert adapter_problems(
         tmp_path, "adapters: {registry: {adapter: file-registry, options: {format: xml}}}"
     ) == [
-        "config/actions.yaml: adapters.registry: options.format: no registry format 'xml'; "
+        "config/actions.yaml: adapters.registry.options.format: no registry format 'xml'; "
         "formats: csv, jsonl"
     ]
+    assert adapter_problems(tmp_path, "{}") == []  # the defaults are installed
+
+
+def test_config_check_and_runs_name_a_bad_action_adapter(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    program = tmp_path / "program"
+    shutil.copytree(REPO / "config", program / "config")
+    shutil.copytree(REPO / "templates", program / "templates")
+    shutil.copy(REPO / "dunning.yaml", program / "dunning.yaml")
+    (program / "config" / "actions.yaml").write_text(
+        "adapters: {agency: {adapter: mock-agency, options: {max_batch: 0}}}\n"
+    )
+    expected = (
+        "config/actions.yaml: adapters.agency.options.max_batch: "
+        "Input should be greater than or equal to 1"
+    )
+    result = invoke(capsys, "--project-dir", str(program), "config", "check", "--json")
+    assert result.code == 1
+    assert [f"{p['file']}: {p['key']}: {p['reason']}" for p in result.json()["problems"]] == [
+        expected
+    ]
+    state = tmp_path / "state"
+    monkeypatch.setenv("DUNNING_STATE_DIR", str(state))
+    monkeypatch.delenv("DUNNING_DATABASE_URL", raising=False)
+    result = invoke(
+        capsys, "--project-dir", str(program), "accounts", "tiers", "--as-of", "2026-11-23"
+    )
+    assert result.code == 1 and expected in result.err
+    assert not (state / "dunning.db").exists()
 
 
 def test_build_action_adapter_names_the_full_key(tmp_path: Path) -> None:
-    # model_construct skips the load-time check, as a config built in code might.
+    # build_action_adapter checks again, whatever check_actions was or was not run.
     config = ActionsConfig.model_construct(
         adapters=ActionsConfig().adapters.model_copy(
             update={

@@ -1,14 +1,14 @@
-"""The adapter registry (entry points) and config/channels.yaml validation."""
+"""The adapter registry (entry points) and its checks of config/channels.yaml."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from adapters import (
     InvalidAdapter,
@@ -16,6 +16,7 @@ from adapters import (
     adapter_class,
     available,
     build_adapter,
+    check_channels,
     registry,
 )
 from dunning.config import load_file
@@ -23,6 +24,7 @@ from dunning.config.channels import ChannelAdapter, ChannelsConfig, DispatchSett
 from dunning.errors import ConfigError
 from dunning.types import Channel
 from sandbox import MockLetterAdapter, MockPushAdapter, MockSmsAdapter
+from tests.helpers import invoke
 
 
 def test_builtin_adapters_are_registered_through_entry_points() -> None:
@@ -43,6 +45,7 @@ PLUGIN = """
 from __future__ import annotations
 from adapters.base import AdapterOptions, GatewayAdapter, SendOutcome, SendResult
 from dunning.types import Channel
+from tests.helpers import invoke
 
 
 class AcmeOptions(AdapterOptions):
@@ -101,8 +104,10 @@ def test_a_third_party_package_adds_an_adapter(tmp_path: Path) -> None:
     built = build_adapter(Channel.SMS, config, tmp_path)
     assert type(built).__name__ == "AcmeSmsAdapter"
     assert built.max_batch == 7
-    with pytest.raises(ValidationError, match=r"sms: options\.account: Field required"):
-        ChannelsConfig.model_validate({"channels": {"sms": {"adapter": "acme-sms"}}})
+    config = ChannelsConfig.model_validate({"channels": {"sms": {"adapter": "acme-sms"}}})
+    assert [str(problem) for problem in check_channels(config)] == [
+        "config/channels.yaml: channels.sms.options.account: Field required"
+    ]
 
 
 @pytest.mark.usefixtures("plugin")
@@ -111,23 +116,72 @@ def test_an_entry_point_must_match_the_adapter_name() -> None:
         adapter_class("acme-wrong")
 
 
-def test_bad_options_name_the_file_and_key(tmp_path: Path, repo_dir: Path) -> None:
-    config_dir = tmp_path / "config"
-    config_dir.mkdir()
-    path = config_dir / "channels.yaml"
-    path.write_text(
-        "channels:\n"
-        "  sms: {adapter: mock-sms, options: {timeout: -1}}\n"
-        "  push: {adapter: mock-sms}\n"
-        "  letter: {adapter: nope}\n"
+BAD_CHANNELS = (
+    "channels:\n"
+    "  sms: {adapter: mock-sms, options: {timeout: -1}}\n"
+    "  push: {adapter: mock-sms}\n"
+    "  letter: {adapter: nope}\n"
+)
+BAD_CHANNELS_PROBLEMS = [
+    "config/channels.yaml: channels.sms.options.timeout: Input should be greater than 0",
+    "config/channels.yaml: channels.push.adapter: 'mock-sms' sends sms, not push",
+    "config/channels.yaml: channels.letter.adapter: no adapter named 'nope' is installed; "
+    "available: mock-letter, mock-push, mock-sms",
+]
+
+
+def test_bad_options_name_the_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "config" / "channels.yaml"
+    path.parent.mkdir()
+    path.write_text(BAD_CHANNELS)
+    # The config model does not know adapters (config imports none); the registry checks them.
+    config = load_file(path, ChannelsConfig, tmp_path)
+    assert [str(problem) for problem in check_channels(config)] == BAD_CHANNELS_PROBLEMS
+
+
+def _program(repo_dir: Path, root: Path) -> Path:
+    shutil.copytree(repo_dir / "config", root / "config")
+    shutil.copytree(repo_dir / "templates", root / "templates")
+    shutil.copy(repo_dir / "dunning.yaml", root / "dunning.yaml")
+    return root
+
+
+def test_config_check_reports_each_adapter_problem_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, repo_dir: Path
+) -> None:
+    program = _program(repo_dir, tmp_path / "program")
+    (program / "config" / "channels.yaml").write_text(BAD_CHANNELS)
+    result = invoke(capsys, "--project-dir", str(program), "config", "check", "--json")
+    assert result.code == 1
+    problems = result.json()["problems"]
+    assert [f"{p['file']}: {p['key']}: {p['reason']}" for p in problems] == BAD_CHANNELS_PROBLEMS
+    # A file that does not load is reported by its own check, not again by the adapter check.
+    (program / "config" / "channels.yaml").write_text("dispatch: {lease_seconds: 1}\n")
+    result = invoke(capsys, "--project-dir", str(program), "config", "check", "--json")
+    assert [(p["file"], p["key"]) for p in result.json()["problems"]] == [
+        ("config/channels.yaml", "dispatch.lease_seconds")
+    ]
+
+
+def test_nothing_runs_on_an_unknown_adapter(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    repo_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    program = _program(repo_dir, tmp_path / "program")
+    (program / "config" / "channels.yaml").write_text(BAD_CHANNELS)
+    state = tmp_path / "state"
+    monkeypatch.setenv("DUNNING_STATE_DIR", str(state))
+    monkeypatch.delenv("DUNNING_DATABASE_URL", raising=False)
+    result = invoke(
+        capsys, "--project-dir", str(program), "accounts", "tiers", "--as-of", "2026-11-23"
     )
-    with pytest.raises(ConfigError) as caught:
-        load_file(path, ChannelsConfig, tmp_path)
-    message = str(caught.value)
-    assert message.startswith("config/channels.yaml: channels: ")
-    assert "sms: options.timeout: Input should be greater than 0" in message
-    assert "push: adapter: 'mock-sms' sends sms, not push" in message
-    assert "letter: adapter: no adapter named 'nope' is installed" in message
+    assert result.code == 1
+    assert "channels.letter.adapter: no adapter named 'nope' is installed" in result.err
+    assert "channels.push.adapter: 'mock-sms' sends sms, not push" in result.err
+    assert "Traceback" not in result.err
+    assert not (state / "dunning.db").exists()  # refused before the database was opened
 
 
 def test_build_adapter_rechecks_options_and_names_the_key(tmp_path: Path) -> None:
