@@ -103,6 +103,13 @@ class Payment(SQLModel, table=True):
     paid_on: date
     method: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(default_factory=utcnow)
+    # What the payment paid down of each balance when it was recorded (penalty first, then fees,
+    # interest, principal): the balances as of an earlier date add these back. Null for
+    # payments recorded before migration 0014.
+    applied_penalty_minor: int | None = Field(default=None, sa_type=BigInteger)
+    applied_fees_minor: int | None = Field(default=None, sa_type=BigInteger)
+    applied_interest_minor: int | None = Field(default=None, sa_type=BigInteger)
+    applied_principal_minor: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class PromiseToPay(SQLModel, table=True):

@@ -1,7 +1,8 @@
-"""Days past due and payment allocation, as pure functions over a schedule.
+"""Days past due, the overdue amount and payment allocation, as pure functions over a schedule.
 
-The database computes DPD set-based (dunning.services.selection); these functions are the
-reference the SQL is tested against, and what `apply_payment` uses to keep `paid_on` right.
+The database computes DPD and the overdue amount set-based (dunning.services.delinquency); these
+functions are the reference the SQL is tested against, and `apply_payment` is what imports use
+to keep `paid_on` right.
 """
 
 from __future__ import annotations
@@ -31,13 +32,35 @@ def dpd(schedule: Sequence[ScheduleLine], as_of: date) -> int:
     return 0 if oldest is None else (as_of - oldest).days
 
 
-def overdue_amount(schedule: Sequence[ScheduleLine], as_of: date) -> MinorUnits:
-    """What is still owed today on the instalments that were past due as of `as_of`.
+def overdue_amount(
+    schedule: Sequence[ScheduleLine],
+    as_of: date,
+    payments: Sequence[tuple[date, MinorUnits]] = (),
+) -> MinorUnits:
+    """What was past due and unpaid as of `as_of`: the instalments due before it and not fully
+    paid by then, less what had been paid on them by then, never money paid since.
 
-    For a past as-of date (a rerun or backfill) this is the amount outstanding now, never money
-    the customer has paid since: a message must not ask for it.
+    `schedule` is the schedule now, after every recorded payment (`payments`: date and amount)
+    was allocated to the oldest open instalments first. So the money paid after `as_of` sits on
+    the newest of the instalments that were still open then: it is taken back off them, newest
+    first, leaving what had been paid by `as_of`. A payment's part that found no open
+    instalment (paid beyond the schedule) is taken to be the latest money. With no payment
+    after `as_of`, an instalment fully paid after it (its `paid_on`, as an instalments file
+    gives it) counts as wholly unpaid then: nothing says when its earlier part was paid.
+    The SQL in services.delinquency.overdue_by_account computes the same.
     """
-    return sum(line.amount_due - line.amount_paid for line in schedule if line.unpaid_as_of(as_of))
+    open_then = [line for line in schedule if line.paid_on is None or line.paid_on > as_of]
+    overdue = [line for line in open_then if line.due_on < as_of]
+    owed_now = sum(line.amount_due - line.amount_paid for line in overdue)
+    after = sum(amount for day, amount in payments if day > as_of)
+    if after > 0:
+        unallocated = max(0, sum(a for _, a in payments) - sum(ln.amount_paid for ln in schedule))
+        paid_later_lines = sum(line.amount_paid for line in open_then if line.due_on >= as_of)
+        paid_overdue_lines = sum(line.amount_paid for line in overdue)
+        taken_back = min(paid_overdue_lines, max(0, after - unallocated - paid_later_lines))
+    else:
+        taken_back = sum(line.amount_paid for line in overdue if line.paid_on is not None)
+    return owed_now + taken_back
 
 
 def apply_payment(

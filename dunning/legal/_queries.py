@@ -14,7 +14,7 @@ from dunning.db.models import Account, Customer, Payment, PromiseToPay
 from dunning.db.outreach_models import OutboxMessage
 from dunning.legal.eligibility import Candidate, FinalDemandLetter
 from dunning.legal.lifecycle import BLOCKING_OUTCOMES, OPEN_STATUSES, PRE_FILING, CaseStatus
-from dunning.services.delinquency import delinquency, in_accounts
+from dunning.services.delinquency import account_balances, delinquency, in_accounts
 from dunning.types import OutboxStatus, PromiseStatus, Suppression
 
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
@@ -57,6 +57,8 @@ def select_candidates(
 ) -> list[CandidateRow]:
     """Open overdue accounts in the considered tiers, with DPD, balance, stops, promise, cases."""
     d = delinquency(as_of, strategy, lo, hi)
+    # The claim as of the run's date: for an earlier date, payments made since are not counted.
+    balances = account_balances(as_of, lo, hi)
     a, c, overdue = ACCOUNT.c, CUSTOMER.c, d.overdue.c
     # Every table read is bounded by the batch's range (see in_accounts).
     promise_active = exists().where(
@@ -74,11 +76,24 @@ def select_candidates(
         )
         .scalar_subquery()
     )
-    last_payment_id = (
+    # The case's last payment: every payment after it is one the claim does not count (flagged
+    # for review, deducted in the packet). For an earlier date those are the payments dated
+    # after it, so the line is drawn below the first of them, whatever was recorded since.
+    first_later_payment = (
+        select(func.min(PAYMENT.c.id))
+        .where(
+            PAYMENT.c.account_id == a.id,
+            in_accounts(PAYMENT.c.account_id, lo, hi),
+            PAYMENT.c.paid_on > as_of,
+        )
+        .scalar_subquery()
+    )
+    newest_payment = (
         select(func.coalesce(func.max(PAYMENT.c.id), 0))
         .where(PAYMENT.c.account_id == a.id, in_accounts(PAYMENT.c.account_id, lo, hi))
         .scalar_subquery()
     )
+    last_payment_id = func.coalesce(first_later_payment - 1, newest_payment)
     blocking = [s.value for s in (*OPEN_STATUSES, *BLOCKING_OUTCOMES)]
     open_case = exists().where(
         CASE.c.account_id == a.id,
@@ -94,7 +109,7 @@ def select_candidates(
         )
         .scalar_subquery()
     )
-    claim = a.principal_minor + a.interest_minor + a.fees_minor + a.penalty_minor
+    claim = balances.total
     query = (
         select(
             a.id,
@@ -107,10 +122,10 @@ def select_candidates(
             d.dpd,
             overdue.oldest_due_on,
             claim,
-            a.principal_minor,
-            a.interest_minor,
-            a.fees_minor,
-            a.penalty_minor,
+            balances.principal,
+            balances.interest,
+            balances.fees,
+            balances.penalty,
             last_payment_on,
             last_payment_id,
             promise_active,
@@ -119,9 +134,13 @@ def select_candidates(
             c.hardship_hold,
             *(c[column] for _, column in _STOP_COLUMNS),
         )
-        .select_from(d.overdue)
-        .join(ACCOUNT, a.id == overdue.account_id)
-        .join(CUSTOMER, c.id == a.customer_id)
+        .select_from(
+            balances.join(
+                d.overdue.join(ACCOUNT, a.id == overdue.account_id).join(
+                    CUSTOMER, c.id == a.customer_id
+                )
+            )
+        )
         .where(a.status == "open", in_accounts(a.id, lo, hi), d.tier.in_(config.consider_tiers))
         .order_by(a.id)
     )

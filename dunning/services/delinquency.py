@@ -1,9 +1,14 @@
-"""DPD and tier for every account, computed set-based in SQL for any as-of date."""
+"""DPD, tier, overdue amount and balances for every account, set-based in SQL for any as-of date.
+
+Every amount is the one as of that date: a payment dated after it is not counted (a backfill,
+`accounts tiers --as-of`, a legal run for an earlier date all see the account as it was).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -23,11 +28,12 @@ from sqlalchemy import (
 )
 
 from dunning.config import Strategy
-from dunning.db.models import Account, Instalment
+from dunning.db.models import Account, Instalment, Payment
 from dunning.db.sql import days_between
 
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
 INSTALMENT = Instalment.__table__  # type: ignore[attr-defined]
+PAYMENT = Payment.__table__  # type: ignore[attr-defined]
 
 
 def in_accounts(column: ColumnElement[int], lo: int | None, hi: int | None) -> ColumnElement[bool]:
@@ -46,10 +52,57 @@ def in_accounts(column: ColumnElement[int], lo: int | None, hi: int | None) -> C
     return and_(true(), *bounds)
 
 
+def _least(a: ColumnElement[int], b: ColumnElement[int]) -> ColumnElement[int]:
+    return case((a <= b, a), else_=b)  # LEAST on PostgreSQL, min() on SQLite: CASE on both
+
+
+def _greatest(a: ColumnElement[int], b: ColumnElement[int]) -> ColumnElement[int]:
+    return case((a >= b, a), else_=b)
+
+
+def _money_sum(value: ColumnElement[int]) -> ColumnElement[int]:
+    # PostgreSQL sums BIGINT to NUMERIC (a Decimal in Python): money stays integer.
+    return cast(func.coalesce(func.sum(value), 0), BigInteger)
+
+
+def _paid_after(as_of: date, lo: int | None, hi: int | None) -> Subquery:
+    """Accounts with payments dated after `as_of`, with what taking them back needs.
+
+    Only these accounts (none, for today's date) run the per-account lookups: the money they
+    paid in all, and what their instalments hold in all and on those not yet due on `as_of`.
+    """
+    p, i = PAYMENT.c, INSTALMENT.c
+    later = (
+        select(p.account_id.label("account_id"), _money_sum(p.amount_minor).label("after"))
+        .where(p.paid_on > as_of, in_accounts(p.account_id, lo, hi))
+        .group_by(p.account_id)
+        .subquery("later")
+    )
+    every = PAYMENT.alias("every")
+    account = later.c.account_id
+    lines = and_(i.account_id == account, in_accounts(i.account_id, lo, hi))
+    payments_total = select(_money_sum(every.c.amount_minor)).where(
+        every.c.account_id == account, in_accounts(every.c.account_id, lo, hi)
+    )
+    allocated_total = select(_money_sum(i.amount_paid_minor)).where(lines)
+    on_later_lines = select(_money_sum(i.amount_paid_minor)).where(
+        lines, i.due_on >= as_of, or_(i.paid_on.is_(None), i.paid_on > as_of)
+    )
+    return select(
+        account.label("account_id"),
+        later.c.after,
+        payments_total.scalar_subquery().label("payments_total"),
+        allocated_total.scalar_subquery().label("allocated_total"),
+        on_later_lines.scalar_subquery().label("on_later_lines"),
+    ).subquery("paid_after")
+
+
 def overdue_by_account(as_of: date, lo: int | None = None, hi: int | None = None) -> Subquery:
     """One row per account with an instalment unpaid as of `as_of`: oldest due date, amount.
 
-    Unpaid as of D: due before D, and not fully paid by D (paid_on null or after D).
+    Unpaid as of D: due before D, and not fully paid by D (paid_on null or after D). The amount
+    is what was unpaid on those instalments as of D: payments dated after D are taken back off
+    (see domain.delinquency.overdue_amount, the reference this computes the same as).
     """
     i = INSTALMENT.c
     unpaid = and_(
@@ -57,19 +110,96 @@ def overdue_by_account(as_of: date, lo: int | None = None, hi: int | None = None
         or_(i.paid_on.is_(None), i.paid_on > as_of),
         in_accounts(i.account_id, lo, hi),
     )
-    # Outstanding today on what was past due then (see domain.delinquency.overdue_amount).
-    outstanding = i.amount_due_minor - i.amount_paid_minor
-    return (
+    lines = (
         select(
             i.account_id.label("account_id"),
             func.min(i.due_on).label("oldest_due_on"),
-            # PostgreSQL sums BIGINT to NUMERIC (a Decimal in Python): money stays integer.
-            cast(func.sum(outstanding), BigInteger).label("overdue_minor"),
+            _money_sum(i.amount_due_minor - i.amount_paid_minor).label("owed_now"),
+            _money_sum(i.amount_paid_minor).label("paid_on_these"),
+            _money_sum(case((i.paid_on.is_not(None), i.amount_paid_minor), else_=0)).label(
+                "completed_after"
+            ),
         )
         .where(unpaid)
         .group_by(i.account_id)
+        .subquery("unpaid_lines")
+    )
+    later = _paid_after(as_of, lo, hi)
+    allocated_after = later.c.after - _greatest(
+        literal(0, BigInteger), later.c.payments_total - later.c.allocated_total
+    )
+    taken_back = case(
+        (
+            func.coalesce(later.c.after, 0) > 0,
+            _least(
+                lines.c.paid_on_these,
+                _greatest(literal(0, BigInteger), allocated_after - later.c.on_later_lines),
+            ),
+        ),
+        else_=lines.c.completed_after,
+    )
+    return (
+        select(
+            lines.c.account_id,
+            lines.c.oldest_due_on,
+            cast(lines.c.owed_now + taken_back, BigInteger).label("overdue_minor"),
+        )
+        .select_from(lines.outerjoin(later, later.c.account_id == lines.c.account_id))
         .subquery("overdue")
     )
+
+
+def balances_as_of(as_of: date, lo: int | None = None, hi: int | None = None) -> Subquery:
+    """What payments dated after `as_of` paid down of each balance, per account that has any.
+
+    The account's balances are kept as of now; as of an earlier date they were these amounts
+    higher (what each payment paid down is recorded with it: migration 0014). A payment
+    recorded before that has no split and is added back to principal. Interest, fees and
+    penalty charged after `as_of` are in the balances as imported: no history says when.
+    """
+    p = PAYMENT.c
+    return (
+        select(
+            p.account_id.label("account_id"),
+            *(
+                _money_sum(p[f"applied_{name}_minor"]).label(name)
+                for name in ("penalty", "fees", "interest")
+            ),
+            _money_sum(func.coalesce(p.applied_principal_minor, p.amount_minor)).label("principal"),
+        )
+        .where(p.paid_on > as_of, in_accounts(p.account_id, lo, hi))
+        .group_by(p.account_id)
+        .subquery("paid_since")
+    )
+
+
+@dataclass(frozen=True)
+class Balances:
+    """An account's balances as of a date: the columns to select, outer-joined by `join`."""
+
+    paid_since: Subquery
+    principal: ColumnElement[int]
+    interest: ColumnElement[int]
+    fees: ColumnElement[int]
+    penalty: ColumnElement[int]
+
+    @property
+    def total(self) -> ColumnElement[int]:
+        return self.principal + self.interest + self.fees + self.penalty
+
+    def join(self, left: Any) -> Any:
+        """`left` (a join that has the account table) with the payments since outer-joined."""
+        return left.outerjoin(self.paid_since, self.paid_since.c.account_id == ACCOUNT.c.id)
+
+
+def account_balances(as_of: date, lo: int | None = None, hi: int | None = None) -> Balances:
+    since = balances_as_of(as_of, lo, hi)
+    a = ACCOUNT.c
+
+    def added(name: str) -> ColumnElement[int]:
+        return cast(a[f"{name}_minor"] + func.coalesce(since.c[name], 0), BigInteger)
+
+    return Balances(since, added("principal"), added("interest"), added("fees"), added("penalty"))
 
 
 def dpd_expression(as_of: date, oldest_due_on: ColumnElement[date]) -> ColumnElement[int]:

@@ -639,11 +639,14 @@ def _payments(
 
 
 def record_payments(connection: Connection, payments: list[dict[str, Any]]) -> None:
-    """Insert payments and allocate them: instalments oldest first, balances penalty first."""
+    """Insert payments and allocate them: instalments oldest first, balances penalty first.
+
+    Each payment is stored with what it paid down of each balance (applied_*_minor), which
+    the balances as of an earlier date add back (services.delinquency.balances_as_of).
+    """
     if not payments:
         return
     now = utcnow()
-    connection.execute(PAYMENT.insert(), [{**p, "created_at": now} for p in payments])
     by_account: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for payment in payments:
         by_account[payment["account_id"]].append(payment)
@@ -688,10 +691,15 @@ def record_payments(connection: Connection, payments: list[dict[str, Any]]) -> N
             ids = {line.seq: line_id for line_id, line in lines}
             before = {line.seq: line for _, line in lines}
             schedule = [line for _, line in lines]
-            total = 0
+            balance = balances[account_id]
             for payment in sorted(by_account[account_id], key=lambda p: p["paid_on"]):
                 schedule, _ = apply_payment(schedule, payment["amount_minor"], payment["paid_on"])
-                total += payment["amount_minor"]
+                left = payment["amount_minor"]
+                for name in BALANCE_ORDER:
+                    taken = min(balance[name], left)
+                    balance[name] -= taken
+                    left -= taken
+                    payment[f"applied_{name}"] = taken
             for line in schedule:
                 if line != before[line.seq]:
                     instalment_updates.append(
@@ -701,14 +709,10 @@ def record_payments(connection: Connection, payments: list[dict[str, Any]]) -> N
                             "paid_on": line.paid_on,
                         }
                     )
-            balance = balances[account_id]
-            for name in BALANCE_ORDER:
-                taken = min(balance[name], total)
-                balance[name] -= taken
-                total -= taken
             balance_updates.append(
                 {"_id": account_id, **{n: balance[n] for n in BALANCE_ORDER}, "updated_at": now}
             )
+    connection.execute(PAYMENT.insert(), [{**p, "created_at": now} for p in payments])
     if instalment_updates:
         connection.execute(
             update(INSTALMENT)

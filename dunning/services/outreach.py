@@ -56,7 +56,7 @@ from dunning.rendering.context import (
     ValidationNotice,
 )
 from dunning.services.actions import action_payload
-from dunning.services.delinquency import delinquency, in_accounts
+from dunning.services.delinquency import account_balances, delinquency, in_accounts
 from dunning.services.documents import DocumentStore
 from dunning.services.lifecycle import grace_in_force, plan_states, reaged_since, treatment_in_force
 from dunning.services.outreach_env import OutreachEnv
@@ -269,6 +269,9 @@ def select_batch(
 ) -> list[BatchRow]:
     """The batch's delinquent accounts with everything deciding and rendering need."""
     d = delinquency(as_of, strategy, lo, hi)
+    # Amounts as of the run's date, also for an earlier date (a backfill): payments since not
+    # counted, in the overdue amount, the balances and the validation notice alike.
+    balances = account_balances(as_of, lo, hi)
     a, c, overdue = ACCOUNT.c, CUSTOMER.c, d.overdue.c
     # Every table read is bounded by the batch's range (see in_accounts).
     promise_active = exists().where(
@@ -283,6 +286,7 @@ def select_batch(
             PAYMENT.c.account_id == a.id,
             in_accounts(PAYMENT.c.account_id, lo, hi),
             PAYMENT.c.paid_on >= overdue.oldest_due_on,
+            PAYMENT.c.paid_on <= as_of,
         )
         .scalar_subquery()
     )
@@ -332,10 +336,10 @@ def select_batch(
             a.product,
             a.agreement_ref,
             a.opened_on,
-            a.principal_minor,
-            a.interest_minor,
-            a.fees_minor,
-            a.penalty_minor,
+            balances.principal,
+            balances.interest,
+            balances.fees,
+            balances.penalty,
             c.name,
             c.locale,
             c.time_zone,
@@ -375,9 +379,13 @@ def select_batch(
             in_force(ActionKind.CREDIT_FREEZE, lo, hi),
             in_force(ActionKind.AGENCY_PLACEMENT, lo, hi),
         )
-        .select_from(d.overdue)
-        .join(ACCOUNT, a.id == overdue.account_id)
-        .join(CUSTOMER, c.id == a.customer_id)
+        .select_from(
+            balances.join(
+                d.overdue.join(ACCOUNT, a.id == overdue.account_id).join(
+                    CUSTOMER, c.id == a.customer_id
+                )
+            )
+        )
         # Most accounts have nothing due on a given day: only those that may are loaded.
         .where(
             a.status == "open",
