@@ -101,8 +101,9 @@ def overdue_by_account(as_of: date, lo: int | None = None, hi: int | None = None
     """One row per account with an instalment unpaid as of `as_of`: oldest due date, amount.
 
     Unpaid as of D: due before D, and not fully paid by D (paid_on null or after D). The amount
-    is what was unpaid on those instalments as of D: payments dated after D are taken back off
-    (see domain.delinquency.overdue_amount, the reference this computes the same as).
+    (`overdue_minor`) is what was unpaid on those instalments as of D: payments dated after D
+    are taken back off (see domain.delinquency.overdue_amount, the reference this computes the
+    same as); `owed_now_minor` is what is unpaid on them today.
     """
     i = INSTALMENT.c
     unpaid = and_(
@@ -143,6 +144,10 @@ def overdue_by_account(as_of: date, lo: int | None = None, hi: int | None = None
             lines.c.account_id,
             lines.c.oldest_due_on,
             cast(lines.c.owed_now + taken_back, BigInteger).label("overdue_minor"),
+            # What is still unpaid today on the instalments overdue as of D: what a message
+            # sent today may ask for (a backfilled day's message never asks for money the
+            # customer paid since).
+            lines.c.owed_now.label("owed_now_minor"),
         )
         .select_from(lines.outerjoin(later, later.c.account_id == lines.c.account_id))
         .subquery("overdue")

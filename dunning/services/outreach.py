@@ -56,7 +56,7 @@ from dunning.rendering.context import (
     ValidationNotice,
 )
 from dunning.services.actions import action_payload
-from dunning.services.delinquency import account_balances, delinquency, in_accounts
+from dunning.services.delinquency import delinquency, in_accounts
 from dunning.services.documents import DocumentStore
 from dunning.services.lifecycle import grace_in_force, plan_states, reaged_since, treatment_in_force
 from dunning.services.outreach_env import OutreachEnv
@@ -269,9 +269,9 @@ def select_batch(
 ) -> list[BatchRow]:
     """The batch's delinquent accounts with everything deciding and rendering need."""
     d = delinquency(as_of, strategy, lo, hi)
-    # Amounts as of the run's date, also for an earlier date (a backfill): payments since not
-    # counted, in the overdue amount, the balances and the validation notice alike.
-    balances = account_balances(as_of, lo, hi)
+    # DPD and the step due are as of the run's date; the amounts a message states are those
+    # owed today. For a backfilled day they differ when the customer paid since, and a message
+    # sent today must never ask for money already paid (a false statement of the debt).
     a, c, overdue = ACCOUNT.c, CUSTOMER.c, d.overdue.c
     # Every table read is bounded by the batch's range (see in_accounts).
     promise_active = exists().where(
@@ -331,15 +331,15 @@ def select_batch(
             a.currency,
             d.dpd,
             d.tier,
-            overdue.overdue_minor,
+            overdue.owed_now_minor.label("overdue_minor"),
             overdue.oldest_due_on,
             a.product,
             a.agreement_ref,
             a.opened_on,
-            balances.principal,
-            balances.interest,
-            balances.fees,
-            balances.penalty,
+            a.principal_minor,
+            a.interest_minor,
+            a.fees_minor,
+            a.penalty_minor,
             c.name,
             c.locale,
             c.time_zone,
@@ -379,13 +379,9 @@ def select_batch(
             in_force(ActionKind.CREDIT_FREEZE, lo, hi),
             in_force(ActionKind.AGENCY_PLACEMENT, lo, hi),
         )
-        .select_from(
-            balances.join(
-                d.overdue.join(ACCOUNT, a.id == overdue.account_id).join(
-                    CUSTOMER, c.id == a.customer_id
-                )
-            )
-        )
+        .select_from(d.overdue)
+        .join(ACCOUNT, a.id == overdue.account_id)
+        .join(CUSTOMER, c.id == a.customer_id)
         # Most accounts have nothing due on a given day: only those that may are loaded.
         .where(
             a.status == "open",

@@ -1,6 +1,7 @@
 """Amounts as of an earlier date, from the command line: a payment made after the date counts in
-neither the overdue amount nor the balances (`accounts tiers --as-of`, a backfilled day's
-letter, a legal run for an earlier date), as it already did not count in the DPD."""
+neither the overdue amount nor the balances of a report or a legal run for that date
+(`accounts tiers --as-of`, `run legal --as-of`), as it already did not count in the DPD; a
+backfilled day's message, sent today, states what is owed today."""
 
 from __future__ import annotations
 
@@ -98,23 +99,24 @@ def test_tiers_of_an_earlier_date_leave_out_a_payment_made_after_it(
     assert "$200.00" in table.out and "$140.00" not in table.out
 
 
-def test_a_backfilled_days_letter_shows_the_amounts_of_that_day(
+def test_a_backfilled_days_letter_never_asks_for_money_paid_since(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """2026-11-01 is DPD 31: the middle tier's letter, with the balances and the validation
-    notice. Run after the payment of 2026-11-10 was imported, it still says what was owed on
-    the 1st."""
+    notice. Run after the payment of 2026-11-10 was imported, the step is the one due on the
+    1st, but the letter goes out today and states what is owed today: asking for the $100.00
+    owed on the 1st would misstate the debt."""
     _book(capsys, tmp_path)
     _pay(capsys, tmp_path, "A1", "60.00")
     ran = invoke(capsys, "run", "daily", "--as-of", "2026-11-01", "--in-process", "--json")
     assert ran.code == 0, ran.err
     listed = invoke(capsys, "outbox", "list", "--as-of", "2026-11-01", "--unmask", "--json").json()
     (letter,) = [m for m in listed if m["channel"] == "letter"]
+    assert (letter["tier"], letter["step_id"]) == ("middle", "middle-letter")
     body = letter["body"]
-    assert "$100.00" in body  # the overdue amount on 2026-11-01; $40.00 now
-    assert "$1,000.00" in body and "$10.00" in body and "$25.00" in body  # not $975.00 / $0.00
-    assert "$1,035.00" in body  # the total then (the validation notice's current amount too)
-    assert "$975.00" not in body and "$40.00" not in body
+    assert "$40.00" in body  # October's instalment, less the payment
+    assert "$975.00" in body  # the balance today: principal only, fees and interest paid
+    assert "$100.00" not in body and "$1,035.00" not in body and "$1,000.00" not in body
 
 
 def test_a_legal_run_for_an_earlier_date_claims_what_was_owed_then(
