@@ -1,4 +1,4 @@
-"""The worked example of an action adapter in docs/adapters.md runs and passes its own test."""
+"""The worked example in docs/action-adapters.md runs and passes its own test."""
 
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ def blocks(repo_dir: Path, doc: str, language: str) -> list[str]:
 def test_the_worked_example_action_adapter_passes_its_own_test(
     repo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    python = blocks(repo_dir, "adapters.md", "python")
+    python = blocks(repo_dir, "action-adapters.md", "python")
     (source,) = [b for b in python if "class AcmeCoreAdapter(HttpActionAdapter)" in b]
     (test,) = [b for b in python if "def test_freeze_posts_one_change_with_its_idem" in b]
     module = types.ModuleType("acme_core_docs_example")
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    exec(compile(source, "docs/adapters.md", "exec"), module.__dict__)
+    exec(compile(source, "docs/action-adapters.md", "exec"), module.__dict__)
     namespace: dict[str, Any] = {
         "asyncio": asyncio,
         "json": json,
@@ -43,5 +43,5 @@ def test_the_worked_example_action_adapter_passes_its_own_test(
         "SendOutcome": SendOutcome,
         "AcmeCoreAdapter": module.AcmeCoreAdapter,
     }
-    exec(compile(test, "docs/adapters.md", "exec"), namespace)
+    exec(compile(test, "docs/action-adapters.md", "exec"), namespace)
     namespace["test_freeze_posts_one_change_with_its_idempotency_key"]()

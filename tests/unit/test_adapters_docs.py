@@ -1,4 +1,4 @@
-"""The worked example in docs/adapters.md runs: the Acme adapter and its MockTransport test."""
+"""The worked example in docs/writing-adapters.md runs: the Acme adapter and its own test."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dunning.types import Channel
 
 
 def python_blocks(repo_dir: Path) -> list[str]:
-    text = (repo_dir / "docs" / "adapters.md").read_text(encoding="utf-8")
+    text = (repo_dir / "docs" / "writing-adapters.md").read_text(encoding="utf-8")
     return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
 
 
@@ -30,7 +30,7 @@ def test_the_worked_example_adapter_passes_its_own_test(
     (test,) = [b for b in blocks if "def test_send_posts_the_batch_and_maps_the_answer" in b]
     module = types.ModuleType("acme_docs_example")
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    exec(compile(source, "docs/adapters.md", "exec"), module.__dict__)
+    exec(compile(source, "docs/writing-adapters.md", "exec"), module.__dict__)
     namespace: dict[str, Any] = {
         "asyncio": asyncio,
         "json": json,
@@ -42,5 +42,5 @@ def test_the_worked_example_adapter_passes_its_own_test(
         "AcmeOptions": module.AcmeOptions,
         "AcmeSmsAdapter": module.AcmeSmsAdapter,
     }
-    exec(compile(test, "docs/adapters.md", "exec"), namespace)
+    exec(compile(test, "docs/writing-adapters.md", "exec"), namespace)
     namespace["test_send_posts_the_batch_and_maps_the_answer"](monkeypatch)
