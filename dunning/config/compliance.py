@@ -115,6 +115,15 @@ class CompliancePack(ConfigModel):
         if unknown:
             allowed = ", ".join(s.value for s in STOPPABLE)
             raise ValueError(f"unknown stop(s) {unknown}; stops are {allowed}")
+        # Every stop applies in every jurisdiction: the daily run, the send-time gate, the
+        # action dispatcher, imports and legal escalation all apply them all (fail closed). A
+        # pack leaving one out would only make a reader believe it is off there.
+        missing = [s.value for s in STOPPABLE if s not in stops]
+        if missing:
+            raise ValueError(
+                f"leaves out {missing}: every stop applies in every jurisdiction, so list all "
+                f"of {', '.join(s.value for s in STOPPABLE)} (or leave `stops` out)"
+            )
         return stops
 
     @model_validator(mode="after")

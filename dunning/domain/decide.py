@@ -6,7 +6,7 @@ decision carries its suppression reason (the rule id shown in summaries and `exp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from dunning.config.strategy import Step, Tier
@@ -32,6 +32,33 @@ class ContactState:
         return None
 
 
+CUSTOMER_STOPS: tuple[tuple[str, Suppression], ...] = (
+    ("deceased", Suppression.DECEASED),
+    ("bankruptcy", Suppression.BANKRUPTCY),
+    ("attorney_on_file", Suppression.ATTORNEY),
+    ("cease_communication", Suppression.CEASE_REQUEST),
+    ("dispute_open", Suppression.DISPUTE),
+    ("hardship_hold", Suppression.HARDSHIP_HOLD),
+)
+"""The customer's flags (customer columns, AccountState fields) that stop ordinary collection
+contact, with the rule each records, in STOP_ORDER."""
+STOP_ORDER: tuple[Suppression, ...] = (
+    Suppression.PAID,
+    *(reason for _, reason in CUSTOMER_STOPS),
+    Suppression.GRACE,
+    Suppression.PAYMENT_PLAN,
+    Suppression.PROMISE_TO_PAY,
+)
+"""Every reason no ordinary collection contact may happen, in order of weight: when several
+apply, the first names the rule. The daily run (AccountState.stop), the send-time gate and the
+action dispatcher all pick with first_stop, so they cannot weigh them differently."""
+
+
+def first_stop(found: Collection[Suppression]) -> Suppression | None:
+    """The weightiest of the stops that apply (STOP_ORDER), or None."""
+    return next((reason for reason in STOP_ORDER if reason in found), None)
+
+
 @dataclass(frozen=True)
 class AccountState:
     """The account and customer facts that can stop collection contact."""
@@ -50,23 +77,24 @@ class AccountState:
     extra_stops: tuple[Suppression, ...] = field(default_factory=tuple)
     """Stops found by other rules (a grace period, for example)."""
 
-    def stop(self) -> Suppression | None:
-        """The first reason no ordinary collection contact may happen, in order of weight."""
-        checks: list[tuple[bool, Suppression]] = [
+    def stops(self) -> set[Suppression]:
+        """Every reason in STOP_ORDER that applies."""
+        found = {reason for flag, reason in CUSTOMER_STOPS if getattr(self, flag)}
+        for hit, reason in (
             (not self.open or self.dpd <= 0, Suppression.PAID),
-            (self.deceased, Suppression.DECEASED),
-            (self.bankruptcy, Suppression.BANKRUPTCY),
-            (self.attorney_on_file, Suppression.ATTORNEY),
-            (self.cease_communication, Suppression.CEASE_REQUEST),
-            (self.dispute_open, Suppression.DISPUTE),
-            (self.hardship_hold, Suppression.HARDSHIP_HOLD),
             (self.grace, Suppression.GRACE),
             (self.plan_active, Suppression.PAYMENT_PLAN),
             (self.promise_active, Suppression.PROMISE_TO_PAY),
-        ]
-        for hit, reason in checks:
+        ):
             if hit:
-                return reason
+                found.add(reason)
+        return found
+
+    def stop(self) -> Suppression | None:
+        """The first reason no ordinary collection contact may happen, in order of weight."""
+        stop = first_stop(self.stops())
+        if stop is not None:
+            return stop
         return self.extra_stops[0] if self.extra_stops else None
 
 

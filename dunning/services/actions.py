@@ -20,9 +20,11 @@ from sqlalchemy import Engine, and_, bindparam, or_, select, update
 from adapters.actions.base import TARGET, ActionAdapter, ActionRequest, ActionResult
 from adapters.base import SendOutcome
 from dunning.db.lifecycle_models import AccountAction
-from dunning.db.models import Account, Customer, utcnow
+from dunning.db.models import Account, utcnow
+from dunning.domain.decide import CUSTOMER_STOPS
 from dunning.services.delinquency import in_accounts
 from dunning.services.dispatch import new_token
+from dunning.services.optouts import stops_in_force
 from dunning.types import ActionKind
 
 if TYPE_CHECKING:
@@ -31,19 +33,13 @@ if TYPE_CHECKING:
 
 ACTION = AccountAction.__table__  # type: ignore[attr-defined]
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
 
 ActionAdapterFactory = Callable[[str], ActionAdapter]
 """Builds the adapter for a target ("credit_line", "agency", "registry")."""
 
-STOP_FLAGS = ("deceased", "bankruptcy", "attorney_on_file", "cease_communication", "dispute_open")
-STOP_REASONS = {
-    "deceased": "deceased",
-    "bankruptcy": "bankruptcy",
-    "attorney_on_file": "attorney",
-    "cease_communication": "cease_request",
-    "dispute_open": "dispute",
-}
+STOP_REASONS = {flag: reason.value for flag, reason in CUSTOMER_STOPS}
+"""The customer's stop flags and the rule each records (the action dispatcher applies these and
+every other stop, through optouts.stops_in_force)."""
 RETRY_DELAY = timedelta(minutes=5)
 
 
@@ -169,26 +165,24 @@ def _claim(
         ).all()
         if not rows:
             return [], []
-        # Forward actions obey the stops at the moment they go (a dispute may have arrived).
-        flags = {
-            r.id: r
-            for r in connection.execute(
-                select(
-                    ACCOUNT.c.id, ACCOUNT.c.external_id, *(CUSTOMER.c[name] for name in STOP_FLAGS)
+        # Forward actions obey the stops at the moment they go, every stop the daily run
+        # applies (a dispute, a promise to pay or a payment plan may have arrived since).
+        externals: dict[int, str] = dict(
+            connection.execute(
+                select(ACCOUNT.c.id, ACCOUNT.c.external_id).where(
+                    ACCOUNT.c.id.in_({row.account_id for row in rows})
                 )
-                .join(CUSTOMER, CUSTOMER.c.id == ACCOUNT.c.customer_id)
-                .where(ACCOUNT.c.id.in_({row.account_id for row in rows}))
-            )
-        }
+            ).all()
+        )
+        stops = stops_in_force(connection, [(row.account_id, row.as_of) for row in rows], now)
         held: list[dict[str, Any]] = []
         ready: list[tuple[Any, str]] = []
         for row in rows:
-            account = flags[row.account_id]
-            stop = next((STOP_REASONS[n] for n in STOP_FLAGS if getattr(account, n)), None)
+            stop = stops[(row.account_id, row.as_of)].first()
             if stop is not None and row.reverses_id is None:
-                held.append({"_id": row.id, "reason": stop})
+                held.append({"_id": row.id, "reason": stop.value})
             else:
-                ready.append((row, account.external_id))
+                ready.append((row, externals[row.account_id]))
         if held:
             connection.execute(
                 update(ACTION)

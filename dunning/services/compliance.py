@@ -26,6 +26,7 @@ from dunning.domain.contact_time import Cap, ContactRule, cap_exceeded, next_ope
 from dunning.domain.zones import candidate_zones
 from dunning.errors import ConfigError, ConfigProblem
 from dunning.services.dispatch import Claimed, Verdict
+from dunning.services.optouts import Stops, stops_in_force
 from dunning.types import Channel, OutboxStatus, Suppression
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -44,13 +45,6 @@ IN_FLIGHT = (
 )
 """Statuses that count as contact for frequency caps: accepted by a gateway, or on the way."""
 
-STOP_FLAGS: dict[Suppression, str] = {
-    Suppression.DECEASED: "deceased",
-    Suppression.BANKRUPTCY: "bankruptcy",
-    Suppression.ATTORNEY: "attorney_on_file",
-    Suppression.CEASE_REQUEST: "cease_communication",
-    Suppression.DISPUTE: "dispute_open",
-}
 ApprovalCheck = Callable[[str, str], bool]
 """(template id, content hash) -> whether a compliance officer approved exactly that text."""
 
@@ -129,10 +123,6 @@ class ContactPolicy:
     def max_cap_days(self) -> int:
         return max((c.per_days for p in self.packs.values() for c in p.frequency_caps), default=1)
 
-    def stops(self, jurisdiction: str) -> frozenset[Suppression]:
-        pack = self.packs.get(jurisdiction)
-        return frozenset(pack.stops) if pack else frozenset(STOP_FLAGS)
-
     def consent_required(self, jurisdiction: str, channel: Channel) -> bool:
         pack = self.packs.get(jurisdiction)
         return pack is None or channel in pack.consent_required
@@ -176,6 +166,7 @@ def send_gate(
                     o.template_hash,
                     o.customer_id,
                     o.account_id,
+                    o.step_id,
                     a.jurisdiction,
                     a.status.label("account_status"),
                     o.as_of,
@@ -183,11 +174,6 @@ def send_gate(
                     c.phone,
                     c.country,
                     c.region,
-                    c.deceased,
-                    c.bankruptcy,
-                    c.attorney_on_file,
-                    c.cease_communication,
-                    c.dispute_open,
                     c.sms_consent,
                     c.push_consent,
                     c.letter_consent,
@@ -208,9 +194,9 @@ def send_gate(
             connection.execute(
                 select(c.id).where(c.id.in_(customers)).order_by(c.id).with_for_update()
             )
-        still_owing = _still_owing(
-            connection, [(row.account_id, row.as_of) for row in rows.values()]
-        )
+        pairs = [(row.account_id, row.as_of) for row in rows.values()]
+        still_owing = _still_owing(connection, pairs)
+        stops = stops_in_force(connection, pairs, now)
         history: dict[int, dict[Channel, list[datetime]]] = defaultdict(lambda: defaultdict(list))
         since = now - timedelta(days=policy.max_cap_days())
         for customer_id, channel, sent_at, updated_at in connection.execute(
@@ -234,6 +220,7 @@ def send_gate(
                 now,
                 history,
                 (row.account_id, row.as_of) in still_owing,
+                stops[(row.account_id, row.as_of)],
             )
             if verdict is None:
                 history[row.customer_id][message.channel].append(now)
@@ -277,14 +264,16 @@ def _judge(
     now: datetime,
     history: dict[int, dict[Channel, list[datetime]]],
     delinquent: bool,
+    stops: Stops,
 ) -> Verdict | None:
-    """None to send now; otherwise why not (in order: cure, stops, consent, template, time)."""
+    """None to send now; otherwise why not (in order: cure and the other stops, as the daily
+    run weighs them; opt-out, consent, template, time, caps)."""
     channel = message.channel
-    if row.account_status != "open" or not delinquent:
+    stop = stops.first(paid=row.account_status != "open" or not delinquent, step_id=row.step_id)
+    if stop == Suppression.PAID:
         return Verdict("cancel", Suppression.PAID.value)
-    for stop in policy.stops(row.jurisdiction):
-        if getattr(row, STOP_FLAGS[stop]):
-            return Verdict("hold", stop.value)
+    if stop is not None:
+        return Verdict("hold", stop.value)
     if getattr(row, f"{channel.value}_opted_out_at") is not None:
         return Verdict("hold", Suppression.OPTED_OUT.value)
     if policy.consent_required(row.jurisdiction, channel) and not getattr(

@@ -25,6 +25,7 @@ from dunning.db.sql import chunked, insert_ignoring_conflicts
 from dunning.domain.money import parse_amount, to_decimal
 from dunning.errors import DunningError, NotFound
 from dunning.services.delinquency import in_accounts, overdue_by_account
+from dunning.services.optouts import hold_suppressed
 from dunning.types import ActionKind, OutboxStatus, PromiseStatus, Suppression
 
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
@@ -91,6 +92,7 @@ def add_promise(
         .where(PROMISE.c.account_id == account_id, PROMISE.c.status == PromiseStatus.ACTIVE.value)
         .values(status=PromiseStatus.CANCELLED.value, resolved_on=today)
     )
+    now = utcnow()
     result = connection.execute(
         PROMISE.insert().values(
             account_id=account_id,
@@ -98,10 +100,12 @@ def add_promise(
             promised_on=promised_on,
             channel=channel,
             created_by=user,
-            created_at=utcnow(),
+            created_at=now,
             status=PromiseStatus.ACTIVE.value,
         )
     )
+    # Reminders pause from now, not from the next daily run: the waiting ones are held.
+    hold_suppressed(connection, [account_id], now)
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
@@ -185,6 +189,7 @@ def add_grace(
     if not reason.strip():
         raise LifecycleError("reason: a grace period needs a reason")
     account_id, _, _ = account_id_for(connection, account)
+    now = utcnow()
     result = connection.execute(
         GRACE.insert().values(
             account_id=account_id,
@@ -193,9 +198,11 @@ def add_grace(
             ends_on=until,
             reason=reason,
             granted_by=user,
-            created_at=utcnow(),
+            created_at=now,
         )
     )
+    # In force at once: the account's waiting messages and forward actions are held now.
+    hold_suppressed(connection, [account_id], now)
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
@@ -292,6 +299,8 @@ def create_plan(
             for line in split_plan(int(total), instalments, first_due_on, every_days)
         ],
     )
+    # The cadence follows the plan from now: what waits to go under the old one is held.
+    hold_suppressed(connection, [account_id], utcnow())
     return plan_id
 
 

@@ -1,58 +1,151 @@
 """Opt-outs and stops: both take effect at once, on the messages already waiting to go.
 
 An opt-out (a STOP-type reply, an operator's record of a request, or an import) ends a channel
-for good. A stop (deceased, bankruptcy, attorney on file, cease request, dispute, hardship hold)
-ends ordinary collection contact. Either way every waiting (planned) message it covers is held
-at once with the rule's id, as the daily run would have held it: the send-time gate is not the
-first to know.
+for good. A stop ends ordinary collection contact: the customer's flags (deceased, bankruptcy,
+attorney on file, cease request, dispute, hardship hold), and on an account a grace period or
+hardship hold, a payment plan or a promise to pay. Either way every waiting (planned) message it
+covers is held at once with the rule's id, as the daily run would have held it: the send-time
+gate is not the first to know. What stops contact at a given moment (stops_in_force) is the one
+definition the send-time gate, the action dispatcher and these holds share.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import ColumnElement, Connection, exists, func, or_, select, update
 
 from dunning.config.compliance import CompliancePack
-from dunning.db.lifecycle_models import AccountAction
-from dunning.db.models import Account, Customer, utcnow
+from dunning.db.lifecycle_models import AccountAction, GracePeriod, PaymentPlan
+from dunning.db.models import Account, Customer, PromiseToPay, utcnow
 from dunning.db.outreach_models import OutboxMessage
 from dunning.db.sql import chunked
+from dunning.domain.decide import CUSTOMER_STOPS, first_stop
 from dunning.errors import NotFound
-from dunning.types import Channel, OutboxStatus, Suppression
+from dunning.types import Channel, OutboxStatus, PromiseStatus, Suppression
 
 CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
 ACCOUNT = Account.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 ACTION = AccountAction.__table__  # type: ignore[attr-defined]
+GRACE = GracePeriod.__table__  # type: ignore[attr-defined]
+PLAN = PaymentPlan.__table__  # type: ignore[attr-defined]
+PROMISE = PromiseToPay.__table__  # type: ignore[attr-defined]
 
-STOPS: tuple[tuple[str, Suppression], ...] = (
-    ("deceased", Suppression.DECEASED),
-    ("bankruptcy", Suppression.BANKRUPTCY),
-    ("attorney_on_file", Suppression.ATTORNEY),
-    ("cease_communication", Suppression.CEASE_REQUEST),
-    ("dispute_open", Suppression.DISPUTE),
-    ("hardship_hold", Suppression.HARDSHIP_HOLD),
-)
+STOPS = CUSTOMER_STOPS
 """The customer's flags that stop ordinary collection contact, in the order the daily run weighs
-them (AccountState.stop): the first one set is the reason recorded."""
+them (decide.STOP_ORDER): the first one set is the reason recorded."""
 CHUNK = 900
+AHEAD_OF_UTC = timedelta(hours=14)
+"""The furthest any time zone runs ahead of UTC (UTC+14): a grace period granted "today" where
+the operator is has begun by the date UTC reaches this much later."""
+
+
+@dataclass(frozen=True)
+class Stops:
+    """What stops ordinary collection contact on an account, for what was planned on a date."""
+
+    found: frozenset[Suppression]
+    """The customer's stop flags, a grace period or hardship hold, an active promise to pay."""
+    plan_id: int | None
+    """The account's active payment plan."""
+
+    def first(self, *, paid: bool = False, step_id: str | None = None) -> Suppression | None:
+        """The rule the daily run would record (decide.first_stop), `paid` (cured) first.
+
+        The active plan stops every message but its own (its confirmation letter and
+        instalment reminders: step ids plan-<plan id>-..., see outreach._plan_messages), which
+        the daily run decides as if there were no plan; forward actions (no step id of that
+        form) are stopped by it.
+        """
+        found = set(self.found)
+        if paid:
+            found.add(Suppression.PAID)
+        if self.plan_id is not None and not (step_id or "").startswith(f"plan-{self.plan_id}-"):
+            found.add(Suppression.PAYMENT_PLAN)
+        return first_stop(found)
+
+
+def stops_in_force(
+    connection: Connection, pairs: Iterable[tuple[int, date]], now: datetime
+) -> dict[tuple[int, date], Stops]:
+    """For each (account, date planned for): the stops in force at `now`. Set-based: one query
+    per date and STOPS_CHUNK accounts.
+
+    The daily run's rules (outreach.select_batch), so that what a message or an action meets at
+    the last moment is what planning would decide; each time-bound rule holds if it applies on
+    the date planned for or at `now`, or in between, as recording it holds at once:
+    - the customer's flags (CUSTOMER_STOPS);
+    - a grace period or hardship hold not revoked, begun by now, not ended before that date;
+    - a promise to pay still active whose date is not before that date;
+    - an active payment plan.
+    """
+    by_date: dict[date, set[int]] = defaultdict(set)
+    for account_id, as_of in pairs:
+        by_date[as_of].add(account_id)
+    a, c, g, p = ACCOUNT.c, CUSTOMER.c, GRACE.c, PROMISE.c
+    begun_by = (now + AHEAD_OF_UTC).date()
+    found: dict[tuple[int, date], Stops] = {}
+    for as_of, accounts in by_date.items():
+
+        def grace(kind: str, as_of: date = as_of) -> Any:
+            return exists().where(
+                g.account_id == a.id,
+                g.kind == kind,
+                g.revoked_at.is_(None),
+                g.starts_on <= begun_by,
+                g.ends_on >= as_of,
+            )
+
+        promise = exists().where(
+            p.account_id == a.id,
+            p.status == PromiseStatus.ACTIVE.value,
+            p.promised_on >= as_of,
+        )
+        plan_id = (
+            select(func.max(PLAN.c.id))
+            .where(PLAN.c.account_id == a.id, PLAN.c.status == "active")
+            .scalar_subquery()
+        )
+        for chunk in chunked(sorted(accounts), CHUNK):
+            query = (
+                select(
+                    a.id,
+                    *(c[flag] for flag, _ in CUSTOMER_STOPS),
+                    grace("grace").label("grace"),
+                    grace("hardship").label("hardship_grace"),
+                    promise.label("promise_active"),
+                    plan_id.label("plan_id"),
+                )
+                .join(CUSTOMER, c.id == a.customer_id)
+                .where(a.id.in_(chunk))
+            )
+            for row in connection.execute(query):
+                stops = {reason for flag, reason in CUSTOMER_STOPS if row._mapping[flag]}
+                for hit, reason in (
+                    (row.grace, Suppression.GRACE),
+                    (row.hardship_grace, Suppression.HARDSHIP_HOLD),
+                    (row.promise_active, Suppression.PROMISE_TO_PAY),
+                ):
+                    if hit:
+                        stops.add(reason)
+                found[(row.id, as_of)] = Stops(frozenset(stops), row.plan_id)
+    return found
 
 
 def _hold_messages(
     connection: Connection,
-    customer_ids: list[int],
+    which: ColumnElement[bool],
     channel: Channel | None,
     reason: Suppression,
     at: datetime,
 ) -> int:
-    """Hold the customers' waiting messages (on one channel, or all); how many were held."""
-    conditions = [
-        OUTBOX.c.customer_id.in_(customer_ids),
-        OUTBOX.c.status == OutboxStatus.PLANNED.value,
-    ]
+    """Hold the waiting messages `which` selects (on one channel, or all); how many were held."""
+    conditions = [which, OUTBOX.c.status == OutboxStatus.PLANNED.value]
     if channel is not None:
         conditions.append(OUTBOX.c.channel == channel.value)
     result = connection.execute(
@@ -76,7 +169,9 @@ def opt_out(connection: Connection, customer_ids: list[int], channel: Channel, a
         .where(CUSTOMER.c.id.in_(customer_ids), column.is_(None))
         .values({column: at, CUSTOMER.c.updated_at: utcnow()})
     )
-    return _hold_messages(connection, customer_ids, channel, Suppression.OPTED_OUT, at)
+    return _hold_messages(
+        connection, OUTBOX.c.customer_id.in_(customer_ids), channel, Suppression.OPTED_OUT, at
+    )
 
 
 def hold_opted_out(connection: Connection, customer_ids: Iterable[int], at: datetime) -> int:
@@ -95,7 +190,9 @@ def hold_opted_out(connection: Connection, customer_ids: Iterable[int], at: date
                 if row._mapping[column] is not None:
                     by_channel[channel].append(int(row.id))
         for channel, ids in by_channel.items():
-            held += _hold_messages(connection, ids, channel, Suppression.OPTED_OUT, at)
+            held += _hold_messages(
+                connection, OUTBOX.c.customer_id.in_(ids), channel, Suppression.OPTED_OUT, at
+            )
     return held
 
 
@@ -109,33 +206,67 @@ def hold_stopped(connection: Connection, customer_ids: Iterable[int], at: dateti
     held = 0
     flags = [CUSTOMER.c[flag] for flag, _ in STOPS]
     for chunk in chunked(sorted(set(customer_ids)), CHUNK):
-        by_reason: dict[Suppression, list[int]] = defaultdict(list)
-        for row in connection.execute(
-            select(CUSTOMER.c.id, *flags).where(
-                CUSTOMER.c.id.in_(chunk), or_(*(flag.is_(True) for flag in flags))
+        accounts = connection.execute(
+            select(ACCOUNT.c.id)
+            .join(CUSTOMER, CUSTOMER.c.id == ACCOUNT.c.customer_id)
+            .where(CUSTOMER.c.id.in_(chunk), or_(*(flag.is_(True) for flag in flags)))
+        ).scalars()
+        held += hold_suppressed(connection, list(accounts), at)
+    return held
+
+
+def hold_suppressed(connection: Connection, account_ids: Iterable[int], at: datetime) -> int:
+    """Hold at once, with the rule the send-time gate would give, every waiting message of these
+    accounts that a stop in force now stops, and every waiting forward action (a freeze, a
+    placement, a report; not a reversal: undoing a treatment is never held); how many messages
+    were held. For a stop just recorded: a customer's flag, a promise to pay, a grace period or
+    hardship hold, a payment plan.
+    """
+    held = 0
+    o, a = OUTBOX.c, ACTION.c
+    planned = OutboxStatus.PLANNED.value
+    for chunk in chunked(sorted(set(account_ids)), CHUNK):
+        messages = connection.execute(
+            select(o.id, o.account_id, o.as_of, o.step_id).where(
+                o.account_id.in_(chunk), o.status == planned
             )
-        ):
-            reason = next(reason for flag, reason in STOPS if row._mapping[flag])
-            by_reason[reason].append(int(row.id))
-        for reason, ids in by_reason.items():
-            held += _hold_messages(connection, ids, None, reason, at)
-            connection.execute(
-                update(ACTION)
-                .where(
-                    ACTION.c.account_id.in_(
-                        select(ACCOUNT.c.id).where(ACCOUNT.c.customer_id.in_(ids))
-                    ),
-                    ACTION.c.status == "planned",
-                    ACTION.c.reverses_id.is_(None),
-                )
-                .values(
-                    status="held",
-                    hold_reason=reason.value,
-                    claim_token=None,
-                    claimed_until=None,
-                    updated_at=at,
-                )
+        ).all()
+        actions = connection.execute(
+            select(a.id, a.account_id, a.as_of).where(
+                a.account_id.in_(chunk), a.status == "planned", a.reverses_id.is_(None)
             )
+        ).all()
+        if not messages and not actions:
+            continue
+        stops = stops_in_force(
+            connection, [(row.account_id, row.as_of) for row in (*messages, *actions)], at
+        )
+        message_holds: dict[Suppression, list[int]] = defaultdict(list)
+        for row in messages:
+            reason = stops[(row.account_id, row.as_of)].first(step_id=row.step_id)
+            if reason is not None:
+                message_holds[reason].append(row.id)
+        action_holds: dict[Suppression, list[int]] = defaultdict(list)
+        for row in actions:
+            reason = stops[(row.account_id, row.as_of)].first()
+            if reason is not None:
+                action_holds[reason].append(row.id)
+        for reason, ids in message_holds.items():
+            for part in chunked(ids, CHUNK):
+                held += _hold_messages(connection, o.id.in_(part), None, reason, at)
+        for reason, ids in action_holds.items():
+            for part in chunked(ids, CHUNK):
+                connection.execute(
+                    update(ACTION)
+                    .where(a.id.in_(part), a.status == "planned")
+                    .values(
+                        status="held",
+                        hold_reason=reason.value,
+                        claim_token=None,
+                        claimed_until=None,
+                        updated_at=at,
+                    )
+                )
     return held
 
 
