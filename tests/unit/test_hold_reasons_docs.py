@@ -1,4 +1,4 @@
-"""docs/compliance.md lists every rule id a message or an action can be held (or cancelled) by."""
+"""docs/compliance.md lists every suppression a message or an action can be held or cancelled by."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ from dunning.types import Suppression
 
 def documented(repo_dir: Path) -> set[str]:
     text = (repo_dir / "docs" / "compliance.md").read_text(encoding="utf-8")
-    section = text.split("\n### Hold reasons\n")[1].split("\n#")[0]
+    section = text.split("\n### Suppressions\n")[1].split("\n#")[0]
     return set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE))
 
 
 def written_in_code(repo_dir: Path) -> set[str]:
-    """Hold reasons the code writes as literals rather than through Suppression."""
+    """Suppressions the code writes as literals rather than through the Suppression enum."""
     found = {compliance.NO_POLICY_PACK, compliance.NO_CONTACT_WINDOW}
     found |= {compliance.CHANNEL_NOT_ALLOWED, *STOP_REASONS.values()}
     for path in (repo_dir / "dunning").rglob("*.py"):
         source = path.read_text(encoding="utf-8")
-        found |= set(re.findall(r"\b(?:hold|hold_reason|rule)\s*=\s*\"([a-z_]+)\"", source))
+        assigned = r"\b(?:hold|hold_reason|suppression|rule)\s*=\s*\"([a-z_]+)\""
+        found |= set(re.findall(assigned, source))
     return found
 
 
