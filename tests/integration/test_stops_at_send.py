@@ -331,3 +331,41 @@ def test_a_policy_pack_cannot_turn_a_stop_off(
     problem = result.json()["problems"][0]
     assert (problem["file"], problem["key"]) == ("config/compliance/US.yaml", "stops")
     assert "cease_request" in problem["reason"]
+
+
+def _over(write: Callable[[Connection, int], None], table: Any, **values: Any) -> Any:
+    """`write`, then the row it wrote changed so that it no longer stops contact."""
+
+    def change(c: Connection, account_id: int) -> None:
+        write(c, account_id)
+        c.execute(update(table).where(table.c.account_id == account_id).values(**values))
+
+    return change
+
+
+OVER: dict[str, Callable[[Connection, int], None]] = {
+    "promise kept": _over(_promise, PROMISE, status="kept", resolved_on=TODAY),
+    "promise dated before the message's date": _over(
+        _promise, PROMISE, promised_on=TODAY - timedelta(days=1)
+    ),
+    "grace revoked": _over(_grace("grace"), GRACE, revoked_at=utcnow()),
+    "grace ended before the message's date": _over(
+        _grace("grace"), GRACE, starts_on=TODAY - timedelta(days=9), ends_on=TODAY - timedelta(1)
+    ),
+    "plan completed": _over(_plan, PLAN, status="completed", resolved_on=TODAY),
+}
+
+
+@pytest.mark.parametrize("change", list(OVER))
+def test_a_stop_no_longer_in_force_does_not_hold(
+    change: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    waiting: Waiting,
+) -> None:
+    """A promise resolved, a grace period revoked or over, a plan done: the message goes."""
+    with waiting.runtime.unit_of_work() as c:
+        OVER[change](c, waiting.account_id)
+    report = dispatch(capsys, monkeypatch, waiting.opening + timedelta(minutes=1))
+    assert (report["sent"], report["held_by_reason"]) == (1, {})
+    assert waiting.held() == (("sent", None), ("done", None))
