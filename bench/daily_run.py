@@ -95,10 +95,10 @@ def main() -> None:
         os.environ["DUNNING_DATABASE_URL"] = f"sqlite:///{workdir / 'bench.db'}"
 
     from dunning.bootstrap import bootstrap
-    from dunning.services.demo import seed_population
-    from dunning.services.outreach_env import OutreachEnv
-    from dunning.services.runs import run_daily_outreach
-    from dunning.services.workers import local_mapper, local_processes
+    from dunning.demo.population import seed_population
+    from dunning.services.daily.env import OutreachEnv
+    from dunning.services.daily.run import run_daily_outreach
+    from dunning.services.daily.workers import local_mapper, local_processes
 
     as_of = date.fromisoformat(args.as_of)
     runtime = bootstrap()
@@ -141,7 +141,7 @@ def main() -> None:
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
-    from dunning.services.letters import shutdown_printers
+    from dunning.services.dispatch.printing import shutdown_printers
 
     shutdown_printers()  # so the printer and worker processes' peak memory is counted below
 

@@ -122,7 +122,7 @@ def main() -> None:
     os.environ.setdefault("DUNNING_DATABASE_URL", f"sqlite:///{workdir / 'imports.db'}")
 
     from dunning.bootstrap import bootstrap
-    from dunning.services.imports import import_file
+    from dunning.services.imports.files import import_file
 
     paths = write_files(workdir, args.accounts)
     runtime = bootstrap()

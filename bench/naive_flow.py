@@ -44,11 +44,11 @@ def main() -> None:
     from prefect import flow, task
 
     from dunning.bootstrap import bootstrap
+    from dunning.demo.population import seed_population
+    from dunning.services.daily.env import OutreachEnv
+    from dunning.services.daily.run import DAILY_OUTREACH, dispatch_batch
     from dunning.services.delinquency import delinquent_accounts
-    from dunning.services.demo import seed_population
-    from dunning.services.outreach import plan_batch
-    from dunning.services.outreach_env import OutreachEnv
-    from dunning.services.runs import DAILY_OUTREACH, dispatch_batch
+    from dunning.services.outreach.plan import plan_batch
 
     as_of = date.fromisoformat(args.as_of)
     runtime = bootstrap()

@@ -15,7 +15,7 @@ from dunning.config.runners import load_runners
 from dunning.db.engine import create_db_engine, ensure_schema
 from dunning.errors import ConfigError
 from dunning.project import Project
-from dunning.services.run_book import Liveness, RunBook
+from dunning.services.runs.book import Liveness, RunBook
 
 
 @dataclass

@@ -107,7 +107,7 @@ class Project:
     @cached_property
     def compliance_packs(self) -> dict[str, CompliancePack]:
         """The policy packs under config/compliance/, by jurisdiction."""
-        from dunning.services.compliance import load_packs
+        from dunning.config.packs import load_packs
 
         return load_packs(self.config_dir, self.root)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from dunning.bootstrap import bootstrap
 from dunning.logs import install_masking
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.workers import BatchWorkers, WorkerSpec, local_processes
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.workers import BatchWorkers, WorkerSpec, local_processes
 
 _LOCK = threading.Lock()
 _ENVS: dict[tuple[str | None, str | None], OutreachEnv] = {}

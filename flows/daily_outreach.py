@@ -10,13 +10,8 @@ from prefect import flow, task
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from dunning.services.runs import (
-    DAILY_OUTREACH,
-    Batch,
-    BatchMapper,
-    run_daily_outreach,
-    sequential,
-)
+from dunning.services.daily.run import DAILY_OUTREACH, BatchMapper, run_daily_outreach, sequential
+from dunning.services.runs.batches import Batch
 from flows._artifacts import log_batch, publish_summary
 from flows._runners import FLOW_THREADS, batch_task_runner
 from flows._runtime import batch_workers, outreach_env

@@ -20,7 +20,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from dunning.config.runners import ShardSettings, load_runners
 from dunning.errors import DunningError
-from dunning.services.shards import (
+from dunning.services.daily.shards import (
     DAILY_OUTREACH_SHARD,
     DAILY_OUTREACH_SHARDED,
     Shard,

@@ -8,7 +8,7 @@ from prefect import flow, task
 from prefect.runtime import flow_run
 
 from dunning.db.models import utcnow
-from dunning.services.runs import DISPATCH_OUTBOX, dispatch_batch, run_dispatch_outbox
+from dunning.services.daily.run import DISPATCH_OUTBOX, dispatch_batch, run_dispatch_outbox
 from flows._artifacts import publish_summary
 from flows._runtime import outreach_env
 

@@ -11,7 +11,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from dunning.legal.service import LEGAL_ESCALATION, ReviewMapper, review_batch, run_legal_escalation
-from dunning.services.runs import Batch
+from dunning.services.runs.batches import Batch
 from flows._artifacts import publish_summary
 from flows._runtime import outreach_env
 

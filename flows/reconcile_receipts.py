@@ -8,7 +8,7 @@ from prefect import flow, task
 from prefect.runtime import flow_run
 
 from dunning.db.models import utcnow
-from dunning.services.runs import RECONCILE_RECEIPTS, poll_receipts, run_reconcile_receipts
+from dunning.services.daily.run import RECONCILE_RECEIPTS, poll_receipts, run_reconcile_receipts
 from flows._artifacts import publish_summary
 from flows._runtime import outreach_env
 

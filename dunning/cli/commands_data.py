@@ -10,8 +10,8 @@ from rich.table import Table
 
 from dunning.cli._common import STATE, JsonOption, as_of_option, console, print_json, progress_bar
 from dunning.domain.money import to_decimal
-from dunning.services import imports
 from dunning.services.delinquency import TierCount, tier_population
+from dunning.services.imports import files as imports
 
 
 def _format_money(minor: int, currency: str, locale: str = "en_US") -> str:

@@ -10,7 +10,7 @@ import typer
 from dunning.cli._common import STATE, JsonOption, as_of_option, console, print_json, progress_bar
 from dunning.cli.commands_data import print_tiers, tiers_as_json
 from dunning.cli.commands_run import InProcessOption, print_summary, run_daily
-from dunning.services import demo as demo_service
+from dunning.demo import population as demo_service
 from dunning.services.delinquency import tier_population
 
 
@@ -120,8 +120,8 @@ def register(app: typer.Typer) -> None:
 
 def _story_before(day: date, as_json: bool) -> dict[str, Any]:
     """History (the day 30 days back) and the events between runs; see services.demo_story."""
-    from dunning.services import demo_story
-    from dunning.services.outreach_env import OutreachEnv
+    from dunning.demo import story as demo_story
+    from dunning.services.daily.env import OutreachEnv
 
     env = OutreachEnv(STATE.runtime())
     try:
@@ -139,12 +139,12 @@ def _story_before(day: date, as_json: bool) -> dict[str, Any]:
 
 def _story_after(day: date) -> dict[str, Any]:
     """Receipts, the actions' state, the legal run, and one case packet built and verified."""
+    from dunning.demo import story as demo_story
     from dunning.legal.packets import build_case_packet
     from dunning.legal.service import run_legal_escalation
     from dunning.legal.verify import verify_packet
-    from dunning.services import demo_story
-    from dunning.services.outreach_env import OutreachEnv
-    from dunning.services.receipts import reconcile_receipts
+    from dunning.services.daily.env import OutreachEnv
+    from dunning.services.dispatch.receipts import reconcile_receipts
 
     runtime = STATE.runtime()
     env = OutreachEnv(runtime)

@@ -16,7 +16,7 @@ HOST_HELP = "Interface to listen on; the default keeps it on this machine."
 
 def inbound_handler(runtime: Runtime) -> Callable[[str, str, datetime], bool]:
     """SMS replies: an opt-out keyword of the customer's policy pack opts them out of SMS."""
-    from dunning.services.optouts import inbound_sms
+    from dunning.services.contact.stops import inbound_sms
 
     packs = runtime.project.compliance_packs
 
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         """
         import uvicorn
 
-        from dunning.services.receipts import DatabaseReceiptSink
+        from dunning.services.dispatch.receipts import DatabaseReceiptSink
         from dunning.webhooks import SECRET_ENV, check_secret, create_webhook_app
 
         secret = os.environ.get(SECRET_ENV, "")

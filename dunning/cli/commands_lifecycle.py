@@ -10,16 +10,10 @@ from rich.table import Table
 from sqlalchemy import select
 
 from dunning.cli._common import STATE, JsonOption, console, print_json
-from dunning.db.lifecycle_models import AccountAction, GracePeriod
-from dunning.db.models import Account, PromiseToPay
+from dunning.db.tables import ACCOUNT, ACTION, PROMISE
 from dunning.domain.money import to_decimal
 from dunning.services import lifecycle
 from dunning.types import Channel
-
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-PROMISE = PromiseToPay.__table__  # type: ignore[attr-defined]
-ACTION = AccountAction.__table__  # type: ignore[attr-defined]
-GRACE = GracePeriod.__table__  # type: ignore[attr-defined]
 
 UserOption = typer.Option(..., "--user", help="Who records this (kept in the history).")
 
@@ -75,7 +69,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Record an opt-out (e.g. a request by phone); waiting messages on it are held."""
         from dunning.db.models import utcnow
-        from dunning.services.optouts import opt_out_customer
+        from dunning.services.contact.stops import opt_out_customer
 
         with STATE.runtime().unit_of_work() as connection:
             held = opt_out_customer(connection, customer, channel, utcnow())

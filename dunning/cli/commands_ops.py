@@ -265,8 +265,8 @@ def register(app: typer.Typer) -> None:
 
 def _daily_runner(project_root: Path, in_process: bool) -> Any:
     if in_process:
-        from dunning.services.outreach_env import OutreachEnv
-        from dunning.services.runs import run_daily_outreach
+        from dunning.services.daily.env import OutreachEnv
+        from dunning.services.daily.run import run_daily_outreach
 
         def run_here(as_of: date) -> dict[str, Any]:
             env = OutreachEnv(STATE.runtime())

@@ -10,12 +10,9 @@ from rich.table import Table
 from sqlalchemy import select
 
 from dunning.cli._common import STATE, JsonOption, as_of_option, console, print_json
-from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
+from dunning.db.tables import EVENT, OUTBOX
 from dunning.errors import NotFound
 from dunning.masking import mask_recipient
-
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
 
 InProcessOption = typer.Option(
     False, "--in-process", help="Run without Prefect (no flow run is recorded in Prefect)."
@@ -29,9 +26,9 @@ def _day(value: datetime | None) -> date:
 def run_daily(as_of: date, *, dry_run: bool, in_process: bool) -> dict[str, Any]:
     project = STATE.project()
     if in_process:
-        from dunning.services.outreach_env import OutreachEnv
-        from dunning.services.runs import run_daily_outreach
-        from dunning.services.workers import local_mapper
+        from dunning.services.daily.env import OutreachEnv
+        from dunning.services.daily.run import run_daily_outreach
+        from dunning.services.daily.workers import local_mapper
 
         env = OutreachEnv(STATE.runtime())
         with local_mapper(env) as mapper:
@@ -136,8 +133,8 @@ def register(app: typer.Typer) -> None:
     def run_dispatch(in_process: bool = InProcessOption, as_json: bool = JsonOption) -> None:
         """Send every message that has become due: deferred to a contact window, or retries."""
         if in_process:
-            from dunning.services.outreach_env import OutreachEnv
-            from dunning.services.runs import run_dispatch_outbox
+            from dunning.services.daily.env import OutreachEnv
+            from dunning.services.daily.run import run_dispatch_outbox
 
             env = OutreachEnv(STATE.runtime())
             try:
@@ -163,8 +160,8 @@ def register(app: typer.Typer) -> None:
     def run_receipts(in_process: bool = InProcessOption, as_json: bool = JsonOption) -> None:
         """Poll the gateways for delivery receipts of sent messages and record them."""
         if in_process:
-            from dunning.services.outreach_env import OutreachEnv
-            from dunning.services.runs import run_reconcile_receipts
+            from dunning.services.daily.env import OutreachEnv
+            from dunning.services.daily.run import run_reconcile_receipts
 
             env = OutreachEnv(STATE.runtime())
             try:
@@ -191,8 +188,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """What was or was not sent to one account on a date, and the rule behind each."""
+        from dunning.services.daily.env import OutreachEnv
         from dunning.services.explain import explain_account
-        from dunning.services.outreach_env import OutreachEnv
 
         data = explain_account(OutreachEnv(STATE.runtime()), account, _day(as_of))
         if as_json:

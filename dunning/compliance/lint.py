@@ -173,7 +173,7 @@ class LintRules:
 
     @classmethod
     def from_project(cls, project: Project) -> LintRules:
-        from dunning.services.compliance import load_packs
+        from dunning.config.packs import load_packs
 
         banned_path = project.config_dir / "compliance" / "banned_phrases.yaml"
         if not banned_path.is_file():

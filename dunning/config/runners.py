@@ -1,7 +1,7 @@
 """config/runners.yaml: where the daily run's batch tasks execute (docs/scaling.md).
 
 The file is optional. Without it (or without `dask.address`) the batches run in the run's own
-process, or in `processes` worker processes on this machine (dunning.services.workers).
+process, or in `processes` worker processes on this machine (dunning.services.daily.workers).
 `dask.address: local` starts a Dask LocalCluster for the run (demos, tests, one big box);
 `tcp://host:8786` hands the batches to a running Dask scheduler, whose workers must have Dunning
 installed and reach the same database and state directory. A `shards` section sets up the

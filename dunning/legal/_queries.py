@@ -9,20 +9,12 @@ from datetime import date
 from sqlalchemy import Connection, exists, func, select
 
 from dunning.config import LegalConfig, Strategy
-from dunning.db.legal_models import LegalCase
-from dunning.db.models import Account, Customer, Payment, PromiseToPay
-from dunning.db.outreach_models import OutboxMessage
+from dunning.db.ranges import in_accounts
+from dunning.db.tables import ACCOUNT, CASE, CUSTOMER, OUTBOX, PAYMENT, PROMISE
 from dunning.legal.eligibility import Candidate, FinalDemandLetter
 from dunning.legal.lifecycle import BLOCKING_OUTCOMES, OPEN_STATUSES, PRE_FILING, CaseStatus
-from dunning.services.delinquency import account_balances, delinquency, in_accounts
+from dunning.services.delinquency import account_balances, delinquency
 from dunning.types import OutboxStatus, PromiseStatus, Suppression
-
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
-PAYMENT = Payment.__table__  # type: ignore[attr-defined]
-PROMISE = PromiseToPay.__table__  # type: ignore[attr-defined]
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-CASE = LegalCase.__table__  # type: ignore[attr-defined]
 
 _STOP_COLUMNS: tuple[tuple[Suppression, str], ...] = (
     (Suppression.DECEASED, "deceased"),

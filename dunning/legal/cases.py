@@ -13,21 +13,13 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from dunning.db.legal_models import LegalCase, LegalCaseEvent, LegalReview
-from dunning.db.models import Account, Customer, utcnow
-from dunning.db.outreach_models import Run
+from dunning.db.models import utcnow
+from dunning.db.tables import ACCOUNT, CASE, CASE_EVENT, CUSTOMER, REVIEW, RUN
 from dunning.domain.money import to_decimal
 from dunning.errors import InvalidTransition, NotFound
 from dunning.legal._queries import newest_payment_ids
 from dunning.legal.lifecycle import OPEN_STATUSES, OUTCOMES, CaseStatus, check_transition
 from dunning.masking import mask_name
-
-CASE = LegalCase.__table__  # type: ignore[attr-defined]
-EVENT = LegalCaseEvent.__table__  # type: ignore[attr-defined]
-REVIEW = LegalReview.__table__  # type: ignore[attr-defined]
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
-RUN = Run.__table__  # type: ignore[attr-defined]
 
 _DATE_COLUMNS = {
     CaseStatus.APPROVED: "approved_on",
@@ -123,7 +115,7 @@ def _load(connection: Connection, case_id: int) -> Any:
 
 
 def history(connection: Connection, case_id: int) -> list[dict[str, Any]]:
-    e = EVENT.c
+    e = CASE_EVENT.c
     rows = connection.execute(
         select(e.kind, e.from_status, e.to_status, e.occurred_on, e.user, e.note, e.recorded_at)
         .where(e.case_id == case_id)
@@ -214,7 +206,7 @@ def transition_case(
     if changed != 1:
         raise InvalidTransition(f"case {case_id} changed while this was being done; try again")
     connection.execute(
-        EVENT.insert().values(
+        CASE_EVENT.insert().values(
             case_id=case_id,
             kind="transition",
             from_status=current.value,

@@ -20,9 +20,17 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from dunning.bootstrap import Runtime
-from dunning.db.legal_models import LegalCase, LegalCaseEvent
-from dunning.db.models import Account, Customer, Instalment, Payment
-from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
+from dunning.db.documents import DocumentStore
+from dunning.db.tables import (
+    ACCOUNT,
+    CASE,
+    CASE_EVENT,
+    CUSTOMER,
+    EVENT,
+    INSTALMENT,
+    OUTBOX,
+    PAYMENT,
+)
 from dunning.domain.money import to_decimal
 from dunning.errors import DunningError, NotFound
 from dunning.legal.cases import case_reference
@@ -45,17 +53,7 @@ from dunning.legal.service import legal_config
 from dunning.masking import mask_recipient
 from dunning.rendering import LetterPrinter
 from dunning.rendering.context import LenderView
-from dunning.services.documents import DocumentStore
 from dunning.types import OutboxStatus
-
-CASE = LegalCase.__table__  # type: ignore[attr-defined]
-CASE_EVENT = LegalCaseEvent.__table__  # type: ignore[attr-defined]
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
-INSTALMENT = Instalment.__table__  # type: ignore[attr-defined]
-PAYMENT = Payment.__table__  # type: ignore[attr-defined]
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
 
 _RECEIPTS = frozenset(
     {OutboxStatus.DELIVERED.value, OutboxStatus.FAILED.value, OutboxStatus.UNDELIVERABLE.value}

@@ -20,10 +20,9 @@ from sqlalchemy import Connection, func, select, update
 
 from dunning.bootstrap import Runtime
 from dunning.config import LegalConfig, load_optional
-from dunning.db.legal_models import LegalCase, LegalCaseEvent, LegalReview
-from dunning.db.lifecycle_models import GracePeriod, PaymentPlan
 from dunning.db.models import utcnow
 from dunning.db.sql import chunked, insert_ignoring_conflicts
+from dunning.db.tables import CASE, CASE_EVENT, GRACE, PLAN, REVIEW
 from dunning.domain.money import to_decimal
 from dunning.legal._queries import (
     CandidateRow,
@@ -34,19 +33,9 @@ from dunning.legal._queries import (
 from dunning.legal.eligibility import Assessment, Refusal, assess
 from dunning.legal.lifecycle import CaseStatus
 from dunning.project import Project
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import (
-    Batch,
-    RunStopped,
-    StopCheck,
-    account_batches,
-)
-
-CASE = LegalCase.__table__  # type: ignore[attr-defined]
-EVENT = LegalCaseEvent.__table__  # type: ignore[attr-defined]
-REVIEW = LegalReview.__table__  # type: ignore[attr-defined]
-PAYMENT_PLAN = PaymentPlan.__table__  # type: ignore[attr-defined]
-GRACE_PERIOD = GracePeriod.__table__  # type: ignore[attr-defined]
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import RunStopped, StopCheck
+from dunning.services.runs.batches import Batch, account_batches
 
 LEGAL_ESCALATION = "legal-escalation"
 FLOW_USER = "legal-escalation"
@@ -62,7 +51,7 @@ def payment_plan_active(
     connection: Connection, as_of: date, account_ids: Sequence[int]
 ) -> dict[int, str]:
     """Accounts on an active negotiated payment plan (协商分期还款): never sued while it runs."""
-    p = PAYMENT_PLAN.c
+    p = PLAN.c
     found: dict[int, str] = {}
     for chunk in chunked(list(account_ids), 900):
         query = select(p.account_id).where(p.account_id.in_(chunk), p.status == "active")
@@ -76,7 +65,7 @@ def grace_period_active(
     connection: Connection, as_of: date, account_ids: Sequence[int]
 ) -> dict[int, str]:
     """Accounts in a grace period or hardship hold on `as_of` (no escalation until it ends)."""
-    g = GRACE_PERIOD.c
+    g = GRACE.c
     found: dict[int, str] = {}
     for chunk in chunked(list(account_ids), 900):
         query = select(g.account_id, g.kind).where(
@@ -183,7 +172,7 @@ def _flag_for_review(connection: Connection, as_of: date, lo: int, hi: int) -> C
             .values(needs_review=True, review_reason=reasons[:200], updated_at=now)
         )
         connection.execute(
-            EVENT.insert().values(
+            CASE_EVENT.insert().values(
                 case_id=flag.case_id,
                 kind="review",
                 from_status=None,
@@ -316,7 +305,7 @@ def review_batch(
             if row.candidate.account_id in opened
         ]
         if events:
-            connection.execute(EVENT.insert(), events)
+            connection.execute(CASE_EVENT.insert(), events)
 
         reviews = []
         for row, a in assessed:

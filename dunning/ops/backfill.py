@@ -18,8 +18,8 @@ from sqlalchemy import Engine
 from dunning.errors import DunningError
 from dunning.logs import get_logger, log_context
 from dunning.ops.history import completed_dates
-from dunning.services.runs import DAILY_OUTREACH
-from dunning.services.shards import DAILY_OUTREACH_SHARDED
+from dunning.services.daily.run import DAILY_OUTREACH
+from dunning.services.daily.shards import DAILY_OUTREACH_SHARDED
 
 MAX_DAYS = 366
 log = get_logger("dunning.backfill")

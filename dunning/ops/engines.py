@@ -15,8 +15,8 @@ from datetime import date
 from typing import Any
 
 from dunning.errors import DunningError
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import StopCheck, run_dispatch_outbox, run_reconcile_receipts
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import StopCheck, run_dispatch_outbox, run_reconcile_receipts
 
 Engine = Callable[[OutreachEnv, date, StopCheck | None], dict[str, Any]]
 
@@ -31,8 +31,8 @@ class FlowUnavailable(DunningError):
 def daily_outreach(
     env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
 ) -> dict[str, Any]:
-    from dunning.services.runs import run_daily_outreach
-    from dunning.services.workers import local_mapper
+    from dunning.services.daily.run import run_daily_outreach
+    from dunning.services.daily.workers import local_mapper
 
     with local_mapper(env) as mapper:
         return run_daily_outreach(env, as_of, mapper=mapper, should_stop=should_stop)
@@ -43,7 +43,7 @@ def daily_outreach_sharded(
 ) -> dict[str, Any]:
     """The sharded daily run with its shards run here, one after the other."""
     from dunning.config.runners import ShardSettings, load_runners
-    from dunning.services.shards import in_process, run_sharded
+    from dunning.services.daily.shards import in_process, run_sharded
 
     project = env.runtime.project
     settings = load_runners(project.config_dir, project.root).shards or ShardSettings()

@@ -10,12 +10,10 @@ from typing import Any
 from sqlalchemy import Connection, not_, or_, select
 
 from dunning.db.models import utcnow
-from dunning.db.outreach_models import Run
+from dunning.db.tables import RUN
 from dunning.errors import NotFound
 from dunning.masking import mask_text
-from dunning.services.run_book import Liveness, RunStatus, abandoned, status_of
-
-RUN = Run.__table__  # type: ignore[attr-defined]
+from dunning.services.runs.book import Liveness, RunStatus, abandoned, status_of
 
 
 @dataclass(frozen=True)

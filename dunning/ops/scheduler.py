@@ -37,8 +37,8 @@ from dunning.config.schedules import FlowSchedule, Schedules
 from dunning.errors import DunningError
 from dunning.logs import get_logger, log_context
 from dunning.ops.engines import Engine, FlowUnavailable, engine_for
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import RunStopped
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import RunStopped
 from flows.registry import SCHEDULABLE, FlowSpec
 
 log = get_logger("dunning.scheduler")

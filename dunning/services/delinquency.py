@@ -24,32 +24,12 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    true,
 )
 
 from dunning.config import Strategy
-from dunning.db.models import Account, Instalment, Payment
+from dunning.db.ranges import in_accounts
 from dunning.db.sql import days_between
-
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-INSTALMENT = Instalment.__table__  # type: ignore[attr-defined]
-PAYMENT = Payment.__table__  # type: ignore[attr-defined]
-
-
-def in_accounts(column: ColumnElement[int], lo: int | None, hi: int | None) -> ColumnElement[bool]:
-    """SQL condition: an account id column inside the batch lo..hi (either end may be open).
-
-    Batch queries bound every table they read by the range, the account table and each
-    correlated lookup alike: PostgreSQL does not carry a range across a join, and may run a
-    correlated lookup once for all rows (a hashed subplan), so an unbounded one reads the whole
-    book for every batch (at 1M accounts: a scan of the account table per batch).
-    """
-    bounds = []
-    if lo is not None:
-        bounds.append(column >= lo)
-    if hi is not None:
-        bounds.append(column <= hi)
-    return and_(true(), *bounds)
+from dunning.db.tables import ACCOUNT, INSTALMENT, PAYMENT
 
 
 def _least(a: ColumnElement[int], b: ColumnElement[int]) -> ColumnElement[int]:

@@ -7,23 +7,19 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select
 
-from dunning.db.models import Account, Instalment
-from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
+from dunning.db.tables import ACCOUNT, EVENT, INSTALMENT, OUTBOX
 from dunning.domain.contact_time import next_opening
 from dunning.domain.decide import decide, due_steps
+from dunning.domain.keys import idempotency_key
 from dunning.domain.zones import candidate_zones
 from dunning.errors import NotFound
 from dunning.masking import mask_recipient
-from dunning.services.compliance import NO_CONTACT_WINDOW
+from dunning.services.contact.policy import NO_CONTACT_WINDOW
+from dunning.services.daily.env import OutreachEnv
 from dunning.services.delinquency import account_dpd
-from dunning.services.outreach import idempotency_key, select_batch
-from dunning.services.outreach_env import OutreachEnv
+from dunning.services.outreach.select import select_batch
 from dunning.types import Channel, OutboxStatus, Suppression
 
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
-INSTALMENT = Instalment.__table__  # type: ignore[attr-defined]
 TIME_RULES = frozenset({NO_CONTACT_WINDOW, Suppression.TIME_ZONE_UNKNOWN.value})
 """Holds by the contact-time rule, for which the candidate zones are the explanation."""
 

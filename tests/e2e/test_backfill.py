@@ -17,15 +17,13 @@ from sqlalchemy import select
 
 from dunning.bootstrap import Runtime, bootstrap
 from dunning.db.engine import create_db_engine
-from dunning.db.outreach_models import OutboxMessage, Run
+from dunning.db.tables import OUTBOX, RUN
 from dunning.project import Project
-from dunning.services.outreach_env import OutreachEnv
+from dunning.services.daily.env import OutreachEnv
 from sandbox import GatewayLedger, ledger_path
 from tests.factories import add_account
 from tests.helpers import invoke
 
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RUN = Run.__table__  # type: ignore[attr-defined]
 LAST = date(2026, 11, 24)
 DAYS = [LAST - timedelta(days=2), LAST - timedelta(days=1), LAST]
 
@@ -173,7 +171,7 @@ def test_a_run_that_failed_half_way_is_resumed_by_running_it_again(
     tmp_path: Path,
     stage: str,
 ) -> None:
-    import dunning.services.runs as runs_module
+    import dunning.services.daily.run as runs_module
 
     # The reference: the same population, run once without interruption.
     url = program.engine.url.render_as_string(hide_password=False)

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from dunning.bootstrap import bootstrap
 from dunning.db.models import Account, Customer, Instalment, PromiseToPay
 from dunning.db.outreach_models import OutboxMessage, Run
+from dunning.demo.population import seed_population
 from dunning.domain.delinquency import ScheduleLine, dpd
 from dunning.project import Project
-from dunning.services.demo import seed_population
 
 AS_OF = date(2026, 11, 24)
 

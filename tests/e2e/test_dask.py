@@ -17,16 +17,14 @@ from sqlalchemy import select
 
 from dunning.bootstrap import bootstrap
 from dunning.db.engine import create_db_engine
-from dunning.db.outreach_models import OutboxMessage, Run
+from dunning.db.tables import OUTBOX, RUN
+from dunning.demo.population import seed_population
 from dunning.project import Project
-from dunning.services.demo import seed_population
 from flows import _runners
 from tests.e2e.test_kill_and_rerun import always_open_program
 
 pytestmark = pytest.mark.slow
 AS_OF = date(2026, 11, 24)
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RUN = Run.__table__  # type: ignore[attr-defined]
 
 
 def seeded(program: Path, url: str) -> None:

@@ -26,11 +26,11 @@ from sqlalchemy.engine import make_url
 
 from dunning.bootstrap import bootstrap
 from dunning.db.engine import create_db_engine
-from dunning.db.lifecycle_models import AccountAction
-from dunning.db.outreach_models import OutboxMessage
+from dunning.db.tables import ACTION, OUTBOX
 from dunning.project import Project
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import Batch, run_daily_outreach, sequential
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import run_daily_outreach, sequential
+from dunning.services.runs.batches import Batch
 from sandbox import GatewayLedger
 from sandbox.actions import AGENCY_LEDGER, CORE_BANKING_LEDGER, ActionLedger
 from tests.e2e.test_kill_and_rerun import always_open_program
@@ -42,8 +42,6 @@ ACCOUNTS = 4000
 DISPATCHERS = 4
 CLAIM_SIZE = 20
 BIN = Path(sys.executable).parent
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-ACTION = AccountAction.__table__  # type: ignore[attr-defined]
 
 
 def served_program(repo: Path, target: Path, gateway_url: str) -> Path:

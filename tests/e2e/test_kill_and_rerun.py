@@ -20,14 +20,13 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, select
 
-from dunning.db.outreach_models import OutboxMessage
+from dunning.db.tables import OUTBOX
 from sandbox import GatewayLedger
 
 pytestmark = pytest.mark.slow
 AS_OF = "2026-11-24"
 LEASE = 10
 DUNNING = str(Path(sys.executable).parent / "dunning")
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 
 def always_open_program(repo: Path, target: Path) -> Path:

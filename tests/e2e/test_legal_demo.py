@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from dunning.bootstrap import Runtime
+from dunning.demo.population import seed_population
 from dunning.legal.packets import build_case_packet
 from dunning.legal.service import run_legal_escalation
 from dunning.legal.verify import verify_packet
 from dunning.rendering import LetterPrinter
-from dunning.services.demo import seed_population
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.receipts import reconcile_receipts
-from dunning.services.runs import run_daily_outreach
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import run_daily_outreach
+from dunning.services.dispatch.receipts import reconcile_receipts
 from tests.integration.test_legal_escalation import AS_OF, cases
 
 DEMO_DAY = AS_OF

@@ -21,15 +21,13 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from dunning.db.outreach_models import OutboxMessage, Run
+from dunning.db.tables import OUTBOX, RUN
 from flows.registry import CODE_ROOT
 from tests.helpers import free_port
 
 BIN = Path(sys.executable).parent
 AS_OF = date(2026, 11, 24)
 POOL = "dunning-test"
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RUN = Run.__table__  # type: ignore[attr-defined]
 
 
 def clean_environment(tmp: Path) -> dict[str, str]:

@@ -22,15 +22,14 @@ from sqlalchemy import select
 
 from dunning.bootstrap import Runtime
 from dunning.crashpoints import InjectedFault
-from dunning.db.outreach_models import Run
+from dunning.db.tables import RUN
 from dunning.ops import engines
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.run_book import Liveness, RunBook
-from dunning.services.shards import ShardsIncomplete
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.shards import ShardsIncomplete
+from dunning.services.runs.book import Liveness, RunBook
 from tests.factories import add_account
 from tests.helpers import invoke
 
-RUN = Run.__table__  # type: ignore[attr-defined]
 AS_OF = "2026-11-24"
 DUNNING = str(Path(sys.executable).parent / "dunning")
 

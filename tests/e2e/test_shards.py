@@ -14,13 +14,12 @@ import yaml
 from sqlalchemy import select
 
 from dunning.bootstrap import Runtime, bootstrap
-from dunning.db.outreach_models import OutboxMessage, Run
+from dunning.db.tables import OUTBOX, RUN
+from dunning.demo.population import seed_population
 from dunning.project import Project
-from dunning.services import outreach
-from dunning.services.demo import seed_population
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import account_batches, run_daily_outreach
-from dunning.services.shards import (
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import run_daily_outreach
+from dunning.services.daily.shards import (
     DAILY_OUTREACH_SHARD,
     DAILY_OUTREACH_SHARDED,
     ShardsIncomplete,
@@ -28,11 +27,11 @@ from dunning.services.shards import (
     run_sharded,
     split_shards,
 )
+from dunning.services.outreach import plan as outreach
+from dunning.services.runs.batches import account_batches
 from tests.e2e.test_kill_and_rerun import always_open_program
 
 AS_OF = date(2026, 11, 24)
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RUN = Run.__table__  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -143,7 +142,7 @@ def test_a_failed_shard_fails_the_parent_and_a_rerun_finishes_the_day(
                 raise RuntimeError("worker lost")
             return real_plan_batch(env, run_id, as_of, lo, hi, **kw)
 
-        monkeypatch.setattr("dunning.services.runs.plan_batch", failing)
+        monkeypatch.setattr("dunning.services.daily.run.plan_batch", failing)
         with pytest.raises(ShardsIncomplete, match=r"shards that did not complete: 1 \(accounts"):
             run_sharded(environment, AS_OF, 3, in_process(environment, AS_OF))
         parent, *children = runs(runtime)
@@ -153,7 +152,7 @@ def test_a_failed_shard_fails_the_parent_and_a_rerun_finishes_the_day(
         first = outbox(runtime)
         assert first and all(row[0] != "planned" for row in first.values())
 
-        monkeypatch.setattr("dunning.services.runs.plan_batch", real_plan_batch)
+        monkeypatch.setattr("dunning.services.daily.run.plan_batch", real_plan_batch)
         summary = run_sharded(environment, AS_OF, 3, in_process(environment, AS_OF))
         again = outbox(runtime)
         assert {k: v for k, v in again.items() if k in first} == first  # nothing redone

@@ -18,7 +18,7 @@ import yaml
 from sqlalchemy import func, select
 
 from dunning.db.engine import create_db_engine
-from dunning.db.outreach_models import OutboxMessage, Run
+from dunning.db.tables import OUTBOX, RUN
 from tests.e2e.test_kill_and_rerun import always_open_program
 from tests.e2e.test_prefect_server import (  # noqa: F401  (server is a fixture)
     BIN,
@@ -39,8 +39,6 @@ pytestmark = [
 AS_OF = date(2026, 11, 24)
 POOL = "dunning-shards"
 SHARDS = 3
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RUN = Run.__table__  # type: ignore[attr-defined]
 
 
 def sharded_program(repo: Path, target: Path) -> Path:

@@ -13,13 +13,12 @@ import yaml
 from sqlalchemy import select
 
 from dunning.bootstrap import bootstrap
-from dunning.db.outreach_models import OutboxMessage
+from dunning.db.tables import OUTBOX
 from dunning.project import Project
 from sandbox import GatewayLedger, ledger_path
 from tests.factories import add_account
 from tests.helpers import invoke
 
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 AS_OF = date(2026, 11, 24)
 
 

@@ -23,18 +23,16 @@ from sqlalchemy import select
 
 from dunning.bootstrap import bootstrap
 from dunning.db.engine import create_db_engine
-from dunning.db.outreach_models import OutboxMessage, Run
+from dunning.db.tables import OUTBOX, RUN
+from dunning.demo.population import seed_population
 from dunning.project import Project
-from dunning.services.demo import seed_population
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import RunStopped, run_daily_outreach, stoppable
-from dunning.services.workers import BatchWorkers, local_mapper
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import RunStopped, run_daily_outreach, stoppable
+from dunning.services.daily.workers import BatchWorkers, local_mapper
 from tests.e2e.test_kill_and_rerun import always_open_program
 
 pytestmark = pytest.mark.slow
 AS_OF = date(2026, 11, 24)
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RUN = Run.__table__  # type: ignore[attr-defined]
 
 
 def program(repo_dir: Path, target: Path, processes: int | None) -> Path:

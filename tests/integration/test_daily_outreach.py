@@ -13,20 +13,20 @@ from sqlalchemy import select, update
 
 from dunning.bootstrap import Runtime
 from dunning.db.models import Customer
-from dunning.db.outreach_models import DeliveryEvent, OutboxMessage, Run
+from dunning.db.outreach_models import Run
+from dunning.db.tables import EVENT, OUTBOX
 from dunning.errors import TemplateError
 from dunning.rendering import RenderedMessage, Renderer, TemplateRef
 from dunning.rendering.context import MessageContext
-from dunning.services.letters import LetterPress, printing_elsewhere
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.receipts import reconcile_receipts
-from dunning.services.runs import Batch, run_daily_outreach, sequential
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import run_daily_outreach, sequential
+from dunning.services.dispatch.printing import LetterPress, printing_elsewhere
+from dunning.services.dispatch.receipts import reconcile_receipts
+from dunning.services.runs.batches import Batch
 from sandbox import GatewayLedger, ledger_path
 from tests.factories import OPEN_FOR_ALL, add_account
 
 AS_OF = OPEN_FOR_ALL.date()
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -318,7 +318,7 @@ def test_quiet_hours_defer_then_the_dispatcher_sends(runtime: Runtime) -> None:
     assert row["status"] == "planned"
     opening = row["not_before"]
     assert opening is not None and opening.hour == 14  # 08:00 in Chicago is 14:00 UTC
-    from dunning.services.runs import dispatch_batch
+    from dunning.services.daily.run import dispatch_batch
 
     assert dispatch_batch(env, None, None, None).claimed == 0  # still night
     env.clock = lambda: opening + timedelta(minutes=1)

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from dunning.bootstrap import Runtime
 from dunning.db.models import Account, Customer, Payment, PromiseToPay
+from dunning.demo.population import seed_population
 from dunning.services.delinquency import tier_population
-from dunning.services.demo import seed_population
 
 AS_OF = date(2026, 11, 23)
 C = Customer.__table__  # type: ignore[attr-defined]

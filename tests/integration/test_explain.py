@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from dunning.bootstrap import Runtime
-from dunning.services import outreach_env
-from dunning.services.outreach import plan_batch
-from dunning.services.outreach_env import OutreachEnv
+from dunning.services.daily import env as outreach_env
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.outreach.plan import plan_batch
 from tests.helpers import invoke, write_csv
 
 AS_OF = datetime(2026, 11, 24).date()

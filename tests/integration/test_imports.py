@@ -15,9 +15,9 @@ from dunning.bootstrap import Runtime
 from dunning.db.models import Account, Customer, Instalment, Payment
 from dunning.db.sql import bulk_insert
 from dunning.errors import ImportRejected
-from dunning.services import imports
 from dunning.services.delinquency import delinquent_accounts
-from dunning.services.imports import ImportResult, import_file
+from dunning.services.imports import files as imports
+from dunning.services.imports.files import ImportResult, import_file
 from tests.helpers import invoke, write_csv
 
 CUSTOMER_HEADER = [

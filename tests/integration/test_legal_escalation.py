@@ -11,27 +11,24 @@ import pytest
 from sqlalchemy import Connection, select, update
 
 from dunning.bootstrap import Runtime
-from dunning.db.legal_models import LegalCase, LegalCaseEvent, LegalReview
-from dunning.db.lifecycle_models import PaymentPlan
-from dunning.db.models import Account, Customer, Payment
-from dunning.db.outreach_models import DeliveryEvent, OutboxMessage, Run
+from dunning.db.documents import DocumentStore
+from dunning.db.tables import (
+    ACCOUNT,
+    CASE,
+    CUSTOMER,
+    EVENT,
+    OUTBOX,
+    PAYMENT,
+    PLAN,
+    REVIEW,
+    RUN,
+)
 from dunning.errors import InvalidTransition
 from dunning.legal.cases import list_cases, list_reviews, show_case, transition_case
 from dunning.legal.service import run_legal_escalation
-from dunning.services.documents import DocumentStore
 from tests.factories import add_account
 
 AS_OF = date(2026, 11, 24)
-CASE = LegalCase.__table__  # type: ignore[attr-defined]
-CASE_EVENT = LegalCaseEvent.__table__  # type: ignore[attr-defined]
-REVIEW = LegalReview.__table__  # type: ignore[attr-defined]
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
-PAYMENT = Payment.__table__  # type: ignore[attr-defined]
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
-RUN = Run.__table__  # type: ignore[attr-defined]
-PLAN = PaymentPlan.__table__  # type: ignore[attr-defined]
 
 _keys = itertools.count(1)
 
@@ -388,8 +385,8 @@ def test_transitions_are_kept_in_the_history_and_invalid_ones_refused(runtime: R
 
 
 def test_schedulers_call_it_with_an_outreach_env_and_a_stop_check(runtime: Runtime) -> None:
-    from dunning.services.outreach_env import OutreachEnv
-    from dunning.services.runs import RunStopped
+    from dunning.services.daily.env import OutreachEnv
+    from dunning.services.daily.run import RunStopped
 
     store = documents(runtime)
     with runtime.unit_of_work() as c:

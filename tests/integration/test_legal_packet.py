@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from dunning.bootstrap import Runtime
-from dunning.db.models import Instalment
+from dunning.db.tables import INSTALMENT
 from dunning.domain.money import to_decimal
 from dunning.errors import DunningError
 from dunning.legal.cases import transition_case
@@ -39,7 +39,6 @@ from tests.integration.test_legal_escalation import (
 )
 from tests.integration.test_legal_escalation import cases as all_cases
 
-INSTALMENT = Instalment.__table__  # type: ignore[attr-defined]
 INSTALMENT_COLUMNS = ("seq", "due_on", "amount_due_minor", "amount_paid_minor", "paid_on")
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 

@@ -11,13 +11,12 @@ from sqlalchemy import select, update
 
 from adapters.actions import read_registry
 from dunning.bootstrap import Runtime
-from dunning.db.lifecycle_models import AccountAction, PaymentPlan
-from dunning.db.models import Account, Customer, PromiseToPay
-from dunning.db.outreach_models import OutboxMessage
+from dunning.db.models import Customer
+from dunning.db.tables import ACCOUNT, ACTION, OUTBOX, PLAN, PROMISE
 from dunning.services import lifecycle
-from dunning.services.imports import record_payments
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import run_daily_outreach
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import run_daily_outreach
+from dunning.services.imports.files import record_payments
 from sandbox import agency_ledger, core_banking_ledger
 from tests.factories import OPEN_FOR_ALL, add_account
 
@@ -26,13 +25,6 @@ D = OPEN_FOR_ALL.date()
 
 def day(n: int) -> date:
     return D + timedelta(days=n)
-
-
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-ACTION = AccountAction.__table__  # type: ignore[attr-defined]
-PROMISE = PromiseToPay.__table__  # type: ignore[attr-defined]
-PLAN = PaymentPlan.__table__  # type: ignore[attr-defined]
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from dunning.cli.commands_gateway import inbound_handler
 from dunning.db.lifecycle_models import AccountAction
 from dunning.db.models import Account, Customer
 from dunning.db.outreach_models import OutboxMessage
-from dunning.services.outreach import plan_batch
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.receipts import DatabaseReceiptSink
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.dispatch.receipts import DatabaseReceiptSink
+from dunning.services.outreach.plan import plan_batch
 from dunning.webhooks import create_webhook_app, sign
 from tests.factories import CN_CUSTOMER, OPEN_FOR_ALL, US_CUSTOMER, add_account
 from tests.helpers import invoke, write_csv

@@ -19,18 +19,14 @@ from dunning.config import Strategy
 from dunning.config.compliance import FrequencyCap
 from dunning.config.loader import validate
 from dunning.config.strategy import Step, Tier
-from dunning.db.lifecycle_models import AccountAction
-from dunning.db.models import Account, utcnow
-from dunning.db.outreach_models import OutboxMessage
+from dunning.db.models import utcnow
+from dunning.db.tables import ACCOUNT, ACTION, OUTBOX
 from dunning.errors import ConfigError
 from dunning.services.delinquency import delinquent_accounts, tier_population
-from dunning.services.outreach import select_batch
+from dunning.services.outreach.select import select_batch
 from dunning.types import Suppression
 from tests.factories import add_account
 
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-ACTION = AccountAction.__table__  # type: ignore[attr-defined]
 AS_OF = date(2026, 11, 24)
 CAP_PREFIX = f"{Suppression.FREQUENCY_CAP.value}:"
 

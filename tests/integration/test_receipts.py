@@ -17,22 +17,20 @@ from sqlalchemy import select, update
 
 from adapters import DeliveryStatus, GatewayAdapter, OutboundMessage, SendResult, StatusReport
 from dunning.bootstrap import Runtime
-from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.receipts import (
+from dunning.db.tables import EVENT, OUTBOX
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import run_daily_outreach
+from dunning.services.dispatch.receipts import (
     DatabaseReceiptSink,
     apply_early_receipts,
     reconcile_receipts,
     record_receipts,
 )
-from dunning.services.runs import run_daily_outreach
 from dunning.types import Channel
 from dunning.webhooks import create_webhook_app, sign
 from tests.factories import OPEN_FOR_ALL, add_account
 
 AS_OF = OPEN_FOR_ALL.date()
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
 RECEIVED = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 SECRET = "whsec-0123456789abcdef"
 SIGNED_AT = 1_800_000_000

@@ -9,8 +9,8 @@ import pytest
 from dunning.bootstrap import Runtime
 from dunning.errors import GatewayError
 from dunning.ops.history import headline_counts
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import run_daily_outreach
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import run_daily_outreach
 from tests.factories import OPEN_FOR_ALL, add_account
 from tests.helpers import invoke
 from tests.integration.test_scheduler import test_env

@@ -21,16 +21,14 @@ from sqlalchemy import inspect, select
 
 from dunning.bootstrap import Runtime
 from dunning.config.schedules import FlowSchedule, SchedulerSettings, Schedules
-from dunning.db.outreach_models import OutboxMessage, Run
+from dunning.db.tables import OUTBOX, RUN
 from dunning.ops import engines
 from dunning.ops.scheduler import SchedulerError, SingleBoxScheduler
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import StopCheck, run_daily_outreach
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import StopCheck, run_daily_outreach
 from flows.registry import FLOWS, FlowSpec
 from tests.factories import OPEN_FOR_ALL, add_account
 
-RUN = Run.__table__  # type: ignore[attr-defined]
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 DUNNING = str(Path(sys.executable).parent / "dunning")
 
 
@@ -226,7 +224,7 @@ def test_missed_runs_are_coalesced_into_one_within_the_grace_time(
 def test_a_stop_ends_the_daily_run_at_a_batch_boundary_and_a_rerun_resumes_it(
     runtime: Runtime, boxes: list[SingleBoxScheduler], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dunning.services.runs as runs_module
+    import dunning.services.daily.run as runs_module
 
     today = datetime.now(UTC).date()
     with runtime.unit_of_work() as c:

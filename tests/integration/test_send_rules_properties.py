@@ -18,13 +18,13 @@ from sqlalchemy import delete
 
 from adapters.base import GatewayAdapter, OutboundMessage, SendOutcome, SendResult, StatusReport
 from dunning.bootstrap import Runtime
+from dunning.db.documents import DocumentStore
 from dunning.db.models import Account, Customer, Instalment, utcnow
 from dunning.db.outreach_models import DeliveryEvent, OutboxMessage, Run
 from dunning.domain.contact_time import allowed_at, cap_exceeded
 from dunning.domain.zones import candidate_zones
-from dunning.services.compliance import ContactPolicy, send_gate
-from dunning.services.dispatch import Scope, dispatch_due
-from dunning.services.documents import DocumentStore
+from dunning.services.contact.policy import ContactPolicy, send_gate
+from dunning.services.dispatch.send import Scope, dispatch_due
 from dunning.types import Channel
 
 START = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)

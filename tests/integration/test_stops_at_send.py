@@ -24,9 +24,9 @@ from dunning.bootstrap import Runtime
 from dunning.db.lifecycle_models import AccountAction, GracePeriod, PaymentPlan
 from dunning.db.models import Account, Customer, PromiseToPay, utcnow
 from dunning.db.outreach_models import OutboxMessage
-from dunning.services import outreach_env
-from dunning.services.outreach import plan_batch
-from dunning.services.outreach_env import OutreachEnv
+from dunning.services.daily import env as outreach_env
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.outreach.plan import plan_batch
 from sandbox import GatewayLedger, ledger_path
 from tests.factories import US_CUSTOMER, add_account
 from tests.helpers import invoke, write_csv

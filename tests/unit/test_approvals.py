@@ -18,9 +18,9 @@ from dunning.compliance import (
     template_statuses,
 )
 from dunning.config import BannedPhrases, load_file
+from dunning.config.packs import load_packs
 from dunning.errors import ConfigError, TemplateError
 from dunning.rendering import TemplateStore
-from dunning.services.compliance import load_packs
 
 REPO = Path(__file__).resolve().parents[2]
 AT = datetime(2025, 6, 16, 9, 30, tzinfo=UTC)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dunning.cli.app import app
 from dunning.cli.reference import reference
-from dunning.services.imports import SPECS
+from dunning.services.imports.files import SPECS
 
 
 def test_cli_reference_is_current(repo_dir: Path) -> None:

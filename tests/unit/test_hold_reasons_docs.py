@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dunning.services import compliance
-from dunning.services.actions import STOP_REASONS
+from dunning.services.contact import policy as compliance
+from dunning.services.lifecycle.actions import STOP_REASONS
 from dunning.types import Suppression
 
 

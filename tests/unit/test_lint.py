@@ -13,8 +13,8 @@ import pytest
 
 from dunning.compliance import Finding, Linter, LintRules, has_errors, phrase_pattern
 from dunning.config import BannedPhrases, Strategy, load_file
+from dunning.config.packs import load_packs
 from dunning.rendering import DEMO_LENDER, TemplateStore
-from dunning.services.compliance import load_packs
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,21 +19,12 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import ColumnElement, Connection, func, or_, select, update
 
 from dunning.config.compliance import CompliancePack
-from dunning.db.lifecycle_models import AccountAction, GracePeriod, PaymentPlan
-from dunning.db.models import Account, Customer, PromiseToPay, utcnow
-from dunning.db.outreach_models import OutboxMessage
+from dunning.db.models import utcnow
 from dunning.db.sql import chunked
+from dunning.db.tables import ACCOUNT, ACTION, CUSTOMER, GRACE, OUTBOX, PLAN, PROMISE
 from dunning.domain.decide import CUSTOMER_STOPS, first_stop
 from dunning.errors import NotFound
 from dunning.types import Channel, OutboxStatus, PromiseStatus, Suppression
-
-CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-ACTION = AccountAction.__table__  # type: ignore[attr-defined]
-GRACE = GracePeriod.__table__  # type: ignore[attr-defined]
-PLAN = PaymentPlan.__table__  # type: ignore[attr-defined]
-PROMISE = PromiseToPay.__table__  # type: ignore[attr-defined]
 
 STOPS = CUSTOMER_STOPS
 """The customer's flags that stop ordinary collection contact, in the order the daily run weighs
@@ -262,10 +253,10 @@ def hold_suppressed(connection: Connection, account_ids: Iterable[int], at: date
             if reason is not None:
                 message_holds[reason].append(row.id)
         action_holds: dict[Suppression, list[int]] = defaultdict(list)
-        for row in actions:
-            reason = stops[(row.account_id, row.as_of)].first()
+        for action in actions:
+            reason = stops[(action.account_id, action.as_of)].first()
             if reason is not None:
-                action_holds[reason].append(row.id)
+                action_holds[reason].append(action.id)
         for reason, ids in message_holds.items():
             for part in chunked(ids, CHUNK):
                 held += _hold_messages(connection, o.id.in_(part), None, reason, at)

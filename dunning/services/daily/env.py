@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from dunning.bootstrap import Runtime
 from dunning.config import Strategy, Tier
+from dunning.db.documents import DocumentStore
 from dunning.db.models import utcnow
-from dunning.services.documents import DocumentStore
 from dunning.types import Channel, Suppression
 
 if TYPE_CHECKING:
@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from dunning.config.lender import LenderProfile
     from dunning.rendering import Renderer, TemplateRef, TemplateStore
     from dunning.rendering.context import LenderView
-    from dunning.services.compliance import Check, ContactPolicy
-    from dunning.services.dispatch import SendGate
-    from dunning.services.letters import LetterPress, Printing, PrintReport
+    from dunning.services.contact.policy import Check, ContactPolicy
+    from dunning.services.dispatch.printing import LetterPress, Printing, PrintReport
+    from dunning.services.dispatch.send import SendGate
 
 
 @dataclass
@@ -56,13 +56,13 @@ class OutreachEnv:
 
     @cached_property
     def letters(self) -> LetterPress:
-        from dunning.services.letters import LetterPress, default_workers
+        from dunning.services.dispatch.printing import LetterPress, default_workers
 
         return LetterPress(self.strategy.letter_workers or default_workers())
 
     @cached_property
     def _printing(self) -> Printing:
-        from dunning.services.letters import Printing
+        from dunning.services.dispatch.printing import Printing
 
         lease = timedelta(seconds=self.dispatch_settings.lease_seconds)
         return Printing(self.runtime.engine, self.letters, self.documents, lease)
@@ -103,7 +103,7 @@ class OutreachEnv:
 
     @cached_property
     def policy(self) -> ContactPolicy:
-        from dunning.services.compliance import ContactPolicy
+        from dunning.services.contact.policy import ContactPolicy
 
         lease = timedelta(seconds=self.dispatch_settings.lease_seconds)
         return ContactPolicy(self.runtime.project.compliance_packs, send_span=lease)
@@ -133,7 +133,7 @@ class OutreachEnv:
     @cached_property
     def send_gate(self) -> SendGate:
         """Send-time rules (cure, stops, consent, approval, windows, caps) on every claim."""
-        from dunning.services.compliance import send_gate
+        from dunning.services.contact.policy import send_gate
 
         return send_gate(self.policy, self.approvals.is_approved)
 

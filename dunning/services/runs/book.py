@@ -33,10 +33,9 @@ from sqlalchemy import ColumnElement, Engine, and_, func, select, update
 
 from dunning.crashpoints import crash_point
 from dunning.db.models import utcnow
-from dunning.db.outreach_models import Run
+from dunning.db.tables import RUN
 from dunning.masking import mask_text
 
-RUN = Run.__table__  # type: ignore[attr-defined]
 log = logging.getLogger("dunning.runs")
 
 ERROR_LIMIT = 2000

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from dunning.config import Strategy
 from dunning.config.runners import load_runners
-from dunning.services.letters import default_workers, exit_with_parent
-from dunning.services.runs import Batch, BatchMapper, dispatch_batch, sequential
+from dunning.services.daily.run import BatchMapper, dispatch_batch, sequential
+from dunning.services.dispatch.printing import default_workers, exit_with_parent
+from dunning.services.runs.batches import Batch
 
 if TYPE_CHECKING:
-    from dunning.services.outreach_env import OutreachEnv
+    from dunning.services.daily.env import OutreachEnv
 
 _ENV: OutreachEnv | None = None
 
@@ -68,7 +69,7 @@ def _start_worker(spec: WorkerSpec, parent: int) -> None:
     from dunning.bootstrap import bootstrap
     from dunning.logs import install_masking
     from dunning.project import Project
-    from dunning.services.outreach_env import OutreachEnv
+    from dunning.services.daily.env import OutreachEnv
 
     install_masking()
     project = Project(spec.project_root)
@@ -84,7 +85,7 @@ def _work(
     assert _ENV is not None, "worker started without its environment"
     lo, hi = batch
     if stage == "plan":
-        from dunning.services.outreach import plan_batch
+        from dunning.services.outreach.plan import plan_batch
 
         return os.getpid(), plan_batch(_ENV, run_id, as_of, lo, hi, dry_run=dry_run).as_dict()
     return os.getpid(), dispatch_batch(_ENV, as_of, lo, hi).as_dict()

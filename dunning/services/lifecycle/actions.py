@@ -12,27 +12,24 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, bindparam, or_, select, update
 
 from adapters.actions.base import TARGET, ActionAdapter, ActionRequest, ActionResult
 from adapters.base import SendOutcome
-from dunning.db.lifecycle_models import AccountAction
-from dunning.db.models import Account, utcnow
+from dunning.db.claims import new_token
+from dunning.db.models import utcnow
+from dunning.db.ranges import in_accounts
+from dunning.db.tables import ACCOUNT, ACTION
 from dunning.domain.decide import CUSTOMER_STOPS
-from dunning.services.delinquency import in_accounts
-from dunning.services.dispatch import new_token
-from dunning.services.optouts import stops_in_force
+from dunning.services.contact.stops import stops_in_force
 from dunning.types import ActionKind
 
 if TYPE_CHECKING:
-    from dunning.config.actions import Agency, CreditFreeze
-    from dunning.services.outreach import BatchRow
+    pass
 
-ACTION = AccountAction.__table__  # type: ignore[attr-defined]
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
 
 ActionAdapterFactory = Callable[[str], ActionAdapter]
 """Builds the adapter for a target ("credit_line", "agency", "registry")."""
@@ -41,56 +38,6 @@ STOP_REASONS = {flag: reason.value for flag, reason in CUSTOMER_STOPS}
 """The customer's stop flags and the rule each records (the action dispatcher applies these and
 every other stop, through optouts.stops_in_force)."""
 RETRY_DELAY = timedelta(minutes=5)
-
-
-def action_payload(
-    kind: ActionKind,
-    row: BatchRow,
-    as_of: date,
-    *,
-    freeze: CreditFreeze,
-    agency: Agency | None,
-) -> tuple[dict[str, Any], int | None]:
-    """The payload for a forward action (only what the other side needs), and its cost."""
-    if kind == ActionKind.CREDIT_FREEZE:
-        return {
-            "mode": freeze.mode,
-            "credit_limit_minor": row.credit_limit_minor,
-            "new_limit_minor": freeze.new_limit_minor(row.credit_limit_minor),
-            "currency": row.currency,
-            "tier": row.tier,
-        }, None
-    if kind == ActionKind.AGENCY_PLACEMENT:
-        assert agency is not None
-        commission = agency.expected_commission_minor(row.overdue_minor)
-        return {
-            "agency": agency.id,
-            "customer_name": row.name,
-            "phone": row.phone,
-            "address_lines": row.address_lines(),
-            "locale": row.locale,
-            "currency": row.currency,
-            "principal_minor": row.principal_minor,
-            "interest_minor": row.interest_minor,
-            "fees_minor": row.fees_minor,
-            "penalty_minor": row.penalty_minor,
-            "overdue_minor": row.overdue_minor,
-            "dpd": row.dpd,
-            "commission_rate": str(agency.commission_rate),
-        }, commission
-    if kind == ActionKind.REGISTRY_REPORT:
-        balance = row.principal_minor + row.interest_minor + row.fees_minor + row.penalty_minor
-        return {
-            "report_date": as_of.isoformat(),
-            "customer_ref": row.customer_external_id,
-            "customer_name": row.name,
-            "currency": row.currency,
-            "balance_minor": balance,
-            "overdue_minor": row.overdue_minor,
-            "dpd": row.dpd,
-            "opened_on": row.opened_on.isoformat(),
-        }, None
-    raise ValueError(f"{kind} is not planned by cadence")
 
 
 @dataclass

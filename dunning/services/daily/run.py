@@ -14,24 +14,20 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from dunning.db.models import Account
-from dunning.db.outreach_models import OutboxMessage
+from dunning.db.ranges import in_accounts
+from dunning.db.tables import OUTBOX
 from dunning.errors import DunningError
-from dunning.services.delinquency import in_accounts
-from dunning.services.dispatch import DispatchReport, Scope, dispatch_due
-from dunning.services.outreach import BatchReport, plan_batch
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.receipts import ReceiptReport, reconcile_receipts
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.dispatch.receipts import ReceiptReport, reconcile_receipts
+from dunning.services.dispatch.send import DispatchReport, Scope, dispatch_due
+from dunning.services.outreach.plan import BatchReport, plan_batch
+from dunning.services.runs.batches import Batch, account_batches
 from dunning.types import Suppression
-
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 DAILY_OUTREACH = "daily-outreach"
 DISPATCH_OUTBOX = "dispatch-outbox"
 RECONCILE_RECEIPTS = "reconcile-receipts"
 
-Batch = tuple[int, int]
 BatchMapper = Callable[[str, int, date, Sequence[Batch], bool], list[dict[str, Any]]]
 """(stage "plan" or "dispatch", run id, as-of, batches, dry run) -> one report dict per batch."""
 StopCheck = Callable[[], bool]
@@ -40,37 +36,6 @@ StopCheck = Callable[[], bool]
 
 class RunStopped(DunningError):
     """A stop was requested: the run ended at a batch boundary; running it again resumes it."""
-
-
-def account_batches(
-    connection: Connection, batch_size: int, lo: int | None = None, hi: int | None = None
-) -> list[Batch]:
-    """Ranges of open account ids holding `batch_size` accounts each (the last may hold fewer),
-    among the ids lo..hi if given (a shard), else among all.
-
-    Boundaries come from one windowed query over the primary key, so nothing loads the whole
-    population into memory.
-    """
-    numbered = (
-        select(ACCOUNT.c.id, func.row_number().over(order_by=ACCOUNT.c.id).label("n"))
-        .where(ACCOUNT.c.status == "open")
-        .where(in_accounts(ACCOUNT.c.id, lo, hi))
-        .subquery()
-    )
-    starts = [
-        row[0]
-        for row in connection.execute(
-            select(numbered.c.id)
-            .where((numbered.c.n - 1) % batch_size == 0)
-            .order_by(numbered.c.id)
-        )
-    ]
-    if not starts:
-        return []
-    if hi is None:
-        hi = int(connection.execute(select(func.max(ACCOUNT.c.id))).scalar_one())
-    ends = [start - 1 for start in starts[1:]] + [hi]
-    return list(zip(starts, ends, strict=True))
 
 
 def message_counts(
@@ -160,7 +125,7 @@ def dispatch_batch(
     if printed.held:
         report.held[Suppression.PRINT_FAILED.value] += printed.held
     if env.actions_enabled:
-        from dunning.services.actions import dispatch_actions
+        from dunning.services.lifecycle.actions import dispatch_actions
 
         action_settings = env.actions_config.dispatch
         actions = dispatch_actions(

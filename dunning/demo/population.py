@@ -18,15 +18,10 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from dunning.db.models import Account, Customer, Instalment, Payment, PromiseToPay, utcnow
+from dunning.db.models import utcnow
 from dunning.db.sql import bulk_insert, chunked
+from dunning.db.tables import ACCOUNT, CUSTOMER, INSTALMENT, PAYMENT, PROMISE
 from dunning.domain.calendar import add_months
-
-CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-INSTALMENT = Instalment.__table__  # type: ignore[attr-defined]
-PAYMENT = Payment.__table__  # type: ignore[attr-defined]
-PROMISE = PromiseToPay.__table__  # type: ignore[attr-defined]
 
 PREFIX = "DEMO-"
 CHUNK = 5000

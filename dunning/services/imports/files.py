@@ -21,22 +21,19 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, select, tuple_, update
 
-from dunning.db.models import Account, Customer, Instalment, Payment, utcnow
+from dunning.db.models import utcnow
 from dunning.db.sql import bulk_insert, chunked
+from dunning.db.tables import ACCOUNT, CUSTOMER, INSTALMENT, PAYMENT
 from dunning.domain.delinquency import ScheduleLine, apply_payment
 from dunning.domain.money import minor_digits, parse_amount
 from dunning.errors import ImportRejected, RowProblem
-from dunning.services import optouts
-from dunning.services import validators as v
+from dunning.services.contact import stops as optouts
+from dunning.services.imports import validators as v
 from dunning.types import AccountStatus, Channel
 
 Progress = Callable[[int], None]
 """Called with the number of rows just processed."""
 
-CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-INSTALMENT = Instalment.__table__  # type: ignore[attr-defined]
-PAYMENT = Payment.__table__  # type: ignore[attr-defined]
 
 LOOKUP_CHUNK = 900
 MAX_MINOR = 2**63 - 1
@@ -628,7 +625,7 @@ def _payments(
     if new:
         # A payment that cures an account takes it out of collections at once: waiting
         # messages are cancelled and treatments in force are reversed.
-        from dunning.services.lifecycle import review_treatments
+        from dunning.services.lifecycle.treatments import review_treatments
 
         review_treatments(
             connection, date.today(), None, account_ids=sorted({p["account_id"] for p in new})

@@ -12,27 +12,18 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import holidays as holiday_calendars
 from sqlalchemy import Connection, select
 
-from dunning.config import load_file
 from dunning.config.compliance import WEEKDAYS, CompliancePack
-from dunning.db.models import Account, Customer, Instalment
-from dunning.db.outreach_models import OutboxMessage
+from dunning.db.tables import ACCOUNT, CUSTOMER, INSTALMENT, OUTBOX
 from dunning.domain.contact_time import Cap, ContactRule, cap_exceeded, next_opening
 from dunning.domain.zones import candidate_zones
-from dunning.errors import ConfigError, ConfigProblem
-from dunning.services.dispatch import Claimed, Verdict
-from dunning.services.optouts import Stops, stops_in_force
+from dunning.services.contact.stops import Stops, stops_in_force
+from dunning.services.dispatch.send import Claimed, Verdict
 from dunning.types import Channel, OutboxStatus, Suppression
-
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
-INSTALMENT = Instalment.__table__  # type: ignore[attr-defined]
 
 NO_POLICY_PACK = "no_policy_pack"
 NO_CONTACT_WINDOW = "no_contact_window"
@@ -47,25 +38,6 @@ IN_FLIGHT = (
 
 ApprovalCheck = Callable[[str, str], bool]
 """(template id, content hash) -> whether a compliance officer approved exactly that text."""
-
-
-def load_packs(config_dir: Path, root: Path) -> dict[str, CompliancePack]:
-    packs: dict[str, CompliancePack] = {}
-    for path in sorted((config_dir / "compliance").glob("[A-Z]*.yaml")):
-        pack = load_file(path, CompliancePack, root)
-        if pack.jurisdiction != path.stem:
-            shown = str(path.relative_to(root))
-            raise ConfigError(
-                [
-                    ConfigProblem(
-                        shown,
-                        "jurisdiction",
-                        f"is {pack.jurisdiction!r} but the file is named for {path.stem!r}",
-                    )
-                ]
-            )
-        packs[pack.jurisdiction] = pack
-    return packs
 
 
 @dataclass(frozen=True)

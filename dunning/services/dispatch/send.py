@@ -14,7 +14,6 @@ instead of sending twice. Nothing is lost and nothing goes out twice.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,15 +24,13 @@ from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from adapters.base import GatewayAdapter, OutboundMessage, SendOutcome, SendResult
 from dunning.crashpoints import crash_point
+from dunning.db.claims import new_token
+from dunning.db.documents import DocumentStore
 from dunning.db.models import utcnow
-from dunning.db.outreach_models import DeliveryEvent, OutboxMessage
-from dunning.services.delinquency import in_accounts
-from dunning.services.documents import DocumentStore
-from dunning.services.receipts import apply_early_receipts
+from dunning.db.ranges import in_accounts
+from dunning.db.tables import EVENT, OUTBOX
+from dunning.services.dispatch.receipts import apply_early_receipts
 from dunning.types import Channel, OutboxStatus
-
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
 
 AdapterFactory = Callable[[Channel], GatewayAdapter]
 """Builds a fresh adapter for a channel; called inside the event loop that uses it."""
@@ -72,7 +69,7 @@ class DispatchReport:
     held: Counter[str] = field(default_factory=Counter)
     by_channel: Counter[str] = field(default_factory=Counter)
     actions: Counter[str] = field(default_factory=Counter)
-    """Counts of the action dispatch that ran with this one (see services.actions)."""
+    """Counts of the action dispatch that ran with this one (see lifecycle.actions)."""
     timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def merge(self, other: DispatchReport) -> None:
@@ -329,10 +326,6 @@ def record_results(
     sent = [u["_id"] for u in updates if u["status"] == OutboxStatus.SENT.value]
     if sent:
         apply_early_receipts(connection, sent, now)
-
-
-def new_token() -> str:
-    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)

@@ -16,25 +16,16 @@ from typing import Any
 
 from sqlalchemy import exists, func, select
 
-from dunning.db.lifecycle_models import AccountAction, PaymentPlan
-from dunning.db.models import Account, Customer, Payment, PromiseToPay
-from dunning.db.outreach_models import Run
+from dunning.db.tables import ACCOUNT, ACTION, CUSTOMER, PAYMENT, PLAN, PROMISE, RUN
 from dunning.services import lifecycle
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import DAILY_OUTREACH, run_daily_outreach
 from dunning.services.delinquency import overdue_by_account
-from dunning.services.imports import record_payments
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.receipts import reconcile_receipts
-from dunning.services.runs import DAILY_OUTREACH, run_daily_outreach
+from dunning.services.dispatch.receipts import reconcile_receipts
+from dunning.services.imports.files import record_payments
 
 HISTORY_DAYS = 30
 EVENT_PREFIX = "DEMO-EVENT-"
-ACCOUNT = Account.__table__  # type: ignore[attr-defined]
-CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
-PAYMENT = Payment.__table__  # type: ignore[attr-defined]
-PROMISE = PromiseToPay.__table__  # type: ignore[attr-defined]
-ACTION = AccountAction.__table__  # type: ignore[attr-defined]
-PLAN = PaymentPlan.__table__  # type: ignore[attr-defined]
-RUN = Run.__table__  # type: ignore[attr-defined]
 STOPS = (
     "deceased",
     "bankruptcy",

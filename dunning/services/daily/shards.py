@@ -22,16 +22,13 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from dunning.db.outreach_models import Run
+from dunning.db.tables import RUN
 from dunning.errors import DunningError
-from dunning.services.dispatch import DispatchReport
-from dunning.services.outreach import BatchReport
-from dunning.services.outreach_env import OutreachEnv
-from dunning.services.runs import (
+from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily.run import (
     BatchMapper,
     RunStopped,
     StopCheck,
-    account_batches,
     bring_lifecycle_up_to_date,
     build_summary,
     message_counts,
@@ -39,8 +36,9 @@ from dunning.services.runs import (
     sequential,
     stoppable,
 )
-
-RUN = Run.__table__  # type: ignore[attr-defined]
+from dunning.services.dispatch.send import DispatchReport
+from dunning.services.outreach.plan import BatchReport
+from dunning.services.runs.batches import account_batches
 
 DAILY_OUTREACH_SHARDED = "daily-outreach-sharded"
 DAILY_OUTREACH_SHARD = "daily-outreach-shard"

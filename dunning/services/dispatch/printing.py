@@ -14,17 +14,16 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, Select, bindparam, func, or_, select, update
 
+from dunning.db.documents import DocumentStore
 from dunning.db.models import utcnow
-from dunning.db.outreach_models import OutboxMessage
+from dunning.db.ranges import in_accounts
+from dunning.db.tables import OUTBOX
 from dunning.errors import TemplateError
-from dunning.services.delinquency import in_accounts
-from dunning.services.documents import DocumentStore
 from dunning.types import Channel, OutboxStatus, Suppression
 
 if TYPE_CHECKING:
     from dunning.rendering import LetterPrinter, RenderedMessage
 
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 _PRINTER: LetterPrinter | None = None
 
 

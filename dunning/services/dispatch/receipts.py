@@ -15,19 +15,16 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from adapters.base import DeliveryStatus, StatusReport
 from dunning.db.models import utcnow
-from dunning.db.outreach_models import DeliveryEvent, OutboxMessage, WebhookNonce
 from dunning.db.sql import chunked, insert_ignoring_conflicts
+from dunning.db.tables import EVENT, NONCE, OUTBOX
 from dunning.errors import ReceiptConflict
 from dunning.types import Channel, OutboxStatus
 
 if TYPE_CHECKING:
-    from dunning.services.dispatch import AdapterFactory
+    from dunning.services.dispatch.send import AdapterFactory
 
 log = logging.getLogger("dunning.receipts")
 
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-EVENT = DeliveryEvent.__table__  # type: ignore[attr-defined]
-NONCE = WebhookNonce.__table__  # type: ignore[attr-defined]
 
 _FINAL = {
     DeliveryStatus.DELIVERED: OutboxStatus.DELIVERED,
