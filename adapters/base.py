@@ -12,7 +12,7 @@ original acceptance instead of sending again (the mock gateways do this, as real
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -110,3 +110,7 @@ class GatewayAdapter(ABC):
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
+
+
+AdapterFactory = Callable[[Channel], GatewayAdapter]
+"""The configured adapter of a channel: how dispatch and receipts reach the gateways."""

@@ -94,20 +94,19 @@ def main() -> None:
     else:
         os.environ["DUNNING_DATABASE_URL"] = f"sqlite:///{workdir / 'bench.db'}"
 
-    from dunning.bootstrap import bootstrap
+    from dunning.bootstrap import bootstrap, outreach, outreach_in_worker
     from dunning.demo.population import seed_population
-    from dunning.services.daily.env import OutreachEnv
-    from dunning.services.daily.run import run_daily_outreach
-    from dunning.services.daily.workers import local_mapper, local_processes
+    from dunning.project import Project
+    from dunning.services.daily import local_executor, local_processes, run_daily_outreach
 
     as_of = date.fromisoformat(args.as_of)
-    runtime = bootstrap()
-    strategy = runtime.project.strategy
+    project = Project.find()
+    strategy = project.strategy
     if args.batch_size:
         strategy = strategy.model_copy(update={"batch_size": args.batch_size})
     if args.without_letters:
         strategy = without_letters(strategy)
-    runtime.project.__dict__["strategy"] = strategy
+    runtime = bootstrap(project=project.with_config(strategy=strategy))
     started = time.perf_counter()
     with runtime.unit_of_work() as connection:
         seeded = seed_population(connection, accounts=accounts, seed=args.seed, as_of=as_of)
@@ -132,11 +131,11 @@ def main() -> None:
 
         summary = daily_outreach(as_of=as_of, project_dir=str(REPO))
     else:
-        env = OutreachEnv(runtime)
-        processes = args.processes if args.processes is not None else local_processes(env)
+        parts = outreach(runtime)
+        processes = args.processes if args.processes is not None else local_processes(parts)
         # The workers' start (a second or two each) is part of the run's time.
-        with local_mapper(env, processes) as mapper:
-            summary = run_daily_outreach(env, as_of, mapper=mapper)
+        with local_executor(parts, outreach_in_worker, processes) as executor:
+            summary = run_daily_outreach(parts, as_of, executor=executor)
     total = time.perf_counter() - started
     if profiler is not None:
         profiler.disable()

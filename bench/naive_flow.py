@@ -43,19 +43,19 @@ def main() -> None:
 
     from prefect import flow, task
 
-    from dunning.bootstrap import bootstrap
+    from bench.daily_run import without_letters
+    from dunning.bootstrap import bootstrap, outreach
     from dunning.demo.population import seed_population
-    from dunning.services.daily.env import OutreachEnv
-    from dunning.services.daily.run import DAILY_OUTREACH, dispatch_batch
+    from dunning.project import Project
+    from dunning.services.daily import DAILY_OUTREACH, dispatch_batch
     from dunning.services.delinquency import delinquent_accounts
-    from dunning.services.outreach.plan import plan_batch
+    from dunning.services.outreach import plan_batch
 
     as_of = date.fromisoformat(args.as_of)
-    runtime = bootstrap()
+    project = Project.find()
     if args.without_letters:
-        from bench.daily_run import without_letters
-
-        runtime.project.__dict__["strategy"] = without_letters(runtime.project.strategy)
+        project = project.with_config(strategy=without_letters(project.strategy))
+    runtime = bootstrap(project=project)
     with runtime.unit_of_work() as connection:
         seed_population(connection, accounts=round(args.overdue / 0.85), seed=42, as_of=as_of)
     with runtime.runs.run(DAILY_OUTREACH, as_of) as run:
@@ -63,12 +63,12 @@ def main() -> None:
     with runtime.engine.connect() as connection:
         query = delinquent_accounts(as_of, runtime.project.strategy).limit(args.overdue)
         accounts = [row.id for row in connection.execute(query)]
-    env = OutreachEnv(runtime)
+    parts = outreach(runtime)
 
     @task
     def one_account(account_id: int) -> int:
-        report = plan_batch(env, run_id, as_of, account_id, account_id)
-        dispatch_batch(env, as_of, account_id, account_id)
+        report = plan_batch(parts.planner, run_id, as_of, account_id, account_id)
+        dispatch_batch(parts.dispatcher, as_of, account_id, account_id)
         return report.planned_new
 
     @flow(name="naive-daily-outreach")
@@ -92,7 +92,7 @@ def main() -> None:
         "scaled_to_1m_seconds": round(seconds / len(accounts) * 1_000_000),
         "without_letters": args.without_letters,
     }
-    env.close()
+    parts.close()
     if args.json:
         print(json.dumps(result, indent=2))
     else:

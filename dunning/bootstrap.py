@@ -1,41 +1,45 @@
-"""Builds everything a command or flow needs, in one place: project, config, database."""
+"""The composition root: builds what a command or flow needs, in one place, and passes it in.
+
+    runtime = bootstrap()                  # program directory, config checked, database migrated
+    outreach = outreach(runtime)           # the daily run's planner and dispatcher
+
+Services never build their own collaborators and never reach for a global: they take what
+they use as parameters. Tests swap a part through these builders' parameters (a clock, the
+approvals, the gateways' adapters, a renderer, a letter press).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import timedelta
+import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
-from adapters.registry import check_actions, check_channels
+from adapters.actions.base import ActionAdapter
+from adapters.base import AdapterFactory, GatewayAdapter
+from adapters.registry import build_action_adapter, build_adapter, check_actions, check_channels
+from dunning.compliance import ApprovalBook
 from dunning.config.runners import load_runners
+from dunning.db.documents import DocumentStore
 from dunning.db.engine import create_db_engine, ensure_schema
+from dunning.db.models import utcnow
 from dunning.errors import ConfigError
+from dunning.logs import install_masking
 from dunning.project import Project
-from dunning.services.runs.book import Liveness, RunBook
+from dunning.rendering import Renderer, TemplateStore
+from dunning.services.contact.policy import ContactPolicy, send_gate
+from dunning.services.daily import ActionDispatch, Dispatcher, Outreach, WorkerSpec
+from dunning.services.dispatch.printing import LetterPress, Printing, default_workers
+from dunning.services.lifecycle.actions import ActionAdapterFactory
+from dunning.services.outreach import ApprovalCheck, Planner
+from dunning.services.runs import Liveness, RunBook
+from dunning.services.runtime import Runtime
+from dunning.types import Channel
 
-
-@dataclass
-class Runtime:
-    project: Project
-    engine: Engine
-    runs: RunBook
-    """Starts, finishes and fails every run (dunning.services.run_book)."""
-    _closed: bool = field(default=False, repr=False)
-
-    @contextmanager
-    def unit_of_work(self) -> Iterator[Connection]:
-        """A transaction that commits on success and rolls back on any exception."""
-        with self.engine.begin() as connection:
-            yield connection
-
-    def close(self) -> None:
-        if not self._closed:
-            self.engine.dispose()
-            self._closed = True
+__all__ = ["Runtime", "bootstrap", "outreach", "outreach_in_worker"]
 
 
 def bootstrap(
@@ -74,3 +78,87 @@ def run_book(engine: Engine, project: Project) -> RunBook:
             abandoned_after=timedelta(seconds=settings.abandoned_after_seconds),
         ),
     )
+
+
+def outreach(
+    runtime: Runtime,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    approvals: ApprovalCheck | None = None,
+    adapters: AdapterFactory | None = None,
+    action_adapters: ActionAdapterFactory | None = None,
+    renderer: Renderer | None = None,
+    press: LetterPress | None = None,
+) -> Outreach:
+    """The daily run's planner and dispatcher over `runtime`, built from its program directory.
+
+    Each keyword replaces one part (tests, benchmarks): `approvals` (id, content hash) ->
+    approved; `adapters` channel -> gateway adapter; `action_adapters` target -> action
+    adapter; `renderer` for the templates; `press` prints letter PDFs.
+    """
+    project = runtime.project
+    strategy = project.strategy
+    channels = project.channels
+    lease = timedelta(seconds=channels.dispatch.lease_seconds)
+    policy = ContactPolicy(project.compliance_packs, send_span=lease)
+    approved = approvals or ApprovalBook.load(project.templates_dir.parent).is_approved
+    templates = TemplateStore(project.templates_dir)
+    documents = DocumentStore(project.state_dir / "documents")
+    press = press or LetterPress(strategy.letter_workers or default_workers())
+    printing = Printing(runtime.engine, press, documents, lease)
+    planner = Planner(
+        engine=runtime.engine,
+        strategy=strategy,
+        templates=templates,
+        renderer=renderer or Renderer(templates),
+        approved=approved,
+        policy=policy,
+        lender=project.lender,
+        actions=project.actions,
+        documents=documents,
+        start_printing=printing.start,
+        clock=clock,
+    )
+    dispatcher = Dispatcher(
+        engine=runtime.engine,
+        adapters=adapters or partial(_adapter, project),
+        documents=documents,
+        gate=send_gate(policy, approved),
+        settings=channels.dispatch,
+        printing=printing,
+        actions=_action_dispatch(project, planner.has_actions, action_adapters),
+        clock=clock,
+    )
+    return Outreach(runtime=runtime, planner=planner, dispatcher=dispatcher, press=press)
+
+
+def _adapter(project: Project, channel: Channel) -> GatewayAdapter:
+    return build_adapter(channel, project.channels, project.state_dir)
+
+
+def _action_adapter(project: Project, target: str) -> ActionAdapter:
+    return build_action_adapter(target, project.actions, project.state_dir)
+
+
+def _action_dispatch(
+    project: Project, has_action_steps: bool, adapters: ActionAdapterFactory | None
+) -> ActionDispatch | None:
+    """Actions are dispatched when the cadence has action steps or config/actions.yaml exists
+    (actions planned by cure, or by an earlier cadence, still need their dispatch)."""
+    if not (has_action_steps or (project.config_dir / "actions.yaml").exists()):
+        return None
+    settings = project.actions.dispatch
+    return ActionDispatch(
+        adapters=adapters or partial(_action_adapter, project),
+        lease=timedelta(seconds=settings.lease_seconds),
+        max_attempts=settings.max_attempts,
+    )
+
+
+def outreach_in_worker(spec: WorkerSpec) -> Outreach:
+    """A batch worker process's Outreach: the run's program, database and strategy
+    (dunning.services.daily.workers hands this to each worker it starts)."""
+    os.environ["DUNNING_STATE_DIR"] = str(spec.state_dir)
+    install_masking()
+    project = Project(spec.project_root).with_config(strategy=spec.strategy)
+    return outreach(bootstrap(project=project, database_url=spec.database_url, migrate=False))

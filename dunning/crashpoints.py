@@ -5,8 +5,9 @@ first) and the process SIGKILLs itself there; with DUNNING_CRASH_MODE=raise it r
 InjectedFault there instead (a bug or an outage, where SIGKILL is a power cut). Unset, each
 call is one dictionary lookup.
 
-Points: `plan.*` and `dispatch.*` inside the daily run's stages, and `run.<flow>` just inside
-every run (dunning.services.run_book), e.g. `run.dispatch-outbox`.
+Points: `plan.batch` and `dispatch.batch` at the start of each batch, `plan.*` and
+`dispatch.*` inside them, and `run.<flow>` just inside every run (dunning.services.runs), e.g.
+`run.dispatch-outbox`. The count of passes is per process; `reset()` starts it again (tests).
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ _hits: dict[str, int] = {}
 
 class InjectedFault(RuntimeError):
     """Raised at a crash point with DUNNING_CRASH_MODE=raise."""
+
+
+def reset() -> None:
+    """Forget how often each point was passed."""
+    _hits.clear()
 
 
 def crash_point(name: str) -> None:

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -53,10 +53,27 @@ def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:
     )
 
 
+CONFIGS = frozenset({"settings", "strategy", "channels", "lender", "compliance_packs", "actions"})
+"""The configuration a Project reads lazily from its files, each a cached property."""
+
+
 @dataclass
 class Project:
     root: Path
-    _overrides: dict[str, str] = field(default_factory=dict)
+    given: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Configuration given instead of read from the files (see with_config)."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.given) - CONFIGS
+        if unknown:
+            raise TypeError(f"not a configuration of a program: {', '.join(sorted(unknown))}")
+        # A given model takes the place of the cached property's first read.
+        self.__dict__.update(self.given)
+
+    def with_config(self, **configs: Any) -> Project:
+        """This program directory with some of its configuration given instead of read: a
+        worker planning by its run's strategy, a benchmark without letters, a test."""
+        return Project(self.root, {**self.given, **configs})
 
     @classmethod
     def find(cls, explicit: Path | None = None) -> Project:

@@ -5,7 +5,7 @@ A deployment's flow object is fixed when its module is imported, but the Dask ad
 the program directory, a run parameter. So the choice is made per run: with an address, the flow
 enters a DaskTaskRunner of its own for the run and submits the batch tasks to it; without, the
 tasks go to the flow's ThreadPoolTaskRunner as before. Dask workers build their own environment
-(flows._runtime.outreach_env) the first time a task runs in them.
+(flows._runtime.outreach_for) the first time a task runs in them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,15 @@
-"""The daily outreach flow: select, decide, render, write, dispatch, record, one task per batch."""
+"""The daily outreach flow: one Prefect task per batch for planning and one for dispatch.
+
+The process itself (select the batches, bring the lifecycle up to date, plan, dispatch,
+summarise, under one run) is `dunning.services.daily.run_daily_outreach`, the same for every
+way of running it; the flow hands it `PrefectBatches`, which runs each stage's batches as
+Prefect tasks (on the flow's threads, or on Dask).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -10,71 +17,82 @@ from prefect import flow, task
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from dunning.services.daily.run import DAILY_OUTREACH, BatchMapper, run_daily_outreach, sequential
-from dunning.services.runs.batches import Batch
+from dunning.services.daily import DAILY_OUTREACH, dispatch_batch, run_daily_outreach
+from dunning.services.dispatch.send import DispatchReport
+from dunning.services.outreach import PlanReport, plan_batch
+from dunning.services.runs import Batch
 from flows._artifacts import log_batch, publish_summary
 from flows._runners import FLOW_THREADS, batch_task_runner
-from flows._runtime import batch_workers, outreach_env
-
-
-def _one_batch(
-    project_dir: str | None, stage: str, run_id: int, as_of: date, batch: Batch, dry_run: bool
-) -> dict[str, Any]:
-    """The batch's report, from this process's worker processes or from this thread."""
-    mapper = batch_workers(project_dir) or sequential(outreach_env(project_dir))
-    return mapper(stage, run_id, as_of, [batch], dry_run)[0]
+from flows._runtime import batch_workers, outreach_for
 
 
 @task(name="plan-batch", task_run_name="plan-{lo}-{hi}")
 def plan_batch_task(
     project_dir: str | None, run_id: int, as_of: date, lo: int, hi: int, dry_run: bool
-) -> dict[str, Any]:
+) -> PlanReport:
     """Select, decide, render and write the outbox for one batch of accounts."""
-    report = _one_batch(project_dir, "plan", run_id, as_of, (lo, hi), dry_run)
-    log_batch("plan", run_id, as_of, lo, hi, report)
+    workers = batch_workers(project_dir)
+    if workers is not None:
+        [report] = workers.plan(run_id, as_of, [(lo, hi)], dry_run)
+    else:
+        report = plan_batch(
+            outreach_for(project_dir).planner, run_id, as_of, lo, hi, dry_run=dry_run
+        )
+    log_batch("plan", run_id, as_of, lo, hi, report.as_dict())
     return report
 
 
 @task(name="dispatch-batch", task_run_name="dispatch-{lo}-{hi}", retries=2, retry_delay_seconds=5)
-def dispatch_batch_task(project_dir: str | None, as_of: date, lo: int, hi: int) -> dict[str, Any]:
+def dispatch_batch_task(project_dir: str | None, as_of: date, lo: int, hi: int) -> DispatchReport:
     """Send the batch's due messages through the gateways and record the answers."""
-    report = _one_batch(project_dir, "dispatch", 0, as_of, (lo, hi), False)
-    log_batch("dispatch", None, as_of, lo, hi, report)
+    workers = batch_workers(project_dir)
+    if workers is not None:
+        [report] = workers.dispatch(as_of, [(lo, hi)])
+    else:
+        report = dispatch_batch(outreach_for(project_dir).dispatcher, as_of, lo, hi)
+    log_batch("dispatch", None, as_of, lo, hi, report.as_dict())
     return report
 
 
-def batch_mapper(project_dir: str | None, runner: Any | None = None) -> BatchMapper:
-    """One task per batch, on `runner` (a started Dask task runner) or the flow's own."""
+@dataclass
+class PrefectBatches:
+    """A BatchExecutor of Prefect tasks: one per batch, on `runner` (a started Dask task
+    runner) or on the flow's own task runner."""
 
-    def submit(task: Any, **parameters: Any) -> Any:
-        if runner is None:
+    project_dir: str | None
+    runner: Any | None = None
+    width: int = FLOW_THREADS
+
+    def _submit(self, task: Any, **parameters: Any) -> Any:
+        if self.runner is None:
             return task.submit(**parameters)
-        return runner.submit(task, parameters=parameters)
+        return self.runner.submit(task, parameters=parameters)
 
-    def run(
-        stage: str, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
-    ) -> list[dict[str, Any]]:
-        if stage == "plan":
-            futures = [
-                submit(
-                    plan_batch_task,
-                    project_dir=project_dir,
-                    run_id=run_id,
-                    as_of=as_of,
-                    lo=lo,
-                    hi=hi,
-                    dry_run=dry_run,
-                )
-                for lo, hi in batches
-            ]
-        else:
-            futures = [
-                submit(dispatch_batch_task, project_dir=project_dir, as_of=as_of, lo=lo, hi=hi)
-                for lo, hi in batches
-            ]
+    def plan(
+        self, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
+    ) -> list[PlanReport]:
+        futures = [
+            self._submit(
+                plan_batch_task,
+                project_dir=self.project_dir,
+                run_id=run_id,
+                as_of=as_of,
+                lo=lo,
+                hi=hi,
+                dry_run=dry_run,
+            )
+            for lo, hi in batches
+        ]
         return [future.result() for future in futures]
 
-    return run
+    def dispatch(self, as_of: date, batches: Sequence[Batch]) -> list[DispatchReport]:
+        futures = [
+            self._submit(
+                dispatch_batch_task, project_dir=self.project_dir, as_of=as_of, lo=lo, hi=hi
+            )
+            for lo, hi in batches
+        ]
+        return [future.result() for future in futures]
 
 
 def _run_name() -> str:
@@ -96,13 +114,13 @@ def daily_outreach(
     The batch tasks run on threads here (handing their batches to worker processes when
     config/runners.yaml sets `processes`), or on Dask when it names a cluster.
     """
-    env = outreach_env(project_dir)
-    with batch_task_runner(env.runtime.project) as runner:
+    outreach = outreach_for(project_dir)
+    with batch_task_runner(outreach.runtime.project) as runner:
         summary = run_daily_outreach(
-            env,
+            outreach,
             as_of or date.today(),
             dry_run=dry_run,
-            mapper=batch_mapper(project_dir, runner),
+            executor=PrefectBatches(project_dir, runner),
             prefect_flow_run_id=str(flow_run.id) if flow_run.id else None,
         )
     publish_summary(DAILY_OUTREACH, summary)

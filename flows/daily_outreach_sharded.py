@@ -20,7 +20,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from dunning.config.runners import ShardSettings, load_runners
 from dunning.errors import DunningError
-from dunning.services.daily.shards import (
+from dunning.services.daily import (
     DAILY_OUTREACH_SHARD,
     DAILY_OUTREACH_SHARDED,
     Shard,
@@ -30,8 +30,8 @@ from dunning.services.daily.shards import (
 )
 from flows._artifacts import publish_summary
 from flows._runners import FLOW_THREADS, batch_task_runner
-from flows._runtime import outreach_env
-from flows.daily_outreach import batch_mapper
+from flows._runtime import outreach_for
+from flows.daily_outreach import PrefectBatches
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -119,12 +119,12 @@ def daily_outreach_sharded(
     project_dir: str | None = None,
 ) -> dict[str, Any]:
     """The daily outreach for `as_of` (default today) in shards run by Prefect workers."""
-    env = outreach_env(project_dir)
-    project = env.runtime.project
+    outreach = outreach_for(project_dir)
+    project = outreach.runtime.project
     settings = load_runners(project.config_dir, project.root).shards or ShardSettings()
     day = as_of or date.today()
     summary = run_sharded(
-        env,
+        outreach,
         day,
         shards or settings.count,
         start_children(
@@ -158,16 +158,16 @@ def daily_outreach_shard(
     project_dir: str | None = None,
 ) -> dict[str, Any]:
     """Plan and dispatch the accounts lo..hi for `as_of`: one shard of a sharded daily run."""
-    env = outreach_env(project_dir)
-    with batch_task_runner(env.runtime.project) as runner:
+    outreach = outreach_for(project_dir)
+    with batch_task_runner(outreach.runtime.project) as runner:
         summary = run_shard(
-            env,
+            outreach,
             as_of,
             Shard(shard, lo, hi),
             parent_run_id=parent_run_id,
             shards=shards,
             dry_run=dry_run,
-            mapper=batch_mapper(project_dir, runner),
+            executor=PrefectBatches(project_dir, runner),
             prefect_flow_run_id=str(flow_run.id) if flow_run.id else None,
         )
     publish_summary(DAILY_OUTREACH_SHARD, summary)

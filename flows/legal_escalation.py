@@ -10,23 +10,31 @@ from prefect import flow, task
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from dunning.legal.service import LEGAL_ESCALATION, ReviewMapper, review_batch, run_legal_escalation
-from dunning.services.runs.batches import Batch
+from dunning.legal.service import (
+    LEGAL_ESCALATION,
+    ReviewBatches,
+    ReviewReport,
+    review_batch,
+    run_legal_escalation,
+)
+from dunning.services.runs import Batch
 from flows._artifacts import publish_summary
-from flows._runtime import outreach_env
+from flows._runtime import outreach_for
 
 
 @task(name="legal-review-batch", task_run_name="legal-review-{lo}-{hi}")
 def review_batch_task(
     project_dir: str | None, run_id: int, as_of: date, lo: int, hi: int
-) -> dict[str, Any]:
+) -> ReviewReport:
     """Check the batch's accounts against the legal rules; record each outcome; open cases."""
-    runtime = outreach_env(project_dir).runtime
-    return review_batch(runtime, run_id, as_of, lo, hi).as_dict()
+    runtime = outreach_for(project_dir).runtime
+    return review_batch(runtime, run_id, as_of, lo, hi)
 
 
-def _prefect_mapper(project_dir: str | None) -> ReviewMapper:
-    def run(run_id: int, as_of: date, batches: Sequence[Batch]) -> list[dict[str, Any]]:
+def prefect_tasks(project_dir: str | None) -> ReviewBatches:
+    """One Prefect task per batch."""
+
+    def run(run_id: int, as_of: date, batches: Sequence[Batch]) -> list[ReviewReport]:
         futures = [
             review_batch_task.submit(project_dir, run_id, as_of, lo, hi) for lo, hi in batches
         ]
@@ -48,11 +56,11 @@ def _run_name() -> str:
 )
 def legal_escalation(as_of: date | None = None, project_dir: str | None = None) -> dict[str, Any]:
     """Propose a legal case for each eligible account on `as_of` (default today); rerun-safe."""
-    runtime = outreach_env(project_dir).runtime
+    runtime = outreach_for(project_dir).runtime
     summary = run_legal_escalation(
         runtime,
         as_of or date.today(),
-        mapper=_prefect_mapper(project_dir),
+        batches_run=prefect_tasks(project_dir),
         prefect_flow_run_id=str(flow_run.id) if flow_run.id else None,
     )
     publish_summary(LEGAL_ESCALATION, summary)

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from dunning import crashpoints
 from dunning.bootstrap import Runtime, bootstrap
 from dunning.db.engine import create_db_engine, normalise_url, upgrade
 from dunning.project import Project
@@ -32,6 +33,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = getattr(item, "fixturenames", ())
         if "database_url" in fixtures and item.get_closest_marker("sqlite_only") is None:
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(autouse=True)
+def _crash_points_counted_afresh() -> None:
+    """A crash point's count of passes starts again with every test."""
+    crashpoints.reset()
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,17 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from dunning.bootstrap import Runtime, outreach
 from dunning.cli.app import run
+from dunning.services.daily import Outreach
+from tests.factories import OPEN_FOR_ALL
 
 
 @dataclass
@@ -130,3 +134,20 @@ def dunning_served(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def approve_all(template_id: str, content_hash: str) -> bool:
+    """Every template approved: what goes out does not hang on templates/approvals.yaml."""
+    return True
+
+
+def outreach_at(
+    runtime: Runtime, moment: datetime | None = None, *, approved: bool = False, **parts: Any
+) -> Outreach:
+    """The daily run's parts over `runtime`, its clock stopped at `moment` (default: when every
+    contact window of the shipped packs is open), every template approved if `approved`, and
+    any other part given (`adapters`, `renderer`, `press`, ...) through the builder."""
+    at = moment or OPEN_FOR_ALL
+    if approved:
+        parts["approvals"] = approve_all
+    return outreach(runtime, clock=lambda: at, **parts)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dunning.bootstrap import Runtime, bootstrap
+from dunning.bootstrap import Runtime, bootstrap, outreach
+from dunning.db.models import utcnow
 from dunning.project import Project
+from dunning.services.daily import Outreach
 
 console = Console()
 err_console = Console(stderr=True)
@@ -27,6 +29,9 @@ err_console = Console(stderr=True)
 class State:
     project_dir: Path | None = None
     debug: bool = False
+    clock: Callable[[], datetime] = utcnow
+    """What `now` is for the commands' runs: the wall clock; tests that drive the CLI in
+    process set another here, the one seam for time."""
     _runtime: Runtime | None = field(default=None, repr=False)
 
     def project(self) -> Project:
@@ -38,6 +43,15 @@ class State:
         if self._runtime is None:
             self._runtime = bootstrap(self.project_dir, migrate=migrate)
         return self._runtime
+
+    @contextmanager
+    def outreach(self) -> Iterator[Outreach]:
+        """The daily run's planner and dispatcher, for a command that runs without Prefect."""
+        parts = outreach(self.runtime(), clock=self.clock)
+        try:
+            yield parts
+        finally:
+            parts.close()
 
     def close(self) -> None:
         if self._runtime is not None:

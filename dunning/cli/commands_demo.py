@@ -121,19 +121,15 @@ def register(app: typer.Typer) -> None:
 def _story_before(day: date, as_json: bool) -> dict[str, Any]:
     """History (the day 30 days back) and the events between runs; see services.demo_story."""
     from dunning.demo import story as demo_story
-    from dunning.services.daily.env import OutreachEnv
 
-    env = OutreachEnv(STATE.runtime())
-    try:
+    with STATE.outreach() as outreach:
         if not as_json:
             console.print(
                 f"history: the daily outreach of {demo_story.history_day(day)} "
                 "(final demands, freezes, placements, registry reports) ..."
             )
-        history = demo_story.run_history(env, day)
-        events = demo_story.stage_events(env, day)
-    finally:
-        env.close()
+        history = demo_story.run_history(outreach, day)
+        events = demo_story.stage_events(outreach, day)
     return {"history": history, "events": events}
 
 
@@ -143,17 +139,13 @@ def _story_after(day: date) -> dict[str, Any]:
     from dunning.legal.packets import build_case_packet
     from dunning.legal.service import run_legal_escalation
     from dunning.legal.verify import verify_packet
-    from dunning.services.daily.env import OutreachEnv
-    from dunning.services.dispatch.receipts import reconcile_receipts
+    from dunning.services.daily import poll_receipts
 
     runtime = STATE.runtime()
-    env = OutreachEnv(runtime)
-    try:
-        receipts = reconcile_receipts(runtime.engine, env.adapter_factory).as_dict()
+    with STATE.outreach() as outreach:
+        receipts = poll_receipts(outreach).as_dict()
         legal = run_legal_escalation(runtime, day)
-        actions = demo_story.action_counts(env)
-    finally:
-        env.close()
+        actions = demo_story.action_counts(outreach)
     packet: dict[str, Any] | None = None
     from dunning.legal.cases import list_cases
 

@@ -14,6 +14,7 @@ from dunning.config import load_optional
 from dunning.config.schedules import Schedules
 from dunning.logs import configure_logging
 from dunning.project import Project
+from dunning.services.daily import run_daily_outreach
 
 InProcessOption = typer.Option(
     False, "--in-process", help="Run without Prefect (no flow run is recorded in Prefect)."
@@ -265,15 +266,10 @@ def register(app: typer.Typer) -> None:
 
 def _daily_runner(project_root: Path, in_process: bool) -> Any:
     if in_process:
-        from dunning.services.daily.env import OutreachEnv
-        from dunning.services.daily.run import run_daily_outreach
 
         def run_here(as_of: date) -> dict[str, Any]:
-            env = OutreachEnv(STATE.runtime())
-            try:
-                return run_daily_outreach(env, as_of)
-            finally:
-                env.close()
+            with STATE.outreach() as outreach:
+                return run_daily_outreach(outreach, as_of)
 
         return run_here
 

@@ -9,10 +9,18 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
+from dunning.bootstrap import outreach_in_worker
 from dunning.cli._common import STATE, JsonOption, as_of_option, console, print_json
 from dunning.db.tables import EVENT, OUTBOX
 from dunning.errors import NotFound
 from dunning.masking import mask_recipient
+from dunning.services.daily import (
+    local_executor,
+    run_daily_outreach,
+    run_dispatch_outbox,
+    run_reconcile_receipts,
+)
+from dunning.services.explain import explain_account
 
 InProcessOption = typer.Option(
     False, "--in-process", help="Run without Prefect (no flow run is recorded in Prefect)."
@@ -26,13 +34,8 @@ def _day(value: datetime | None) -> date:
 def run_daily(as_of: date, *, dry_run: bool, in_process: bool) -> dict[str, Any]:
     project = STATE.project()
     if in_process:
-        from dunning.services.daily.env import OutreachEnv
-        from dunning.services.daily.run import run_daily_outreach
-        from dunning.services.daily.workers import local_mapper
-
-        env = OutreachEnv(STATE.runtime())
-        with local_mapper(env) as mapper:
-            return run_daily_outreach(env, as_of, dry_run=dry_run, mapper=mapper)
+        with STATE.outreach() as outreach, local_executor(outreach, outreach_in_worker) as batches:
+            return run_daily_outreach(outreach, as_of, dry_run=dry_run, executor=batches)
     from flows.daily_outreach import daily_outreach
 
     STATE.runtime()  # migrate and validate before handing over to Prefect
@@ -133,14 +136,8 @@ def register(app: typer.Typer) -> None:
     def run_dispatch(in_process: bool = InProcessOption, as_json: bool = JsonOption) -> None:
         """Send every message that has become due: deferred to a contact window, or retries."""
         if in_process:
-            from dunning.services.daily.env import OutreachEnv
-            from dunning.services.daily.run import run_dispatch_outbox
-
-            env = OutreachEnv(STATE.runtime())
-            try:
-                result = run_dispatch_outbox(env)
-            finally:
-                env.close()
+            with STATE.outreach() as outreach:
+                result = run_dispatch_outbox(outreach)
         else:
             from flows.dispatch_outbox import dispatch_outbox
 
@@ -160,14 +157,8 @@ def register(app: typer.Typer) -> None:
     def run_receipts(in_process: bool = InProcessOption, as_json: bool = JsonOption) -> None:
         """Poll the gateways for delivery receipts of sent messages and record them."""
         if in_process:
-            from dunning.services.daily.env import OutreachEnv
-            from dunning.services.daily.run import run_reconcile_receipts
-
-            env = OutreachEnv(STATE.runtime())
-            try:
-                result = run_reconcile_receipts(env)
-            finally:
-                env.close()
+            with STATE.outreach() as outreach:
+                result = run_reconcile_receipts(outreach)
         else:
             from flows.reconcile_receipts import reconcile_receipts as receipts_flow
 
@@ -188,10 +179,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """What was or was not sent to one account on a date, and the rule behind each."""
-        from dunning.services.daily.env import OutreachEnv
-        from dunning.services.explain import explain_account
-
-        data = explain_account(OutreachEnv(STATE.runtime()), account, _day(as_of))
+        with STATE.outreach() as outreach:
+            data = explain_account(outreach.planner, account, _day(as_of))
         if as_json:
             print_json(data)
             return

@@ -18,10 +18,8 @@ from sqlalchemy import exists, func, select
 
 from dunning.db.tables import ACCOUNT, ACTION, CUSTOMER, PAYMENT, PLAN, PROMISE, RUN
 from dunning.services import lifecycle
-from dunning.services.daily.env import OutreachEnv
-from dunning.services.daily.run import DAILY_OUTREACH, run_daily_outreach
+from dunning.services.daily import DAILY_OUTREACH, Outreach, poll_receipts, run_daily_outreach
 from dunning.services.delinquency import overdue_by_account
-from dunning.services.dispatch.receipts import reconcile_receipts
 from dunning.services.imports.files import record_payments
 
 HISTORY_DAYS = 30
@@ -40,10 +38,10 @@ def history_day(as_of: date) -> date:
     return as_of - timedelta(days=HISTORY_DAYS)
 
 
-def run_history(env: OutreachEnv, as_of: date) -> dict[str, Any] | None:
+def run_history(outreach: Outreach, as_of: date) -> dict[str, Any] | None:
     """The daily outreach of the history day and its receipts, unless already done."""
     day = history_day(as_of)
-    with env.runtime.engine.connect() as connection:
+    with outreach.runtime.engine.connect() as connection:
         done = connection.execute(
             select(RUN.c.id).where(
                 RUN.c.flow == DAILY_OUTREACH, RUN.c.as_of == day, RUN.c.status == "completed"
@@ -51,8 +49,8 @@ def run_history(env: OutreachEnv, as_of: date) -> dict[str, Any] | None:
         ).first()
     if done is not None:
         return None
-    summary = run_daily_outreach(env, day)
-    reconcile_receipts(env.runtime.engine, env.adapter_factory)
+    summary = run_daily_outreach(outreach, day)
+    poll_receipts(outreach)
     return summary
 
 
@@ -61,10 +59,10 @@ def _overdue(connection: Any, account_id: int, as_of: date) -> int:
     return int(connection.execute(select(overdue.c.overdue_minor)).scalar() or 0)
 
 
-def stage_events(env: OutreachEnv, as_of: date) -> dict[str, Any]:
+def stage_events(outreach: Outreach, as_of: date) -> dict[str, Any]:
     """A kept promise, a cure of a frozen account, a new payment plan (once each)."""
     events: dict[str, Any] = {}
-    with env.runtime.unit_of_work() as connection:
+    with outreach.runtime.unit_of_work() as connection:
         staged = connection.execute(
             select(func.count()).where(PAYMENT.c.external_id.like(f"{EVENT_PREFIX}%"))
         ).scalar_one()
@@ -114,7 +112,7 @@ def stage_events(env: OutreachEnv, as_of: date) -> dict[str, Any]:
             lifecycle.review_treatments(
                 connection, as_of, None, account_ids=[p["account_id"] for p in payments]
             )
-    with env.runtime.unit_of_work() as connection:
+    with outreach.runtime.unit_of_work() as connection:
         # A customer who cannot pay agrees a plan (协商分期还款) for what is overdue.
         has_plan = connection.execute(select(PLAN.c.id).limit(1)).first()
         if has_plan is None:
@@ -144,15 +142,15 @@ def stage_events(env: OutreachEnv, as_of: date) -> dict[str, Any]:
                     user="agent.demo",
                     note="3 monthly instalments agreed by phone",
                     today=as_of,
-                    policy=env.strategy.plans,
+                    policy=outreach.strategy.plans,
                 )
     return events
 
 
-def action_counts(env: OutreachEnv) -> dict[str, dict[str, int]]:
+def action_counts(outreach: Outreach) -> dict[str, dict[str, int]]:
     """Actions by kind and status, for the demo's report."""
     counts: dict[str, dict[str, int]] = {}
-    with env.runtime.engine.connect() as connection:
+    with outreach.runtime.engine.connect() as connection:
         for kind, status, n in connection.execute(
             select(ACTION.c.kind, ACTION.c.status, func.count()).group_by(
                 ACTION.c.kind, ACTION.c.status

@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from dunning.bootstrap import Runtime
 from dunning.db.documents import DocumentStore
 from dunning.db.tables import (
     ACCOUNT,
@@ -53,6 +52,7 @@ from dunning.legal.service import legal_config
 from dunning.masking import mask_recipient
 from dunning.rendering import LetterPrinter
 from dunning.rendering.context import LenderView
+from dunning.services.runtime import Runtime
 from dunning.types import OutboxStatus
 
 _RECEIPTS = frozenset(

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from dunning.bootstrap import Runtime
 from dunning.config import LegalConfig, load_optional
 from dunning.db.models import utcnow
 from dunning.db.sql import chunked, insert_ignoring_conflicts
@@ -33,9 +32,9 @@ from dunning.legal._queries import (
 from dunning.legal.eligibility import Assessment, Refusal, assess
 from dunning.legal.lifecycle import CaseStatus
 from dunning.project import Project
-from dunning.services.daily.env import OutreachEnv
-from dunning.services.daily.run import RunStopped, StopCheck
+from dunning.services.daily import RunStopped, StopCheck
 from dunning.services.runs.batches import Batch, account_batches
+from dunning.services.runtime import Runtime
 
 LEGAL_ESCALATION = "legal-escalation"
 FLOW_USER = "legal-escalation"
@@ -93,7 +92,7 @@ def blocking_checks() -> list[BlockingCheck]:
     return list(_BLOCKING_CHECKS)
 
 
-ReviewMapper = Callable[[int, date, Sequence[Batch]], list[dict[str, Any]]]
+ReviewBatches = Callable[[int, date, Sequence[Batch]], list["ReviewReport"]]
 """(run id, as-of, batches) -> one ReviewReport dict per batch."""
 
 
@@ -343,16 +342,16 @@ def review_batch(
     return report
 
 
-def sequential(
+def in_this_process(
     runtime: Runtime,
     config: LegalConfig | None = None,
     checks: Sequence[BlockingCheck] | None = None,
-) -> ReviewMapper:
+) -> ReviewBatches:
     """Review every batch in this process, one after the other (no Prefect)."""
 
-    def run(run_id: int, as_of: date, batches: Sequence[Batch]) -> list[dict[str, Any]]:
+    def run(run_id: int, as_of: date, batches: Sequence[Batch]) -> list[ReviewReport]:
         return [
-            review_batch(runtime, run_id, as_of, lo, hi, config=config, checks=checks).as_dict()
+            review_batch(runtime, run_id, as_of, lo, hi, config=config, checks=checks)
             for lo, hi in batches
         ]
 
@@ -364,50 +363,47 @@ def cases_by_status(connection: Connection) -> dict[str, int]:
     return {status: int(n) for status, n in rows}
 
 
-def stoppable(mapper: ReviewMapper, should_stop: StopCheck) -> ReviewMapper:
-    """The mapper, one batch at a time, asking `should_stop` before each batch."""
+def stoppable(review: ReviewBatches, should_stop: StopCheck) -> ReviewBatches:
+    """The review, one batch at a time, asking `should_stop` before each batch."""
 
-    def run(run_id: int, as_of: date, batches: Sequence[Batch]) -> list[dict[str, Any]]:
-        reports: list[dict[str, Any]] = []
+    def run(run_id: int, as_of: date, batches: Sequence[Batch]) -> list[ReviewReport]:
+        reports: list[ReviewReport] = []
         for index, batch in enumerate(batches):
             if should_stop():
                 raise RunStopped(
                     f"stop requested: legal review ended after {index} of {len(batches)} "
                     "batches; run the date again to resume"
                 )
-            reports.extend(mapper(run_id, as_of, [batch]))
+            reports.extend(review(run_id, as_of, [batch]))
         return reports
 
     return run
 
 
 def run_legal_escalation(
-    runtime: Runtime | OutreachEnv,
+    runtime: Runtime,
     as_of: date,
     should_stop: StopCheck | None = None,
     *,
-    mapper: ReviewMapper | None = None,
+    batches_run: ReviewBatches | None = None,
     prefect_flow_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Review the considered accounts for `as_of`, propose a case for each eligible one, flag
     pre-filing cases that saw a payment or a stop; record a run; return its summary (no PII).
-
-    Takes a Runtime, or an OutreachEnv (its runtime is used), so schedulers that hold an
-    OutreachEnv can call it as they call the other engines. Safe to rerun for the same date.
+    `batches_run` reviews the batches (Prefect tasks in the flow); by default here. Safe to
+    rerun for the same date.
     """
-    if isinstance(runtime, OutreachEnv):
-        runtime = runtime.runtime
     config = legal_config(runtime.project)
-    mapper = mapper or sequential(runtime, config)
+    review = batches_run or in_this_process(runtime, config)
     if should_stop is not None:
-        mapper = stoppable(mapper, should_stop)
+        review = stoppable(review, should_stop)
     started = time.perf_counter()
     with runtime.runs.run(LEGAL_ESCALATION, as_of, prefect_flow_run_id=prefect_flow_run_id) as run:
         with runtime.engine.connect() as connection:
             batches = account_batches(connection, runtime.project.strategy.batch_size)
         total = ReviewReport()
-        for report in mapper(run.id, as_of, batches):
-            total.merge(ReviewReport.from_dict(report))
+        for report in review(run.id, as_of, batches):
+            total.merge(report)
         with runtime.engine.connect() as connection:
             cases = cases_by_status(connection)
         summary = build_summary(

@@ -1,10 +1,9 @@
-"""Each flow as a plain function over an OutreachEnv, for running without Prefect.
+"""Each flow as a plain function over an `Outreach`, for running without Prefect.
 
 The single-box scheduler (and anything else that wants no Prefect) calls these. Each one records
 its `run` row through the same run lifecycle as its Prefect flow, so `dunning runs list` shows
-both kinds alike.
-Signature: `(env, as_of, should_stop) -> summary`; `should_stop` is asked between batches where the
-flow has batches.
+both kinds alike. Signature: `(outreach, as_of, should_stop) -> summary`; `should_stop` is asked
+between batches where the flow has batches.
 """
 
 from __future__ import annotations
@@ -14,14 +13,24 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from dunning.bootstrap import outreach_in_worker
+from dunning.config.runners import ShardSettings, load_runners
 from dunning.errors import DunningError
-from dunning.services.daily.env import OutreachEnv
-from dunning.services.daily.run import StopCheck, run_dispatch_outbox, run_reconcile_receipts
+from dunning.services.daily import (
+    Outreach,
+    StopCheck,
+    in_process,
+    local_executor,
+    run_daily_outreach,
+    run_dispatch_outbox,
+    run_reconcile_receipts,
+    run_sharded,
+)
 
-Engine = Callable[[OutreachEnv, date, StopCheck | None], dict[str, Any]]
+Engine = Callable[[Outreach, date, StopCheck | None], dict[str, Any]]
 
 LEGAL_ENGINE = "dunning.legal.service:run_legal_escalation"
-"""The legal-escalation engine: `(env, as_of, should_stop) -> summary`; it records its run."""
+"""The legal-escalation engine: `(runtime, as_of, should_stop) -> summary`; it records its run."""
 
 
 class FlowUnavailable(DunningError):
@@ -29,46 +38,41 @@ class FlowUnavailable(DunningError):
 
 
 def daily_outreach(
-    env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
+    outreach: Outreach, as_of: date, should_stop: StopCheck | None = None
 ) -> dict[str, Any]:
-    from dunning.services.daily.run import run_daily_outreach
-    from dunning.services.daily.workers import local_mapper
-
-    with local_mapper(env) as mapper:
-        return run_daily_outreach(env, as_of, mapper=mapper, should_stop=should_stop)
+    with local_executor(outreach, outreach_in_worker) as executor:
+        return run_daily_outreach(outreach, as_of, executor=executor, should_stop=should_stop)
 
 
 def daily_outreach_sharded(
-    env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
+    outreach: Outreach, as_of: date, should_stop: StopCheck | None = None
 ) -> dict[str, Any]:
     """The sharded daily run with its shards run here, one after the other."""
-    from dunning.config.runners import ShardSettings, load_runners
-    from dunning.services.daily.shards import in_process, run_sharded
-
-    project = env.runtime.project
+    project = outreach.runtime.project
     settings = load_runners(project.config_dir, project.root).shards or ShardSettings()
-    return run_sharded(env, as_of, settings.count, in_process(env, as_of, should_stop=should_stop))
+    shards = in_process(outreach, as_of, should_stop=should_stop)
+    return run_sharded(outreach, as_of, settings.count, shards)
 
 
 def dispatch_outbox(
-    env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
+    outreach: Outreach, as_of: date, should_stop: StopCheck | None = None
 ) -> dict[str, Any]:
     """Send what is due now (deferred messages, retries); one pass, allowed to finish."""
-    return run_dispatch_outbox(env)
+    return run_dispatch_outbox(outreach)
 
 
 def reconcile_receipts(
-    env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
+    outreach: Outreach, as_of: date, should_stop: StopCheck | None = None
 ) -> dict[str, Any]:
     """Poll the gateways for receipts of sent messages and record them."""
-    return run_reconcile_receipts(env)
+    return run_reconcile_receipts(outreach)
 
 
 def legal_escalation(
-    env: OutreachEnv, as_of: date, should_stop: StopCheck | None = None
+    outreach: Outreach, as_of: date, should_stop: StopCheck | None = None
 ) -> dict[str, Any]:
     function = load(LEGAL_ENGINE, "legal-escalation")
-    return function(env, as_of, should_stop)
+    return function(outreach.runtime, as_of, should_stop)
 
 
 def load(reference: str, flow: str) -> Callable[..., dict[str, Any]]:

@@ -32,13 +32,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from dunning.bootstrap import Runtime
+from dunning.bootstrap import Runtime, outreach
 from dunning.config.schedules import FlowSchedule, Schedules
 from dunning.errors import DunningError
 from dunning.logs import get_logger, log_context
 from dunning.ops.engines import Engine, FlowUnavailable, engine_for
-from dunning.services.daily.env import OutreachEnv
-from dunning.services.daily.run import RunStopped
+from dunning.services.daily import Outreach, RunStopped
 from flows.registry import SCHEDULABLE, FlowSpec
 
 log = get_logger("dunning.scheduler")
@@ -83,7 +82,7 @@ class SingleBoxScheduler:
     schedules: Schedules
     flows: Mapping[str, FlowSpec] = field(default_factory=lambda: dict(SCHEDULABLE))
     trigger_for: TriggerFactory = cron_trigger
-    env_factory: Callable[[Runtime], OutreachEnv] = OutreachEnv
+    outreach_factory: Callable[[Runtime], Outreach] = outreach
     executions: list[Execution] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -262,9 +261,9 @@ class SingleBoxScheduler:
                 log.info("run not started: the scheduler is stopping")
             else:
                 log.info("run started")
-                env = self.env_factory(self.runtime)
+                parts = self.outreach_factory(self.runtime)
                 try:
-                    summary = planned.engine(env, as_of, self._stop.is_set)
+                    summary = planned.engine(parts, as_of, self._stop.is_set)
                     outcome, run_id = "completed", summary.get("run_id")
                     log.info("run completed", extra={"run_id": run_id})
                 except RunStopped as exc:
@@ -279,7 +278,7 @@ class SingleBoxScheduler:
                         extra={"error": f"{type(exc).__name__}: {_first_line(exc)}"},
                     )
                 finally:
-                    env.close()
+                    parts.close()
         execution = Execution(flow, as_of, started, time.monotonic(), outcome, run_id)
         self.executions.append(execution)
         return execution

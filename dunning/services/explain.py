@@ -15,18 +15,17 @@ from dunning.domain.zones import candidate_zones
 from dunning.errors import NotFound
 from dunning.masking import mask_recipient
 from dunning.services.contact.policy import NO_CONTACT_WINDOW
-from dunning.services.daily.env import OutreachEnv
 from dunning.services.delinquency import account_dpd
-from dunning.services.outreach.select import select_batch
+from dunning.services.outreach import Planner, select_batch
 from dunning.types import Channel, OutboxStatus, Suppression
 
 TIME_RULES = frozenset({NO_CONTACT_WINDOW, Suppression.TIME_ZONE_UNKNOWN.value})
 """Holds by the contact-time rule, for which the candidate zones are the explanation."""
 
 
-def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, Any]:
+def explain_account(planner: Planner, account: str, as_of: date) -> dict[str, Any]:
     """Everything recorded for the account on `as_of`, and today's reading of the rules."""
-    engine = env.runtime.engine
+    engine = planner.engine
     condition = ACCOUNT.c.external_id == account
     if account.isdigit():
         condition = or_(condition, ACCOUNT.c.id == int(account))
@@ -40,7 +39,7 @@ def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, An
             raise NotFound(f"no account {account}")
         account_id = found.id
         dpd = account_dpd(connection, account_id, as_of)
-        rows = select_batch(connection, as_of, env.strategy, account_id, account_id)
+        rows = select_batch(connection, as_of, planner.strategy, account_id, account_id)
         messages = connection.execute(
             select(OUTBOX)
             .where(OUTBOX.c.account_id == account_id, OUTBOX.c.as_of == as_of)
@@ -57,7 +56,7 @@ def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, An
             .where(EVENT.c.outbox_id.in_([m.id for m in messages]))
             .order_by(EVENT.c.id)
         ).all()
-    tier = env.strategy.tier_for(dpd)
+    tier = planner.strategy.tier_for(dpd)
     result: dict[str, Any] = {
         "account": found.external_id,
         "jurisdiction": found.jurisdiction,
@@ -105,14 +104,14 @@ def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, An
         result["cadence"] = schedule
         return result
     row = rows[0] if rows else None
-    now = env.clock()
+    now = planner.clock()
     recorded = {m.idempotency_key: m for m in messages}
     with engine.connect() as connection:
         cured = found.status != "open" or not _still_owing(connection, account_id, as_of)
     today: list[dict[str, Any]] = []
     if row is not None:
         for decision in decide(
-            tier, row.account_state(), row.contact_state(), env.strategy.channel_fallback
+            tier, row.account_state(), row.contact_state(), planner.strategy.channel_fallback
         ):
             entry: dict[str, Any] = {
                 "step": decision.step.id,
@@ -127,7 +126,7 @@ def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, An
                 entry["verdict"] = message.status
                 entry["rule"] = message.hold_reason
                 if message.hold_reason in TIME_RULES:
-                    _timing(env, row, decision.channel, now, entry)  # which zones, now
+                    _timing(planner, row, decision.channel, now, entry)  # which zones, now
                 today.append(entry)
                 continue
             if cured:
@@ -137,16 +136,16 @@ def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, An
                 continue
             rule: str | None = decision.hold
             if rule is None:
-                template = env.store.find(
+                template = planner.templates.find(
                     decision.channel, tier.name, decision.step.template or "", row.locale
                 )
                 if template is None:
                     rule = "template_missing"
                 else:
                     entry["template"] = template.id
-                    rule = env.template_hold(template)
+                    rule = planner.template_hold(template)
             if rule is None:
-                rule = _timing(env, row, decision.channel, now, entry)
+                rule = _timing(planner, row, decision.channel, now, entry)
             entry["verdict"] = "hold" if rule else ("defer" if "not_before" in entry else "send")
             entry["rule"] = rule
             today.append(entry)
@@ -155,7 +154,7 @@ def explain_account(env: OutreachEnv, account: str, as_of: date) -> dict[str, An
 
 
 def _timing(
-    env: OutreachEnv, row: Any, channel: Channel, now: datetime, entry: dict[str, Any]
+    planner: Planner, row: Any, channel: Channel, now: datetime, entry: dict[str, Any]
 ) -> str | None:
     """The contact-time rule's answer, with the candidate zones behind it in `entry`.
 
@@ -164,8 +163,8 @@ def _timing(
     are the zones that defer the message (or, when no opening is found, hold it).
     """
     zones = candidate_zones(row.time_zone, row.phone, row.country, row.region)
-    timing = env.policy.timing(row.jurisdiction, channel, zones, now)
-    rule = env.policy.rule(row.jurisdiction, channel)
+    timing = planner.policy.timing(row.jurisdiction, channel, zones, now)
+    rule = planner.policy.rule(row.jurisdiction, channel)
     if timing.hold is None and timing.not_before is None:
         return None
     if timing.not_before is not None:
@@ -175,7 +174,7 @@ def _timing(
         entry["closed_now"] = sorted(
             zone
             for zone in zones
-            if next_opening(now, {zone}, rule, span=env.policy.send_span) != now
+            if next_opening(now, {zone}, rule, span=planner.policy.send_span) != now
         )
     return timing.hold
 

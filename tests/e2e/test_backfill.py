@@ -19,18 +19,12 @@ from dunning.bootstrap import Runtime, bootstrap
 from dunning.db.engine import create_db_engine
 from dunning.db.tables import OUTBOX, RUN
 from dunning.project import Project
-from dunning.services.daily.env import OutreachEnv
 from sandbox import GatewayLedger, ledger_path
 from tests.factories import add_account
 from tests.helpers import invoke
 
 LAST = date(2026, 11, 24)
 DAYS = [LAST - timedelta(days=2), LAST - timedelta(days=1), LAST]
-
-
-class _ApproveAll:
-    def is_approved(self, template_id: str, content_hash: str) -> bool:
-        return True
 
 
 @pytest.fixture
@@ -53,8 +47,6 @@ def program(
     strategy = target / "config" / "strategy.yaml"
     strategy.write_text(strategy.read_text().replace("batch_size: 5000", "batch_size: 3"))
     monkeypatch.setenv("DUNNING_PROJECT_DIR", str(target))
-    # Approval is tested with the compliance rules; here every template may go out.
-    monkeypatch.setattr(OutreachEnv, "approvals", property(lambda self: _ApproveAll()))
     runtime = bootstrap(project=Project(target))
     with runtime.unit_of_work() as c:
         # DPD on the last day: 5, 8 and 14 put early-sms (days 3, 7, 14) on each of the days.
@@ -171,8 +163,6 @@ def test_a_run_that_failed_half_way_is_resumed_by_running_it_again(
     tmp_path: Path,
     stage: str,
 ) -> None:
-    import dunning.services.daily.run as runs_module
-
     # The reference: the same population, run once without interruption.
     url = program.engine.url.render_as_string(hide_password=False)
     state = program.project.state_dir
@@ -187,29 +177,22 @@ def test_a_run_that_failed_half_way_is_resumed_by_running_it_again(
     monkeypatch.setenv("DUNNING_STATE_DIR", str(state))
 
     # The second batch of the stage fails: an error half way through the run.
-    name = "plan_batch" if stage == "plan" else "dispatch_batch"
-    real = getattr(runs_module, name)
-    calls = {"n": 0}
-
-    def failing(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError(f"{stage} batch 2 broke")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(runs_module, name, failing)
+    monkeypatch.setenv("DUNNING_CRASH_POINT", f"{stage}.batch")
+    monkeypatch.setenv("DUNNING_CRASH_AFTER", "2")
+    monkeypatch.setenv("DUNNING_CRASH_MODE", "raise")
     failed = invoke(capsys, "backfill", "--from", str(LAST), "--to", str(LAST), "--in-process")
     assert failed.code == 1
-    assert f"error: backfill stopped at {LAST}: RuntimeError: {stage} batch 2 broke" in failed.err
+    error = f"InjectedFault: injected fault at crash point {stage}.batch"
+    assert f"error: backfill stopped at {LAST}: {error}" in failed.err
     with program.engine.connect() as c:
         (run,) = c.execute(select(RUN)).all()
-    assert run.status == "failed" and f"{stage} batch 2 broke" in run.error
+    assert run.status == "failed" and run.error == error
     partial = outbox(program)
     assert len(partial) > 0
     if stage == "plan":
         assert len(partial) < len(expected)
 
-    monkeypatch.setattr(runs_module, name, real)
+    monkeypatch.delenv("DUNNING_CRASH_POINT")
     # The failed date has no completed run, so the same backfill runs it again: it resumes.
     resumed = invoke(
         capsys, "backfill", "--from", str(LAST), "--to", str(LAST), "--in-process", "--json"

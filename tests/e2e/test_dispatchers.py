@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,12 @@ import yaml
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 
-from dunning.bootstrap import bootstrap
+from dunning.bootstrap import bootstrap, outreach
 from dunning.db.engine import create_db_engine
 from dunning.db.tables import ACTION, OUTBOX
 from dunning.project import Project
-from dunning.services.daily.env import OutreachEnv
-from dunning.services.daily.run import run_daily_outreach, sequential
+from dunning.services.daily import InThisProcess, run_daily_outreach
+from dunning.services.dispatch.send import DispatchReport
 from dunning.services.runs.batches import Batch
 from sandbox import GatewayLedger
 from sandbox.actions import AGENCY_LEDGER, CORE_BANKING_LEDGER, ActionLedger
@@ -64,16 +64,11 @@ def gateway(tmp_path: Path, repo_dir: Path) -> Iterator[tuple[str, Path]]:
         yield url, tmp_path / "gateway-state"
 
 
-def plan_only(env: OutreachEnv) -> Any:
-    """The daily run's mapper with the dispatch stage left out: the outbox fills, nothing goes."""
-    planner = sequential(env)
+class PlanOnly(InThisProcess):
+    """The daily run's batches with the dispatch stage left out: the outbox fills, nothing goes."""
 
-    def run(
-        stage: str, run_id: int, as_of: date, batches: list[Batch], dry_run: bool
-    ) -> list[dict[str, Any]]:
-        return planner(stage, run_id, as_of, batches, dry_run) if stage == "plan" else []
-
-    return run
+    def dispatch(self, as_of: date, batches: Sequence[Batch]) -> list[DispatchReport]:
+        return []
 
 
 class WriteBarrier:
@@ -168,9 +163,9 @@ def test_four_dispatchers_drain_one_outbox_exactly_once(
     assert seeded.returncode == 0, seeded.stderr[-3000:]
 
     runtime = bootstrap(project=Project(program), database_url=database_url)
-    env = OutreachEnv(runtime)
+    env = outreach(runtime)
     try:
-        summary = run_daily_outreach(env, AS_OF, mapper=plan_only(env))
+        summary = run_daily_outreach(env, AS_OF, executor=PlanOnly(env))
     finally:
         env.close()
         runtime.close()

@@ -16,17 +16,12 @@ from dunning.legal.packets import build_case_packet
 from dunning.legal.service import run_legal_escalation
 from dunning.legal.verify import verify_packet
 from dunning.rendering import LetterPrinter
-from dunning.services.daily.env import OutreachEnv
-from dunning.services.daily.run import run_daily_outreach
-from dunning.services.dispatch.receipts import reconcile_receipts
+from dunning.services.daily import poll_receipts, run_daily_outreach
+from tests.helpers import outreach_at
 from tests.integration.test_legal_escalation import AS_OF, cases
 
 DEMO_DAY = AS_OF
 LETTER_DAY = DEMO_DAY - timedelta(days=30)
-
-
-def _env(runtime: Runtime, moment: datetime) -> OutreachEnv:
-    return OutreachEnv(runtime, clock=lambda: moment)
 
 
 @pytest.fixture
@@ -34,10 +29,11 @@ def demo_day(runtime: Runtime) -> Iterator[Runtime]:
     with runtime.unit_of_work() as c:
         seed_population(c, accounts=3000, seed=42, as_of=DEMO_DAY)
     for day in (LETTER_DAY, DEMO_DAY):
-        env = _env(runtime, datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=1))
-        run_daily_outreach(env, day)
-        reconcile_receipts(runtime.engine, env.adapter_factory)
-        env.close()
+        moment = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=1)
+        parts = outreach_at(runtime, moment)
+        run_daily_outreach(parts, day)
+        poll_receipts(parts)
+        parts.close()
     yield runtime
 
 

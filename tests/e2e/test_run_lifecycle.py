@@ -20,11 +20,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from dunning.bootstrap import Runtime
+from dunning.bootstrap import Runtime, outreach
 from dunning.crashpoints import InjectedFault
 from dunning.db.tables import RUN
 from dunning.ops import engines
-from dunning.services.daily.env import OutreachEnv
 from dunning.services.daily.shards import ShardsIncomplete
 from dunning.services.runs.book import Liveness, RunBook
 from tests.factories import add_account
@@ -83,7 +82,7 @@ def test_a_scheduler_engine_whose_run_raises_ends_it_failed(
 ) -> None:
     inject(monkeypatch, flow)
     engine = getattr(engines, flow.replace("-", "_"))
-    env = OutreachEnv(runtime)
+    env = outreach(runtime)
     with pytest.raises(InjectedFault):
         engine(env, date.fromisoformat(AS_OF), None)
     env.close()
@@ -99,7 +98,7 @@ def test_a_shard_that_raises_ends_failed_and_so_does_its_parent(
         for dpd in (3, 12, 40):
             add_account(connection, dpd=dpd, as_of=as_of)
     inject(monkeypatch, "daily-outreach-shard")
-    env = OutreachEnv(runtime)
+    env = outreach(runtime)
     with pytest.raises(ShardsIncomplete):
         engines.daily_outreach_sharded(env, as_of, None)
     env.close()
@@ -116,7 +115,7 @@ def test_the_sharded_parent_that_raises_ends_failed(
     monkeypatch: pytest.MonkeyPatch, runtime: Runtime
 ) -> None:
     inject(monkeypatch, "daily-outreach-sharded")
-    env = OutreachEnv(runtime)
+    env = outreach(runtime)
     with pytest.raises(InjectedFault):
         engines.daily_outreach_sharded(env, date.fromisoformat(AS_OF), None)
     env.close()

@@ -5,6 +5,7 @@ real Prefect server, with each shard a deployment run on a process worker.)"""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,11 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from dunning.bootstrap import Runtime, bootstrap
+from dunning.bootstrap import Runtime, bootstrap, outreach
 from dunning.db.tables import OUTBOX, RUN
 from dunning.demo.population import seed_population
 from dunning.project import Project
-from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily import InThisProcess
 from dunning.services.daily.run import run_daily_outreach
 from dunning.services.daily.shards import (
     DAILY_OUTREACH_SHARD,
@@ -27,8 +28,8 @@ from dunning.services.daily.shards import (
     run_sharded,
     split_shards,
 )
-from dunning.services.outreach import plan as outreach
-from dunning.services.runs.batches import account_batches
+from dunning.services.outreach import PlanReport
+from dunning.services.runs import Batch, account_batches
 from tests.e2e.test_kill_and_rerun import always_open_program
 
 AS_OF = date(2026, 11, 24)
@@ -94,9 +95,9 @@ def test_a_sharded_run_writes_the_outbox_of_one_run_and_adds_up_its_children(
     sharded = seeded(program, database_url)
     try:
         monkeypatch.setenv("DUNNING_STATE_DIR", str(env / "single"))  # a gateway ledger each
-        one = run_daily_outreach(OutreachEnv(single), AS_OF)
+        one = run_daily_outreach(outreach(single), AS_OF)
         monkeypatch.setenv("DUNNING_STATE_DIR", str(env / "sharded"))
-        environment = OutreachEnv(sharded)
+        environment = outreach(sharded)
         summary = run_sharded(environment, AS_OF, 3, in_process(environment, AS_OF))
 
         assert outbox(sharded) == outbox(single)
@@ -131,20 +132,24 @@ def test_a_failed_shard_fails_the_parent_and_a_rerun_finishes_the_day(
     program: Path, database_url: str, env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runtime = seeded(program, database_url)
-    environment = OutreachEnv(runtime)
+    environment = outreach(runtime)
     try:
         with runtime.engine.connect() as connection:
             doomed = split_shards(connection, 3, environment.strategy.batch_size)[1]
-        real_plan_batch = outreach.plan_batch
 
-        def failing(env: OutreachEnv, run_id: int, as_of: date, lo: int, hi: int, **kw: Any) -> Any:
-            if doomed.lo <= lo <= doomed.hi:
-                raise RuntimeError("worker lost")
-            return real_plan_batch(env, run_id, as_of, lo, hi, **kw)
+        class LosesAWorker(InThisProcess):
+            """Plans as usual, except the doomed shard's batches: their worker is lost."""
 
-        monkeypatch.setattr("dunning.services.daily.run.plan_batch", failing)
+            def plan(
+                self, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
+            ) -> list[PlanReport]:
+                if any(doomed.lo <= lo <= doomed.hi for lo, _ in batches):
+                    raise RuntimeError("worker lost")
+                return super().plan(run_id, as_of, batches, dry_run)
+
+        losing = in_process(environment, AS_OF, executor=LosesAWorker(environment))
         with pytest.raises(ShardsIncomplete, match=r"shards that did not complete: 1 \(accounts"):
-            run_sharded(environment, AS_OF, 3, in_process(environment, AS_OF))
+            run_sharded(environment, AS_OF, 3, losing)
         parent, *children = runs(runtime)
         assert parent.status == "failed" and "1 (accounts" in parent.error
         assert [c.status for c in children] == ["completed", "failed", "completed"]
@@ -152,7 +157,6 @@ def test_a_failed_shard_fails_the_parent_and_a_rerun_finishes_the_day(
         first = outbox(runtime)
         assert first and all(row[0] != "planned" for row in first.values())
 
-        monkeypatch.setattr("dunning.services.daily.run.plan_batch", real_plan_batch)
         summary = run_sharded(environment, AS_OF, 3, in_process(environment, AS_OF))
         again = outbox(runtime)
         assert {k: v for k, v in again.items() if k in first} == first  # nothing redone

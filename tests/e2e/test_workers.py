@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from pathlib import Path
@@ -21,14 +22,22 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from dunning.bootstrap import bootstrap
+from dunning.bootstrap import bootstrap, outreach, outreach_in_worker
 from dunning.db.engine import create_db_engine
 from dunning.db.tables import OUTBOX, RUN
 from dunning.demo.population import seed_population
 from dunning.project import Project
-from dunning.services.daily.env import OutreachEnv
-from dunning.services.daily.run import RunStopped, run_daily_outreach, stoppable
-from dunning.services.daily.workers import BatchWorkers, local_mapper
+from dunning.services.daily import (
+    BatchWorkers,
+    Outreach,
+    RunStopped,
+    local_executor,
+    run_daily_outreach,
+    stoppable,
+)
+from dunning.services.dispatch.send import DispatchReport
+from dunning.services.outreach import PlanReport
+from dunning.services.runs import Batch
 from tests.e2e.test_kill_and_rerun import always_open_program
 
 pytestmark = pytest.mark.slow
@@ -44,11 +53,11 @@ def program(repo_dir: Path, target: Path, processes: int | None) -> Path:
     return root
 
 
-def seeded_env(root: Path, url: str) -> OutreachEnv:
+def seeded_env(root: Path, url: str) -> Outreach:
     runtime = bootstrap(project=Project(root), database_url=url)
     with runtime.unit_of_work() as connection:
         seed_population(connection, accounts=700, seed=5, as_of=AS_OF)
-    return OutreachEnv(runtime)
+    return outreach(runtime)
 
 
 def outbox(url: str) -> dict[str, tuple[Any, ...]]:
@@ -69,7 +78,7 @@ def outbox(url: str) -> dict[str, tuple[Any, ...]]:
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
-def close(env: OutreachEnv) -> None:
+def close(env: Outreach) -> None:
     env.close()
     env.runtime.close()
 
@@ -80,9 +89,9 @@ def run_in_one_process(
     """The reference: the daily run of a book seeded like the others, in this process."""
     monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "one-state"))
     one = seeded_env(program(repo_dir, tmp_path / "one", None), url)
-    with local_mapper(one) as mapper:
-        assert not isinstance(mapper, BatchWorkers)  # no runners.yaml: this process
-        summary = run_daily_outreach(one, AS_OF, mapper=mapper)
+    with local_executor(one, outreach_in_worker) as executor:
+        assert not isinstance(executor, BatchWorkers)  # no runners.yaml: this process
+        summary = run_daily_outreach(one, AS_OF, executor=executor)
     close(one)
     return summary
 
@@ -99,10 +108,10 @@ def test_batches_in_worker_processes_write_the_outbox_and_letters_of_one_process
 
     monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "two-state"))
     two = seeded_env(program(repo_dir, tmp_path / "two", 2), other_database_url)
-    with local_mapper(two) as mapper:
-        assert isinstance(mapper, BatchWorkers)
-        shared = run_daily_outreach(two, AS_OF, mapper=mapper)
-        ran = dict(mapper.batches_by_process)
+    with local_executor(two, outreach_in_worker) as executor:
+        assert isinstance(executor, BatchWorkers)
+        shared = run_daily_outreach(two, AS_OF, executor=executor)
+        ran = dict(executor.batches_by_process)
     close(two)
 
     # Every batch, planned and dispatched, ran in a worker, none in this process.
@@ -128,26 +137,33 @@ def test_a_worker_that_dies_fails_the_run_and_the_rerun_sends_each_message_once(
     from sandbox import GatewayLedger
 
     day = seeded_env(program(repo_dir, tmp_path / "two", 2), database_url)
-    with local_mapper(day) as workers:
+    with local_executor(day, outreach_in_worker) as workers:
         assert isinstance(workers, BatchWorkers)
 
-        def killing(
-            stage: str, run_id: int, as_of: date, batches: Any, dry_run: bool
-        ) -> list[dict[str, Any]]:
-            if stage == "dispatch":  # every batch planned; kill a worker before sending
+        class KillsAWorker:
+            """The workers, but one of them is killed once every batch is planned."""
+
+            width = workers.width
+
+            def plan(
+                self, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
+            ) -> list[PlanReport]:
+                return workers.plan(run_id, as_of, batches, dry_run)
+
+            def dispatch(self, as_of: date, batches: Sequence[Batch]) -> list[DispatchReport]:
                 os.kill(next(iter(workers.batches_by_process)), signal.SIGKILL)
                 time.sleep(0.5)
-            return workers(stage, run_id, as_of, batches, dry_run)
+                return workers.dispatch(as_of, batches)
 
         with pytest.raises(BrokenProcessPool):
-            run_daily_outreach(day, AS_OF, mapper=killing)
+            run_daily_outreach(day, AS_OF, executor=KillsAWorker())
         assert workers.broken
     with day.runtime.engine.connect() as connection:
         (failed,) = connection.execute(select(RUN)).all()
     assert failed.status == "failed" and "BrokenProcessPool" in failed.error
 
-    with local_mapper(day) as workers:
-        rerun = run_daily_outreach(day, AS_OF, mapper=workers)
+    with local_executor(day, outreach_in_worker) as workers:
+        rerun = run_daily_outreach(day, AS_OF, executor=workers)
     close(day)
     assert rerun["this_run"]["new_messages"] == 0  # all planned before the worker died
     got = outbox(database_url)
@@ -162,13 +178,18 @@ def test_a_worker_that_dies_fails_the_run_and_the_rerun_sends_each_message_once(
 def test_a_stop_is_asked_before_each_round_of_worker_batches() -> None:
     calls: list[list[tuple[int, int]]] = []
 
-    def mapper(
-        stage: str, run_id: int, as_of: date, batches: Any, dry_run: bool
-    ) -> list[dict[str, Any]]:
-        calls.append(list(batches))
-        return [{} for _ in batches]
+    class TwoAtATime:
+        width = 2
 
-    mapper.width = 2  # type: ignore[attr-defined]
+        def plan(
+            self, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
+        ) -> list[PlanReport]:
+            calls.append(list(batches))
+            return [PlanReport() for _ in batches]
+
+        def dispatch(self, as_of: date, batches: Sequence[Batch]) -> list[DispatchReport]:
+            raise AssertionError("not asked")
+
     asked: list[int] = []
 
     def should_stop() -> bool:
@@ -177,7 +198,7 @@ def test_a_stop_is_asked_before_each_round_of_worker_batches() -> None:
 
     batches = [(1, 10), (11, 20), (21, 30), (31, 40), (41, 50)]
     with pytest.raises(RunStopped, match="plan ended after 4 of 5 batches"):
-        stoppable(mapper, should_stop)("plan", 1, AS_OF, batches, False)
+        stoppable(TwoAtATime(), should_stop).plan(1, AS_OF, batches, False)
     assert calls == [[(1, 10), (11, 20)], [(21, 30), (31, 40)]]
     assert asked == [0, 1, 2]
 

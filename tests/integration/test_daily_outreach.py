@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from datetime import date, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -18,35 +17,42 @@ from dunning.db.tables import EVENT, OUTBOX
 from dunning.errors import TemplateError
 from dunning.rendering import RenderedMessage, Renderer, TemplateRef
 from dunning.rendering.context import MessageContext
-from dunning.services.daily.env import OutreachEnv
-from dunning.services.daily.run import run_daily_outreach, sequential
+from dunning.services.daily import (
+    InThisProcess,
+    Outreach,
+    dispatch_batch,
+    poll_receipts,
+    run_daily_outreach,
+)
 from dunning.services.dispatch.printing import LetterPress, printing_elsewhere
-from dunning.services.dispatch.receipts import reconcile_receipts
+from dunning.services.dispatch.send import DispatchReport
+from dunning.services.outreach import PlanReport
 from dunning.services.runs.batches import Batch
 from sandbox import GatewayLedger, ledger_path
 from tests.factories import OPEN_FOR_ALL, add_account
+from tests.helpers import outreach_at
 
 AS_OF = OPEN_FOR_ALL.date()
 
 
 @pytest.fixture
-def outreach(runtime: Runtime) -> Iterator[OutreachEnv]:
-    env = OutreachEnv(runtime, clock=lambda: OPEN_FOR_ALL)
-    yield env
-    env.close()
+def outreach(runtime: Runtime) -> Iterator[Outreach]:
+    parts = outreach_at(runtime)
+    yield parts
+    parts.close()
 
 
-def ledger(env: OutreachEnv) -> GatewayLedger:
+def ledger(env: Outreach) -> GatewayLedger:
     project = env.runtime.project
     return GatewayLedger(ledger_path(project.channels.mock_gateway, project.state_dir))
 
 
-def outbox(env: OutreachEnv) -> list[dict[str, object]]:
+def outbox(env: Outreach) -> list[dict[str, object]]:
     with env.runtime.engine.connect() as c:
         return [dict(r._mapping) for r in c.execute(select(OUTBOX).order_by(OUTBOX.c.id))]
 
 
-def test_exact_messages_per_tier_channel_and_locale(outreach: OutreachEnv) -> None:
+def test_exact_messages_per_tier_channel_and_locale(outreach: Outreach) -> None:
     with outreach.runtime.unit_of_work() as c:
         plan = {
             "push-us": add_account(c, dpd=1, as_of=AS_OF),
@@ -143,22 +149,27 @@ def test_a_batch_planned_in_one_process_and_dispatched_in_another_waits_for_its_
     with runtime.unit_of_work() as c:
         letter = add_account(c, dpd=31, as_of=AS_OF)
         add_account(c, dpd=3, as_of=AS_OF)
-    planner = OutreachEnv(runtime, clock=lambda: OPEN_FOR_ALL)
-    planner.__dict__["letters"] = SlowPress(workers=1)
-    dispatcher = OutreachEnv(runtime, clock=lambda: OPEN_FOR_ALL)
+    planner = outreach_at(runtime, press=SlowPress(workers=1))
+    dispatcher = outreach_at(runtime)
 
-    def mapper(
-        stage: str, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
-    ) -> list[dict[str, Any]]:
-        if stage == "dispatch":
-            return sequential(dispatcher)(stage, run_id, as_of, batches, dry_run)
-        reports = sequential(planner)(stage, run_id, as_of, batches, dry_run)
-        while not printing_elsewhere(runtime.engine, None, None):  # the planner has claimed
-            time.sleep(0.01)
-        return reports
+    class TwoWorkers:
+        """Plans on one worker's parts and dispatches on another's."""
+
+        width = 1
+
+        def plan(
+            self, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
+        ) -> list[PlanReport]:
+            reports = InThisProcess(planner).plan(run_id, as_of, batches, dry_run)
+            while not printing_elsewhere(runtime.engine, None, None):  # the planner has claimed
+                time.sleep(0.01)
+            return reports
+
+        def dispatch(self, as_of: date, batches: Sequence[Batch]) -> list[DispatchReport]:
+            return InThisProcess(dispatcher).dispatch(as_of, batches)
 
     try:
-        summary = run_daily_outreach(planner, AS_OF, mapper=mapper)
+        summary = run_daily_outreach(planner, AS_OF, executor=TwoWorkers())
     finally:
         planner.close()
         dispatcher.close()
@@ -189,7 +200,7 @@ def test_a_batch_planned_in_one_process_and_dispatched_in_another_waits_for_its_
     ],
 )
 def test_every_suppression_is_recorded_with_its_reason(
-    outreach: OutreachEnv, flags: dict[str, object], reason: str
+    outreach: Outreach, flags: dict[str, object], reason: str
 ) -> None:
     with outreach.runtime.unit_of_work() as c:
         add_account(c, as_of=AS_OF, **{"dpd": 3, **flags})  # type: ignore[arg-type]
@@ -214,13 +225,12 @@ class BreaksOnOneCustomer(Renderer):
         return super().render(ref, context)
 
 
-def test_a_message_that_does_not_render_is_held_and_the_run_goes_on(
-    outreach: OutreachEnv,
-) -> None:
-    with outreach.runtime.unit_of_work() as c:
+def test_a_message_that_does_not_render_is_held_and_the_run_goes_on(runtime: Runtime) -> None:
+    with runtime.unit_of_work() as c:
         broken = add_account(c, dpd=3, as_of=AS_OF, name=BROKEN)
         others = [add_account(c, dpd=dpd, as_of=AS_OF) for dpd in (3, 7, 14)]
-    outreach.__dict__["renderer"] = BreaksOnOneCustomer(outreach.store)
+    templates = outreach_at(runtime).planner.templates
+    outreach = outreach_at(runtime, renderer=BreaksOnOneCustomer(templates))
     summary = run_daily_outreach(outreach, AS_OF)
     rows = {row["account_id"]: row for row in outbox(outreach)}
     held = rows[broken]
@@ -250,14 +260,12 @@ class FailsOnOneLetter(LetterPress):
         return super().submit(rendered)
 
 
-def test_a_letter_that_does_not_print_is_held_and_the_batch_goes_out(
-    outreach: OutreachEnv,
-) -> None:
-    with outreach.runtime.unit_of_work() as c:
+def test_a_letter_that_does_not_print_is_held_and_the_batch_goes_out(runtime: Runtime) -> None:
+    with runtime.unit_of_work() as c:
         broken = add_account(c, dpd=31, as_of=AS_OF, name=BROKEN)
         letter = add_account(c, dpd=31, as_of=AS_OF)
         sms = add_account(c, dpd=3, as_of=AS_OF)
-    outreach.__dict__["letters"] = FailsOnOneLetter(workers=1)
+    outreach = outreach_at(runtime, press=FailsOnOneLetter(workers=1))
     summary = run_daily_outreach(outreach, AS_OF)
     rows = {row["account_id"]: row for row in outbox(outreach)}
     held = rows[broken]
@@ -276,7 +284,7 @@ def test_a_letter_that_does_not_print_is_held_and_the_batch_goes_out(
     assert sorted(r.channel for r in ledger(outreach).rows()) == ["letter", "sms"]
 
 
-def test_opt_out_holds(outreach: OutreachEnv) -> None:
+def test_opt_out_holds(outreach: Outreach) -> None:
     with outreach.runtime.unit_of_work() as c:
         account = add_account(c, dpd=3, as_of=AS_OF)
         c.execute(
@@ -289,7 +297,7 @@ def test_opt_out_holds(outreach: OutreachEnv) -> None:
     assert (row["account_id"], row["status"], row["hold_reason"]) == (account, "held", "opted_out")
 
 
-def test_rerun_of_the_same_date_sends_nothing_new(outreach: OutreachEnv) -> None:
+def test_rerun_of_the_same_date_sends_nothing_new(outreach: Outreach) -> None:
     with outreach.runtime.unit_of_work() as c:
         for dpd in (1, 3, 7, 31, 61):
             add_account(c, dpd=dpd, as_of=AS_OF)
@@ -310,7 +318,7 @@ def test_rerun_of_the_same_date_sends_nothing_new(outreach: OutreachEnv) -> None
 
 def test_quiet_hours_defer_then_the_dispatcher_sends(runtime: Runtime) -> None:
     night_in_chicago = OPEN_FOR_ALL.replace(hour=9)  # 03:00 in Chicago, 17:00 in Shanghai
-    env = OutreachEnv(runtime, clock=lambda: night_in_chicago)
+    env = outreach_at(runtime, night_in_chicago)
     with runtime.unit_of_work() as c:
         add_account(c, dpd=3, as_of=AS_OF)
     run_daily_outreach(env, AS_OF)
@@ -318,16 +326,15 @@ def test_quiet_hours_defer_then_the_dispatcher_sends(runtime: Runtime) -> None:
     assert row["status"] == "planned"
     opening = row["not_before"]
     assert opening is not None and opening.hour == 14  # 08:00 in Chicago is 14:00 UTC
-    from dunning.services.daily.run import dispatch_batch
-
-    assert dispatch_batch(env, None, None, None).claimed == 0  # still night
-    env.clock = lambda: opening + timedelta(minutes=1)
-    report = dispatch_batch(env, None, None, None)
-    assert (report.claimed, report.sent) == (1, 1)
+    assert dispatch_batch(env.dispatcher, None, None, None).claimed == 0  # still night
     env.close()
+    morning = outreach_at(runtime, opening + timedelta(minutes=1))
+    report = dispatch_batch(morning.dispatcher, None, None, None)
+    assert (report.claimed, report.sent) == (1, 1)
+    morning.close()
 
 
-def test_dry_run_writes_and_sends_nothing(outreach: OutreachEnv) -> None:
+def test_dry_run_writes_and_sends_nothing(outreach: Outreach) -> None:
     with outreach.runtime.unit_of_work() as c:
         add_account(c, dpd=3, as_of=AS_OF)
         add_account(c, dpd=4, as_of=AS_OF)
@@ -338,37 +345,40 @@ def test_dry_run_writes_and_sends_nothing(outreach: OutreachEnv) -> None:
     assert ledger(outreach).count() == 0
 
 
-def test_receipts_move_sent_messages_to_final_status(outreach: OutreachEnv) -> None:
+def test_receipts_move_sent_messages_to_final_status(outreach: Outreach) -> None:
     with outreach.runtime.unit_of_work() as c:
         for dpd in (3, 7, 14, 21, 28, 38, 45):
             add_account(c, dpd=dpd, as_of=AS_OF)
     run_daily_outreach(outreach, AS_OF)
-    report = reconcile_receipts(outreach.runtime.engine, outreach.adapter_factory)
+    report = poll_receipts(outreach)
     assert report.checked == 7 and report.recorded == 7
     statuses = {row["status"] for row in outbox(outreach)}
     assert statuses <= {"delivered", "failed", "undeliverable"}
-    again = reconcile_receipts(outreach.runtime.engine, outreach.adapter_factory)
+    again = poll_receipts(outreach)
     assert (again.checked, again.recorded) == (0, 0)
     with outreach.runtime.engine.connect() as c:
         sources = [r[0] for r in c.execute(select(EVENT.c.source))]
     assert sorted(set(sources)) == ["poll", "send"] and len(sources) == 14
 
 
-def test_gateway_faults_are_retried_and_permanent_errors_recorded(outreach: OutreachEnv) -> None:
+def test_gateway_faults_are_retried_and_permanent_errors_recorded(runtime: Runtime) -> None:
     from sandbox import ScriptedFault
 
-    with outreach.runtime.unit_of_work() as c:
+    with runtime.unit_of_work() as c:
         ok = add_account(c, dpd=3, as_of=AS_OF)
-    book = ledger(outreach)
+    book = ledger(outreach_at(runtime))
     for kind in ("server_error", "throttle", "malformed"):
         fault = ScriptedFault(kind=kind, retry_after=0, channel="sms")
         book.queue_fault(fault.spec(), 1, "sms")
-    fast = outreach.runtime.project.channels.model_copy(deep=True)
+    fast = runtime.project.channels.model_copy(deep=True)
     options = fast.channels["sms"].options
     fast.channels["sms"] = fast.channels["sms"].model_copy(
         update={"options": {**options, "backoff_base": 0.01, "backoff_cap": 0.02}}
     )
-    outreach.runtime.project.__dict__["channels"] = fast
+    quick_retries = Runtime(
+        runtime.project.with_config(channels=fast), runtime.engine, runtime.runs
+    )
+    outreach = outreach_at(quick_retries)
     summary = run_daily_outreach(outreach, AS_OF)
     assert summary["this_run"]["dispatch"]["sent"] == 1
     (row,) = outbox(outreach)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from dunning.bootstrap import Runtime
-from dunning.services.daily import env as outreach_env
-from dunning.services.daily.env import OutreachEnv
+from dunning.cli._common import STATE
 from dunning.services.outreach.plan import plan_batch
-from tests.helpers import invoke, write_csv
+from tests.helpers import invoke, outreach_at, write_csv
 
 AS_OF = datetime(2026, 11, 24).date()
 MORNING = datetime(2026, 11, 24, 13, 30, tzinfo=UTC)
@@ -74,9 +72,9 @@ def planned(capsys: pytest.CaptureFixture[str], runtime: Runtime, tmp_path: Path
     for kind, (header, rows) in files.items():
         result = invoke(capsys, "import", kind, str(write_csv(tmp_path / "f.csv", header, rows)))
         assert result.code == 0, result.err
-    env = OutreachEnv(runtime, clock=lambda: MORNING)
+    env = outreach_at(runtime, MORNING)
     with runtime.runs.run("daily-outreach", AS_OF) as run:
-        plan_batch(env, run.id, AS_OF, 0, 2**31 - 1)
+        plan_batch(env.planner, run.id, AS_OF, 0, 2**31 - 1)
     env.close()
     payment = write_csv(
         tmp_path / "p.csv",
@@ -90,9 +88,7 @@ def planned(capsys: pytest.CaptureFixture[str], runtime: Runtime, tmp_path: Path
 def explain(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, account: str, *json: str
 ) -> str:
-    monkeypatch.setattr(
-        outreach_env, "OutreachEnv", functools.partial(OutreachEnv, clock=lambda: MORNING)
-    )
+    monkeypatch.setattr(STATE, "clock", lambda: MORNING)
     result = invoke(capsys, "explain", account, "--as-of", str(AS_OF), *json)
     assert result.code == 0, result.err
     return result.out if json else " ".join(result.out.split())  # as one line, unwrapped

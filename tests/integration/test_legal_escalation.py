@@ -384,17 +384,15 @@ def test_transitions_are_kept_in_the_history_and_invalid_ones_refused(runtime: R
         transition_case(c, case_id, "withdrawn", user="bo", note="x", on=AS_OF)
 
 
-def test_schedulers_call_it_with_an_outreach_env_and_a_stop_check(runtime: Runtime) -> None:
-    from dunning.services.daily.env import OutreachEnv
-    from dunning.services.daily.run import RunStopped
+def test_schedulers_call_it_with_a_stop_check(runtime: Runtime) -> None:
+    from dunning.services.daily import RunStopped
 
     store = documents(runtime)
     with runtime.unit_of_work() as c:
         add_eligible(c, store)
-    env = OutreachEnv(runtime)
     with pytest.raises(RunStopped, match="after 0 of 1 batches"):
-        run_legal_escalation(env, AS_OF, lambda: True)
-    summary = run_legal_escalation(env, AS_OF, lambda: False)
+        run_legal_escalation(runtime, AS_OF, lambda: True)
+    summary = run_legal_escalation(runtime, AS_OF, lambda: False)
     assert summary["accounts"]["by_outcome"]["opened"] == 1
     with runtime.engine.connect() as c:
         statuses = c.execute(select(RUN.c.status).where(RUN.c.flow == "legal-escalation"))

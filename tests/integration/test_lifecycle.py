@@ -14,11 +14,12 @@ from dunning.bootstrap import Runtime
 from dunning.db.models import Customer
 from dunning.db.tables import ACCOUNT, ACTION, OUTBOX, PLAN, PROMISE
 from dunning.services import lifecycle
-from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily import Outreach
 from dunning.services.daily.run import run_daily_outreach
 from dunning.services.imports.files import record_payments
 from sandbox import agency_ledger, core_banking_ledger
 from tests.factories import OPEN_FOR_ALL, add_account
+from tests.helpers import outreach_at
 
 D = OPEN_FOR_ALL.date()
 
@@ -28,24 +29,23 @@ def day(n: int) -> date:
 
 
 @pytest.fixture
-def env(runtime: Runtime) -> Iterator[OutreachEnv]:
-    environment = OutreachEnv(runtime, clock=lambda: OPEN_FOR_ALL)
-    yield environment
-    environment.close()
+def env(runtime: Runtime) -> Iterator[Outreach]:
+    parts = outreach_at(runtime)
+    yield parts
+    parts.close()
 
 
-def on(env: OutreachEnv, day: date) -> OutreachEnv:
-    """The same environment, its clock at the contact window of `day`."""
+def run(env: Outreach, day: date) -> dict[str, Any]:
+    """The daily run of `day`, its clock at that day's contact window."""
     moment = datetime.combine(day, OPEN_FOR_ALL.time(), tzinfo=UTC)
-    env.clock = lambda: moment
-    return env
+    parts = outreach_at(env.runtime, moment)
+    try:
+        return run_daily_outreach(parts, day)
+    finally:
+        parts.close()
 
 
-def run(env: OutreachEnv, day: date) -> dict[str, Any]:
-    return run_daily_outreach(on(env, day), day)
-
-
-def pay(env: OutreachEnv, account_id: int, amount_minor: int, day: date, ref: str) -> None:
+def pay(env: Outreach, account_id: int, amount_minor: int, day: date, ref: str) -> None:
     with env.runtime.unit_of_work() as c:
         record_payments(
             c,
@@ -62,21 +62,21 @@ def pay(env: OutreachEnv, account_id: int, amount_minor: int, day: date, ref: st
         lifecycle.review_treatments(c, day, None, account_ids=[account_id])
 
 
-def rows(env: OutreachEnv, table: Any, account_id: int) -> list[Any]:
+def rows(env: Outreach, table: Any, account_id: int) -> list[Any]:
     with env.runtime.engine.connect() as c:
         return list(
             c.execute(select(table).where(table.c.account_id == account_id).order_by(table.c.id))
         )
 
 
-def external(env: OutreachEnv, account_id: int) -> str:
+def external(env: Outreach, account_id: int) -> str:
     with env.runtime.engine.connect() as c:
         return str(
             c.execute(select(ACCOUNT.c.external_id).where(ACCOUNT.c.id == account_id)).scalar_one()
         )
 
 
-def test_promise_kept_pauses_reminders_then_resolves(env: OutreachEnv) -> None:
+def test_promise_kept_pauses_reminders_then_resolves(env: Outreach) -> None:
     with env.runtime.unit_of_work() as c:
         account = add_account(c, dpd=3, as_of=D, amount_minor=100_00)
         c.execute(
@@ -102,7 +102,7 @@ def test_promise_kept_pauses_reminders_then_resolves(env: OutreachEnv) -> None:
 
 
 def test_promise_broken_resumes_the_cadence_with_a_broken_promise_message(
-    env: OutreachEnv,
+    env: Outreach,
 ) -> None:
     with env.runtime.unit_of_work() as c:
         account = add_account(c, dpd=3, as_of=D)
@@ -128,7 +128,7 @@ def test_promise_broken_resumes_the_cadence_with_a_broken_promise_message(
     assert run(env, day(2))["this_run"]["new_messages"] == 0  # once, however often it runs
 
 
-def test_plan_pauses_the_cadence_sends_its_letter_and_completes(env: OutreachEnv) -> None:
+def test_plan_pauses_the_cadence_sends_its_letter_and_completes(env: Outreach) -> None:
     with env.runtime.unit_of_work() as c:
         account = add_account(c, dpd=10, as_of=D, amount_minor=90_00)
     with env.runtime.unit_of_work() as c:
@@ -161,7 +161,7 @@ def test_plan_pauses_the_cadence_sends_its_letter_and_completes(env: OutreachEnv
     assert plan.status == "completed"
 
 
-def test_plan_broken_after_missed_instalments_resumes_the_cadence(env: OutreachEnv) -> None:
+def test_plan_broken_after_missed_instalments_resumes_the_cadence(env: Outreach) -> None:
     with env.runtime.unit_of_work() as c:
         account = add_account(c, dpd=5, as_of=D, amount_minor=90_00)
     with env.runtime.unit_of_work() as c:
@@ -184,7 +184,7 @@ def test_plan_broken_after_missed_instalments_resumes_the_cadence(env: OutreachE
     assert [(m.step_id, m.status) for m in messages] == [("early-sms", "sent")]  # DPD 14
 
 
-def test_grace_period_suppresses_then_the_cadence_returns(env: OutreachEnv) -> None:
+def test_grace_period_suppresses_then_the_cadence_returns(env: Outreach) -> None:
     with env.runtime.unit_of_work() as c:
         account = add_account(c, dpd=3, as_of=D)
     with env.runtime.unit_of_work() as c:
@@ -204,7 +204,7 @@ def test_grace_period_suppresses_then_the_cadence_returns(env: OutreachEnv) -> N
     assert found == [(day(4), "held", "grace"), (day(11), "sent", None)]
 
 
-def test_actions_go_once_and_cure_reverses_each_of_them(env: OutreachEnv) -> None:
+def test_actions_go_once_and_cure_reverses_each_of_them(env: Outreach) -> None:
     state_dir = env.runtime.project.state_dir
     with env.runtime.unit_of_work() as c:
         frozen = add_account(c, dpd=31, as_of=D)
@@ -263,7 +263,7 @@ def test_actions_go_once_and_cure_reverses_each_of_them(env: OutreachEnv) -> Non
     assert registry[1].corrects == f"{D.isoformat()}/{registry[0].line_id}"
 
 
-def test_stops_hold_actions_and_a_dispute_recalls_a_placement(env: OutreachEnv) -> None:
+def test_stops_hold_actions_and_a_dispute_recalls_a_placement(env: Outreach) -> None:
     with env.runtime.unit_of_work() as c:
         disputed = add_account(c, dpd=45, as_of=D, dispute_open=True)
         placed = add_account(c, dpd=45, as_of=D)

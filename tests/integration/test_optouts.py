@@ -16,12 +16,11 @@ from dunning.cli.commands_gateway import inbound_handler
 from dunning.db.lifecycle_models import AccountAction
 from dunning.db.models import Account, Customer
 from dunning.db.outreach_models import OutboxMessage
-from dunning.services.daily.env import OutreachEnv
 from dunning.services.dispatch.receipts import DatabaseReceiptSink
 from dunning.services.outreach.plan import plan_batch
 from dunning.webhooks import create_webhook_app, sign
 from tests.factories import CN_CUSTOMER, OPEN_FOR_ALL, US_CUSTOMER, add_account
-from tests.helpers import invoke, write_csv
+from tests.helpers import invoke, outreach_at, write_csv
 
 SECRET = "a-test-secret-of-some-length"
 C = Customer.__table__  # type: ignore[attr-defined]
@@ -193,9 +192,9 @@ def test_a_stop_or_an_opt_out_imported_holds_the_waiting_messages_at_once(
     ):
         result = invoke(capsys, "import", kind, str(write_csv(tmp_path / "f.csv", header, rows)))
         assert result.code == 0, result.err
-    env = OutreachEnv(runtime, clock=lambda: NIGHT)
+    env = outreach_at(runtime, NIGHT)
     with runtime.runs.run("daily-outreach", AS_OF) as run:
-        plan_batch(env, run.id, AS_OF, 0, 2**31 - 1)  # DPD 45: an SMS and a placement
+        plan_batch(env.planner, run.id, AS_OF, 0, 2**31 - 1)  # DPD 45: an SMS and a placement
     env.close()
     waiting = (("planned", None), ("planned", None))
     assert _state(runtime) == {flag: waiting for flag in FLAGS}

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from adapters import DeliveryStatus, GatewayAdapter, OutboundMessage, SendResult, StatusReport
 from dunning.bootstrap import Runtime
 from dunning.db.tables import EVENT, OUTBOX
-from dunning.services.daily.env import OutreachEnv
+from dunning.services.daily import Outreach
 from dunning.services.daily.run import run_daily_outreach
 from dunning.services.dispatch.receipts import (
     DatabaseReceiptSink,
@@ -29,6 +29,7 @@ from dunning.services.dispatch.receipts import (
 from dunning.types import Channel
 from dunning.webhooks import create_webhook_app, sign
 from tests.factories import OPEN_FOR_ALL, add_account
+from tests.helpers import outreach_at
 
 AS_OF = OPEN_FOR_ALL.date()
 RECEIVED = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -37,10 +38,10 @@ SIGNED_AT = 1_800_000_000
 
 
 @pytest.fixture
-def outreach(runtime: Runtime) -> Iterator[OutreachEnv]:
-    env = OutreachEnv(runtime, clock=lambda: OPEN_FOR_ALL)
-    yield env
-    env.close()
+def outreach(runtime: Runtime) -> Iterator[Outreach]:
+    parts = outreach_at(runtime)
+    yield parts
+    parts.close()
 
 
 class ReceiptsFirst:
@@ -76,7 +77,7 @@ class ReceiptsFirst:
         return results
 
 
-def outbox(env: OutreachEnv) -> list[dict[str, Any]]:
+def outbox(env: Outreach) -> list[dict[str, Any]]:
     with env.runtime.engine.connect() as c:
         return [dict(r._mapping) for r in c.execute(select(OUTBOX).order_by(OUTBOX.c.id))]
 
@@ -94,7 +95,7 @@ def receipt_for(
     )
 
 
-def post_receipts(env: OutreachEnv, reports: Sequence[StatusReport]) -> httpx.Response:
+def post_receipts(env: Outreach, reports: Sequence[StatusReport]) -> httpx.Response:
     """POST the receipts, signed, to the webhook over the engine's sink, as a gateway does."""
     app = create_webhook_app(
         SECRET, DatabaseReceiptSink(env.runtime.engine), clock=lambda: SIGNED_AT
@@ -126,7 +127,7 @@ def post_receipts(env: OutreachEnv, reports: Sequence[StatusReport]) -> httpx.Re
     return asyncio.run(go())
 
 
-def events(env: OutreachEnv) -> list[tuple[int, str, str]]:
+def events(env: Outreach) -> list[tuple[int, str, str]]:
     e = EVENT.c
     with env.runtime.engine.connect() as c:
         query = select(e.outbox_id, e.source, e.status).order_by(e.outbox_id, e.source)
@@ -134,19 +135,19 @@ def events(env: OutreachEnv) -> list[tuple[int, str, str]]:
 
 
 def test_a_receipt_pushed_before_the_send_is_recorded_gives_the_message_its_status(
-    outreach: OutreachEnv, monkeypatch: pytest.MonkeyPatch
+    runtime: Runtime,
 ) -> None:
-    with outreach.runtime.unit_of_work() as c:
+    with runtime.unit_of_work() as c:
         for dpd in (3, 7, 14):
             add_account(c, dpd=dpd, as_of=AS_OF)
-    build = outreach.adapter_factory
+    build = outreach_at(runtime).dispatcher.adapters
     gateways: list[ReceiptsFirst] = []
 
     def factory(channel: Channel) -> ReceiptsFirst:
-        gateways.append(ReceiptsFirst(build(channel), DatabaseReceiptSink(outreach.runtime.engine)))
+        gateways.append(ReceiptsFirst(build(channel), DatabaseReceiptSink(runtime.engine)))
         return gateways[-1]
 
-    monkeypatch.setattr(outreach, "adapter_factory", factory)
+    outreach = outreach_at(runtime, adapters=factory)
     run_daily_outreach(outreach, AS_OF)
     rows = outbox(outreach)
     assert len(rows) == 3
@@ -163,7 +164,7 @@ def test_a_receipt_pushed_before_the_send_is_recorded_gives_the_message_its_stat
 
 
 def test_a_receipt_for_a_message_not_recorded_as_sent_is_applied_when_it_is(
-    outreach: OutreachEnv,
+    outreach: Outreach,
 ) -> None:
     """A dispatcher died after the gateway took the message: the receipt comes while the
     message waits to be claimed again; the next dispatch records the send and the receipt."""
@@ -192,7 +193,7 @@ def test_a_receipt_for_a_message_not_recorded_as_sent_is_applied_when_it_is(
 
 
 def test_a_receipt_that_comes_while_the_send_is_being_recorded_waits_and_applies(
-    outreach: OutreachEnv,
+    outreach: Outreach,
 ) -> None:
     """The receipt's transaction meets the dispatcher's, which has written the send but not
     committed it: the receipt waits for it (PostgreSQL: the row's lock; SQLite: the write lock),
@@ -233,7 +234,7 @@ def test_a_receipt_that_comes_while_the_send_is_being_recorded_waits_and_applies
     assert events(outreach) == [(row["id"], "webhook", "failed")]
 
 
-def test_a_receipt_for_no_known_message_changes_nothing(outreach: OutreachEnv) -> None:
+def test_a_receipt_for_no_known_message_changes_nothing(outreach: Outreach) -> None:
     with outreach.runtime.unit_of_work() as c:
         add_account(c, dpd=3, as_of=AS_OF)
     run_daily_outreach(outreach, AS_OF)
@@ -250,7 +251,7 @@ def test_a_receipt_for_no_known_message_changes_nothing(outreach: OutreachEnv) -
 
 
 def test_a_long_event_id_is_stored_as_its_digest_and_its_replay_is_recognised(
-    outreach: OutreachEnv,
+    outreach: Outreach,
 ) -> None:
     with outreach.runtime.unit_of_work() as c:
         add_account(c, dpd=3, as_of=AS_OF)
@@ -268,7 +269,7 @@ def test_a_long_event_id_is_stored_as_its_digest_and_its_replay_is_recognised(
 
 
 def test_a_receipt_naming_two_messages_is_refused_and_changes_nothing(
-    outreach: OutreachEnv,
+    outreach: Outreach,
 ) -> None:
     """One message's gateway id with another's idempotency key: 409, whatever else the request
     carries, and neither message moves."""
@@ -297,7 +298,7 @@ def test_a_receipt_naming_two_messages_is_refused_and_changes_nothing(
 
 
 def test_an_early_receipt_is_taken_over_http_and_checked_against_sent_messages(
-    outreach: OutreachEnv,
+    outreach: Outreach,
 ) -> None:
     """A receipt for a message whose send is not recorded yet is kept (matched by idempotency
     key); one that carries a sent message's gateway id with that key is refused."""
@@ -364,14 +365,14 @@ class SwapsKeys:
 
 
 def test_a_polled_receipt_naming_two_messages_is_left_out_and_the_others_recorded(
-    outreach: OutreachEnv,
+    outreach: Outreach,
 ) -> None:
     with outreach.runtime.unit_of_work() as c:
         for dpd in (3, 7, 14):
             add_account(c, dpd=dpd, as_of=AS_OF)
     run_daily_outreach(outreach, AS_OF)
-    build = outreach.adapter_factory
-    report = reconcile_receipts(outreach.runtime.engine, lambda channel: SwapsKeys(build(channel)))
+    build = outreach.dispatcher.adapters
+    report = reconcile_receipts(outreach.engine, lambda channel: SwapsKeys(build(channel)))
     assert (report.checked, report.recorded) == (3, 1)
     rows = sorted(outbox(outreach), key=lambda row: row["gateway_message_id"])
     assert [row["status"] for row in rows[:2]] == ["sent", "sent"]

@@ -9,11 +9,10 @@ import pytest
 from dunning.bootstrap import Runtime
 from dunning.errors import GatewayError
 from dunning.ops.history import headline_counts
-from dunning.services.daily.env import OutreachEnv
 from dunning.services.daily.run import run_daily_outreach
 from tests.factories import OPEN_FOR_ALL, add_account
 from tests.helpers import invoke
-from tests.integration.test_scheduler import test_env
+from tests.integration.test_scheduler import open_outreach
 
 AS_OF = OPEN_FOR_ALL.date()
 
@@ -23,7 +22,7 @@ def history(runtime: Runtime) -> dict[str, int]:
     with runtime.unit_of_work() as c:
         for dpd in (3, 7, 31):
             add_account(c, dpd=dpd, as_of=AS_OF)
-    env: OutreachEnv = test_env(runtime)
+    env = open_outreach(runtime)
     daily = run_daily_outreach(env, AS_OF)["run_id"]
     env.close()
     with runtime.runs.run("dispatch-outbox", AS_OF) as run:

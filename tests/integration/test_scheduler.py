@@ -19,49 +19,41 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import inspect, select
 
-from dunning.bootstrap import Runtime
+from dunning.bootstrap import Runtime, bootstrap
 from dunning.config.schedules import FlowSchedule, SchedulerSettings, Schedules
 from dunning.db.tables import OUTBOX, RUN
 from dunning.ops import engines
 from dunning.ops.scheduler import SchedulerError, SingleBoxScheduler
-from dunning.services.daily.env import OutreachEnv
+from dunning.rendering import MessageContext, RenderedMessage, Renderer, TemplateRef
+from dunning.services.daily import Outreach
 from dunning.services.daily.run import StopCheck, run_daily_outreach
 from flows.registry import FLOWS, FlowSpec
-from tests.factories import OPEN_FOR_ALL, add_account
+from tests.factories import add_account
+from tests.helpers import outreach_at
 
 DUNNING = str(Path(sys.executable).parent / "dunning")
 
 
-class _ApproveAll:
-    def is_approved(self, template_id: str, content_hash: str) -> bool:
-        return True
-
-
-def test_env(runtime: Runtime) -> OutreachEnv:
+def open_outreach(runtime: Runtime) -> Outreach:
     """Contact windows open, every template approved: what goes out does not hang on the clock."""
-    env = OutreachEnv(runtime, clock=lambda: OPEN_FOR_ALL)
-    env.__dict__["approvals"] = _ApproveAll()
-    return env
+    return outreach_at(runtime, approved=True)
 
 
-test_env.__test__ = False  # type: ignore[attr-defined]
-
-
-def _recorded(env: OutreachEnv, as_of: date, seconds: float = 0) -> dict[str, Any]:
-    with env.runtime.runs.run("daily-outreach", as_of) as run:
+def _recorded(parts: Outreach, as_of: date, seconds: float = 0) -> dict[str, Any]:
+    with parts.runtime.runs.run("daily-outreach", as_of) as run:
         time.sleep(seconds)
         summary = {"run_id": run.id, "slept": seconds}
         run.complete(summary)
     return summary
 
 
-def slow_engine(env: OutreachEnv, as_of: date, should_stop: StopCheck | None) -> dict[str, Any]:
+def slow_engine(parts: Outreach, as_of: date, should_stop: StopCheck | None) -> dict[str, Any]:
     """A flow that takes longer than its 1-second interval."""
-    return _recorded(env, as_of, 1.3)
+    return _recorded(parts, as_of, 1.3)
 
 
-def quick_engine(env: OutreachEnv, as_of: date, should_stop: StopCheck | None) -> dict[str, Any]:
-    return _recorded(env, as_of)
+def quick_engine(parts: Outreach, as_of: date, should_stop: StopCheck | None) -> dict[str, Any]:
+    return _recorded(parts, as_of)
 
 
 def every_second(flow: str, entry: FlowSchedule) -> IntervalTrigger:
@@ -112,7 +104,7 @@ def test_a_flow_slower_than_its_interval_never_overlaps_itself(
         schedules("daily-outreach"),
         flows=registry("tests.integration.test_scheduler:slow_engine"),
         trigger_for=every_second,
-        env_factory=test_env,
+        outreach_factory=open_outreach,
     )
     boxes.append(box)
     box.start()
@@ -137,7 +129,7 @@ def test_the_flows_run_in_process_on_their_triggers(
         runtime,
         schedules("daily-outreach", "dispatch-outbox", "reconcile-receipts", "legal-escalation"),
         trigger_for=every_second,
-        env_factory=test_env,
+        outreach_factory=open_outreach,
     )
     boxes.append(box)
     box.start()
@@ -166,7 +158,7 @@ def test_jobs_live_in_the_dunning_database_and_survive_a_restart(
     runtime: Runtime, boxes: list[SingleBoxScheduler]
 ) -> None:
     plan = schedules("daily-outreach", "dispatch-outbox")
-    first = SingleBoxScheduler(runtime, plan, env_factory=test_env)
+    first = SingleBoxScheduler(runtime, plan, outreach_factory=open_outreach)
     boxes.append(first)
     first.start()
     assert "apscheduler_jobs" in inspect(runtime.engine).get_table_names()
@@ -177,7 +169,7 @@ def test_jobs_live_in_the_dunning_database_and_survive_a_restart(
     changed = Schedules(
         flows={"daily-outreach": FlowSchedule(cron="0 4 1 1 *", timezone="Asia/Shanghai")}
     )
-    second = SingleBoxScheduler(runtime, changed, env_factory=test_env)
+    second = SingleBoxScheduler(runtime, changed, outreach_factory=open_outreach)
     boxes.append(second)
     second.start()
     jobs = {job["flow"]: job for job in second.jobs()}
@@ -186,7 +178,7 @@ def test_jobs_live_in_the_dunning_database_and_survive_a_restart(
     assert jobs["daily-outreach"]["timezone"] == "Asia/Shanghai"
     second.shutdown()
 
-    third = SingleBoxScheduler(runtime, changed, env_factory=test_env)
+    third = SingleBoxScheduler(runtime, changed, outreach_factory=open_outreach)
     boxes.append(third)
     third.start()
     assert [job["next_run"] for job in third.jobs()] == [jobs["daily-outreach"]["next_run"]]
@@ -197,7 +189,7 @@ def test_missed_runs_are_coalesced_into_one_within_the_grace_time(
 ) -> None:
     plan = schedules("daily-outreach", cron="* * * * *", grace=600)
     quick = registry("tests.integration.test_scheduler:quick_engine")
-    first = SingleBoxScheduler(runtime, plan, flows=quick, env_factory=test_env)
+    first = SingleBoxScheduler(runtime, plan, flows=quick, outreach_factory=open_outreach)
     boxes.append(first)
     first.start()
     first.shutdown()
@@ -212,7 +204,7 @@ def test_missed_runs_are_coalesced_into_one_within_the_grace_time(
     # this test watches, or it counts as a second execution.
     while datetime.now(UTC).second >= 55:
         time.sleep(0.1)
-    second = SingleBoxScheduler(runtime, plan, flows=quick, env_factory=test_env)
+    second = SingleBoxScheduler(runtime, plan, flows=quick, outreach_factory=open_outreach)
     boxes.append(second)
     second.start()
     wait_for(lambda: len(second.executions) >= 1)
@@ -224,24 +216,24 @@ def test_missed_runs_are_coalesced_into_one_within_the_grace_time(
 def test_a_stop_ends_the_daily_run_at_a_batch_boundary_and_a_rerun_resumes_it(
     runtime: Runtime, boxes: list[SingleBoxScheduler], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dunning.services.daily.run as runs_module
-
     today = datetime.now(UTC).date()
     with runtime.unit_of_work() as c:
         for _ in range(12):
             add_account(c, dpd=3, as_of=today)
-    runtime.project.__dict__["strategy"] = runtime.project.strategy.model_copy(
-        update={"batch_size": 2}
+    small = runtime.project.with_config(
+        strategy=runtime.project.strategy.model_copy(update={"batch_size": 2})
     )
-    real_plan_batch = runs_module.plan_batch
+    small_batches = bootstrap(project=small)
 
-    def slow_plan_batch(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.25)
-        return real_plan_batch(*args, **kwargs)
+    def slow_outreach(runtime: Runtime) -> Outreach:
+        parts = open_outreach(runtime)
+        return outreach_at(runtime, approved=True, renderer=SlowRenderer(parts.planner.templates))
 
-    monkeypatch.setattr(runs_module, "plan_batch", slow_plan_batch)
     box = SingleBoxScheduler(
-        runtime, schedules("daily-outreach"), trigger_for=every_second, env_factory=test_env
+        small_batches,
+        schedules("daily-outreach"),
+        trigger_for=every_second,
+        outreach_factory=slow_outreach,
     )
     boxes.append(box)
     box.start()
@@ -257,10 +249,10 @@ def test_a_stop_ends_the_daily_run_at_a_batch_boundary_and_a_rerun_resumes_it(
         planned = c.execute(select(OUTBOX.c.id)).all()
     assert 0 < len(planned) < 12
 
-    monkeypatch.setattr(runs_module, "plan_batch", real_plan_batch)
-    env = test_env(runtime)
-    summary = run_daily_outreach(env, today)
-    env.close()
+    parts = open_outreach(small_batches)
+    summary = run_daily_outreach(parts, today)
+    parts.close()
+    small_batches.close()
     assert summary["this_run"]["new_messages"] == 12 - len(planned)
     with runtime.engine.connect() as c:
         rows = c.execute(select(OUTBOX.c.account_id, OUTBOX.c.status)).all()
@@ -285,10 +277,12 @@ def test_flows_without_code_are_skipped_with_a_reason(
 
 
 def test_only_one_scheduler_per_box(runtime: Runtime, boxes: list[SingleBoxScheduler]) -> None:
-    first = SingleBoxScheduler(runtime, schedules("daily-outreach"), env_factory=test_env)
+    first = SingleBoxScheduler(runtime, schedules("daily-outreach"), outreach_factory=open_outreach)
     boxes.append(first)
     first.start()
-    second = SingleBoxScheduler(runtime, schedules("daily-outreach"), env_factory=test_env)
+    second = SingleBoxScheduler(
+        runtime, schedules("daily-outreach"), outreach_factory=open_outreach
+    )
     with pytest.raises(SchedulerError, match="another dunning scheduler"):
         second.start()
 
@@ -330,3 +324,11 @@ def test_scheduler_show_prints_the_schedule_without_running(
     assert result.code == 0, result.err
     assert "daily-outreach" in result.out and "Asia/Shanghai" in result.out
     assert runs(runtime) == []
+
+
+class SlowRenderer(Renderer):
+    """Renders as the real one does, a quarter of a second later: a run long enough to stop."""
+
+    def render(self, ref: TemplateRef, context: MessageContext) -> RenderedMessage:
+        time.sleep(0.25)
+        return super().render(ref, context)

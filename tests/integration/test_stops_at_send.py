@@ -10,7 +10,6 @@ their own too, when the record reaches the database without the hold (changed di
 
 from __future__ import annotations
 
-import functools
 import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,15 +20,14 @@ import pytest
 from sqlalchemy import Connection, select, update
 
 from dunning.bootstrap import Runtime
+from dunning.cli._common import STATE
 from dunning.db.lifecycle_models import AccountAction, GracePeriod, PaymentPlan
 from dunning.db.models import Account, Customer, PromiseToPay, utcnow
 from dunning.db.outreach_models import OutboxMessage
-from dunning.services.daily import env as outreach_env
-from dunning.services.daily.env import OutreachEnv
 from dunning.services.outreach.plan import plan_batch
 from sandbox import GatewayLedger, ledger_path
 from tests.factories import US_CUSTOMER, add_account
-from tests.helpers import invoke, write_csv
+from tests.helpers import invoke, outreach_at, write_csv
 
 TODAY = date.today()
 """The CLI records promises, grace periods and plans as of today, so the test's day is today."""
@@ -55,9 +53,9 @@ class Waiting:
                 .join(C, C.c.id == A.c.customer_id)
                 .where(A.c.id == self.account_id)
             ).one()
-        env = OutreachEnv(runtime, clock=lambda: NIGHT)
+        env = outreach_at(runtime, NIGHT)
         with runtime.runs.run("daily-outreach", TODAY) as run:
-            plan_batch(env, run.id, TODAY, 0, 2**31 - 1)  # DPD 45: an SMS and a placement
+            plan_batch(env.planner, run.id, TODAY, 0, 2**31 - 1)  # DPD 45: an SMS and a placement
         env.close()
         self.runtime = runtime
         message, action = self.state()
@@ -100,9 +98,7 @@ def dispatch(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, at: datetime
 ) -> dict[str, Any]:
     """`dunning run dispatch --in-process --json` with the clock at `at`."""
-    monkeypatch.setattr(
-        outreach_env, "OutreachEnv", functools.partial(OutreachEnv, clock=lambda: at)
-    )
+    monkeypatch.setattr(STATE, "clock", lambda: at)
     result = invoke(capsys, "run", "dispatch", "--in-process", "--json")
     assert result.code == 0, result.err
     data: dict[str, Any] = result.json()

@@ -24,21 +24,24 @@ from sqlalchemy import Connection, select
 
 from dunning.db.tables import RUN
 from dunning.errors import DunningError
-from dunning.services.daily.env import OutreachEnv
-from dunning.services.daily.run import (
-    BatchMapper,
+from dunning.services.daily.deps import Outreach
+from dunning.services.daily.stages import (
+    BatchExecutor,
+    Clock,
+    InThisProcess,
     RunStopped,
     StopCheck,
     bring_lifecycle_up_to_date,
-    build_summary,
+    dispatch_all,
     message_counts,
-    plan_and_dispatch,
-    sequential,
+    plan_all,
+    select_batches,
     stoppable,
+    summarise,
 )
 from dunning.services.dispatch.send import DispatchReport
-from dunning.services.outreach.plan import BatchReport
-from dunning.services.runs.batches import account_batches
+from dunning.services.outreach import PlanReport
+from dunning.services.runs import account_batches
 
 DAILY_OUTREACH_SHARDED = "daily-outreach-sharded"
 DAILY_OUTREACH_SHARD = "daily-outreach-shard"
@@ -82,22 +85,22 @@ def split_shards(connection: Connection, count: int, batch_size: int) -> list[Sh
 
 
 def run_shard(
-    env: OutreachEnv,
+    outreach: Outreach,
     as_of: date,
     shard: Shard,
     *,
     parent_run_id: int | None = None,
     shards: int = 1,
     dry_run: bool = False,
-    mapper: BatchMapper | None = None,
+    executor: BatchExecutor | None = None,
     prefect_flow_run_id: str | None = None,
 ) -> dict[str, Any]:
     """One child: plan and dispatch the batches of accounts shard.lo..shard.hi, as a run."""
-    mapper = mapper or sequential(env)
-    started = time.perf_counter()
+    batches_run = executor or InThisProcess(outreach)
+    clock = Clock()
     # The row says which shard it is from the start, so a child that dies is still accounted.
     mark = {"shard": shard.as_dict() | {"of": shards}, "parent_run_id": parent_run_id}
-    with env.runtime.runs.run(
+    with outreach.runtime.runs.run(
         DAILY_OUTREACH_SHARD,
         as_of,
         dry_run=dry_run,
@@ -105,30 +108,32 @@ def run_shard(
         parent_run_id=parent_run_id,
         summary=mark,
     ) as run:
-        with env.runtime.engine.connect() as connection:
-            batches = account_batches(connection, env.strategy.batch_size, shard.lo, shard.hi)
-        walls = {"start": time.perf_counter() - started}
-        plan, sent = plan_and_dispatch(mapper, run.id, as_of, batches, dry_run, walls)
-        summary = build_summary(
-            env,
+        batches = select_batches(outreach, shard.lo, shard.hi)
+        clock.lap("start")
+        plan = plan_all(batches_run, run.id, as_of, batches, dry_run)
+        clock.lap("plan")
+        sent = DispatchReport() if dry_run else dispatch_all(batches_run, as_of, batches)
+        if not dry_run:
+            clock.lap("dispatch")
+        summary = summarise(
+            outreach,
+            DAILY_OUTREACH_SHARD,
             run.id,
             as_of,
             dry_run,
             len(batches),
             plan,
             sent,
-            time.perf_counter() - started,
-            walls,
+            clock,
             account_range=(shard.lo, shard.hi),
         )
-        summary["flow"] = DAILY_OUTREACH_SHARD
         summary.update(mark)
         run.complete(summary)
     return summary
 
 
 def run_sharded(
-    env: OutreachEnv,
+    outreach: Outreach,
     as_of: date,
     count: int,
     start: ShardStarter,
@@ -138,17 +143,17 @@ def run_sharded(
 ) -> dict[str, Any]:
     """The parent: lifecycle once, the shards as child runs, one summary adding them up."""
     started = time.perf_counter()
-    with env.runtime.runs.run(
+    with outreach.runtime.runs.run(
         DAILY_OUTREACH_SHARDED, as_of, dry_run=dry_run, prefect_flow_run_id=prefect_flow_run_id
     ) as run:
-        with env.runtime.engine.connect() as connection:
-            shards = split_shards(connection, count, env.strategy.batch_size)
+        with outreach.engine.connect() as connection:
+            shards = split_shards(connection, count, outreach.strategy.batch_size)
         lifecycle: dict[str, Any] = {}
         if not dry_run:
-            lifecycle = bring_lifecycle_up_to_date(env, as_of, run.id)
+            lifecycle = bring_lifecycle_up_to_date(outreach, as_of, run.id).as_dict()
         if shards:
             start(run.id, shards)
-        with env.runtime.engine.connect() as connection:
+        with outreach.engine.connect() as connection:
             children = latest_children(connection, run.id)
             messages = None if dry_run else message_counts(connection, as_of)
         summary = sharded_summary(run.id, as_of, dry_run, shards, children)
@@ -189,7 +194,7 @@ def sharded_summary(
     children: dict[int, Any],
 ) -> dict[str, Any]:
     """Counts only (never PII): the children's summaries added up, and each shard's outcome."""
-    plan = BatchReport()
+    plan = PlanReport()
     sent = DispatchReport()
     batches = 0
     timings: dict[str, float] = {}
@@ -211,7 +216,7 @@ def sharded_summary(
         this_run = summary["this_run"]
         batches += int(summary.get("batches", 0))
         plan.merge(
-            BatchReport.from_dict(
+            PlanReport.from_dict(
                 {
                     "accounts_by_tier": summary["accounts"]["by_tier"],
                     "decisions_by_channel": this_run["decisions_by_channel"],
@@ -246,32 +251,31 @@ def sharded_summary(
 
 
 def in_process(
-    env: OutreachEnv,
+    outreach: Outreach,
     as_of: date,
     *,
     dry_run: bool = False,
     should_stop: StopCheck | None = None,
+    executor: BatchExecutor | None = None,
 ) -> ShardStarter:
     """Run the shards here, one after the other (no Prefect): tests, the single-box scheduler.
 
     A shard that fails is recorded on its own row and the next one runs, as with Prefect
     workers; a stop request ends them all at a batch boundary.
     """
-    mapper = sequential(env)
-    if should_stop is not None:
-        mapper = stoppable(mapper, should_stop)
+    batches_run = stoppable(executor or InThisProcess(outreach), should_stop)
 
     def start(parent_run_id: int, shards: Sequence[Shard]) -> None:
         for shard in shards:
             try:
                 run_shard(
-                    env,
+                    outreach,
                     as_of,
                     shard,
                     parent_run_id=parent_run_id,
                     shards=len(shards),
                     dry_run=dry_run,
-                    mapper=mapper,
+                    executor=batches_run,
                 )
             except RunStopped:
                 raise

@@ -2,12 +2,15 @@
 
 One Python process plans and dispatches one batch at a time on one core (the engine is Python,
 so threads share one core). With `processes: N` in config/runners.yaml, the daily run hands its
-batches to N worker processes instead, each with its own OutreachEnv over the same database,
+batches to N worker processes instead, each with its own `Outreach` over the same database,
 state directory and strategy; the run's own process keeps the run row, the lifecycle and the
 summary. Nothing about sending changes: every batch still goes through the outbox's claims, so
 a worker that dies leaves its claims to run out and the rerun finishes its batch, as after any
 crash. Dask (`dask.address`) and the sharded run are the ways across machines; these workers are
 for one machine.
+
+A worker builds its `Outreach` with the `OutreachBuilder` it is given (the composition root's,
+`dunning.bootstrap.outreach_in_worker`): the service layer never reaches up for it.
 """
 
 from __future__ import annotations
@@ -16,30 +19,31 @@ import multiprocessing
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from dunning.config import Strategy
 from dunning.config.runners import load_runners
-from dunning.services.daily.run import BatchMapper, dispatch_batch, sequential
+from dunning.services.daily.deps import Outreach
+from dunning.services.daily.stages import BatchExecutor, InThisProcess, dispatch_batch
 from dunning.services.dispatch.printing import default_workers, exit_with_parent
-from dunning.services.runs.batches import Batch
+from dunning.services.dispatch.send import DispatchReport
+from dunning.services.outreach import PlanReport, plan_batch
+from dunning.services.runs import Batch
 
-if TYPE_CHECKING:
-    from dunning.services.daily.env import OutreachEnv
-
-_ENV: OutreachEnv | None = None
+_OUTREACH: Outreach | None = None
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What a worker process needs to build the run's OutreachEnv (picklable)."""
+    """What a worker process needs to build the run's `Outreach` (picklable)."""
 
     project_root: Path
     state_dir: Path
@@ -48,47 +52,41 @@ class WorkerSpec:
     """The run's strategy as its process loaded it, so every worker plans by the same one."""
 
     @classmethod
-    def of(cls, env: OutreachEnv, processes: int) -> WorkerSpec:
-        project = env.runtime.project
-        strategy = env.strategy
+    def of(cls, outreach: Outreach, processes: int) -> WorkerSpec:
+        project = outreach.runtime.project
+        strategy = outreach.strategy
         # The machine's letter printers are shared out among the workers (each worker prints
         # its own batches' letters); one printer per worker prints in the worker itself.
         printers = max(1, (strategy.letter_workers or default_workers()) // processes)
         return cls(
             project_root=project.root,
             state_dir=project.state_dir,
-            database_url=env.runtime.engine.url.render_as_string(hide_password=False),
+            database_url=outreach.engine.url.render_as_string(hide_password=False),
             strategy=strategy.model_copy(update={"letter_workers": printers}),
         )
 
 
-def _start_worker(spec: WorkerSpec, parent: int) -> None:
-    global _ENV
+OutreachBuilder = Callable[[WorkerSpec], Outreach]
+"""Builds a worker's Outreach from its spec; a module-level function, so it pickles."""
+
+
+def _start_worker(spec: WorkerSpec, build: OutreachBuilder, parent: int) -> None:
+    global _OUTREACH
     threading.Thread(target=exit_with_parent, args=(parent,), daemon=True).start()
-    os.environ["DUNNING_STATE_DIR"] = str(spec.state_dir)
-    from dunning.bootstrap import bootstrap
-    from dunning.logs import install_masking
-    from dunning.project import Project
-    from dunning.services.daily.env import OutreachEnv
-
-    install_masking()
-    project = Project(spec.project_root)
-    project.__dict__["strategy"] = spec.strategy
-    runtime = bootstrap(project=project, database_url=spec.database_url, migrate=False)
-    _ENV = OutreachEnv(runtime)
+    _OUTREACH = build(spec)
 
 
-def _work(
-    stage: str, run_id: int, as_of: date, batch: Batch, dry_run: bool
-) -> tuple[int, dict[str, Any]]:
+def _plan(run_id: int, as_of: date, batch: Batch, dry_run: bool) -> tuple[int, PlanReport]:
     """(this worker's process id, the batch's report)."""
-    assert _ENV is not None, "worker started without its environment"
+    assert _OUTREACH is not None, "worker started without its Outreach"
     lo, hi = batch
-    if stage == "plan":
-        from dunning.services.outreach.plan import plan_batch
+    return os.getpid(), plan_batch(_OUTREACH.planner, run_id, as_of, lo, hi, dry_run=dry_run)
 
-        return os.getpid(), plan_batch(_ENV, run_id, as_of, lo, hi, dry_run=dry_run).as_dict()
-    return os.getpid(), dispatch_batch(_ENV, as_of, lo, hi).as_dict()
+
+def _dispatch(as_of: date, batch: Batch) -> tuple[int, DispatchReport]:
+    assert _OUTREACH is not None, "worker started without its Outreach"
+    lo, hi = batch
+    return os.getpid(), dispatch_batch(_OUTREACH.dispatcher, as_of, lo, hi)
 
 
 def _ready(_: int) -> int:
@@ -96,13 +94,12 @@ def _ready(_: int) -> int:
 
 
 class BatchWorkers:
-    """A BatchMapper over `processes` worker processes (spawned, so they inherit no locks)."""
+    """A BatchExecutor over `processes` worker processes (spawned, so they inherit no locks)."""
 
-    def __init__(self, spec: WorkerSpec, processes: int) -> None:
+    def __init__(self, spec: WorkerSpec, build: OutreachBuilder, processes: int) -> None:
         if processes < 2:
             raise ValueError("worker processes are for two or more; one is the run's own")
         self.width = processes
-        """Batches in flight at once: a stoppable run hands over this many at a time."""
         self.broken = False
         """A worker died (killed, out of memory): the pool takes no more batches."""
         self.batches_by_process: Counter[int] = Counter()
@@ -111,20 +108,28 @@ class BatchWorkers:
             max_workers=processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(spec, os.getpid()),
+            initargs=(spec, build, os.getpid()),
         )
 
     def start(self) -> None:
         """Start every worker now (a worker takes a second or two to import and connect)."""
         list(self._pool.map(_ready, range(self.width)))
 
-    def __call__(
-        self, stage: str, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
-    ) -> list[dict[str, Any]]:
-        futures = []
+    def plan(
+        self, run_id: int, as_of: date, batches: Sequence[Batch], dry_run: bool
+    ) -> list[PlanReport]:
+        return self._each(_plan, [(run_id, as_of, batch, dry_run) for batch in batches])
+
+    def dispatch(self, as_of: date, batches: Sequence[Batch]) -> list[DispatchReport]:
+        return self._each(_dispatch, [(as_of, batch) for batch in batches])
+
+    def _each(
+        self, work: Callable[..., tuple[int, R]], arguments: Sequence[tuple[Any, ...]]
+    ) -> list[R]:
+        futures: list[Future[tuple[int, R]]] = []
         try:
-            for batch in batches:
-                futures.append(self._pool.submit(_work, stage, run_id, as_of, batch, dry_run))
+            for args in arguments:
+                futures.append(self._pool.submit(work, *args))
             done = [future.result() for future in futures]
         except BrokenProcessPool:
             self.broken = True
@@ -140,23 +145,25 @@ class BatchWorkers:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def local_processes(env: OutreachEnv) -> int:
+def local_processes(outreach: Outreach) -> int:
     """Worker processes for the batches by config/runners.yaml (1 when a Dask cluster is named:
     the batches go there instead)."""
-    project = env.runtime.project
+    project = outreach.runtime.project
     runners = load_runners(project.config_dir, project.root)
     return 1 if runners.dask.address is not None else runners.processes
 
 
 @contextmanager
-def local_mapper(env: OutreachEnv, processes: int | None = None) -> Iterator[BatchMapper]:
-    """The batches' mapper for a run on this machine: `processes` worker processes (default
+def local_executor(
+    outreach: Outreach, build: OutreachBuilder, processes: int | None = None
+) -> Iterator[BatchExecutor]:
+    """Where a run on this machine runs its batches: `processes` worker processes (default
     from config/runners.yaml), or this process when that is one."""
-    processes = local_processes(env) if processes is None else processes
+    processes = local_processes(outreach) if processes is None else processes
     if processes < 2:
-        yield sequential(env)
+        yield InThisProcess(outreach)
         return
-    workers = BatchWorkers(WorkerSpec.of(env, processes), processes)
+    workers = BatchWorkers(WorkerSpec.of(outreach, processes), build, processes)
     try:
         workers.start()
         yield workers

@@ -9,19 +9,16 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from adapters.base import DeliveryStatus, StatusReport
+from adapters.base import AdapterFactory, DeliveryStatus, StatusReport
 from dunning.db.models import utcnow
 from dunning.db.sql import chunked, insert_ignoring_conflicts
 from dunning.db.tables import EVENT, NONCE, OUTBOX
 from dunning.errors import ReceiptConflict
 from dunning.types import Channel, OutboxStatus
-
-if TYPE_CHECKING:
-    from dunning.services.dispatch.send import AdapterFactory
 
 log = logging.getLogger("dunning.receipts")
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
-from adapters.base import GatewayAdapter, OutboundMessage, SendOutcome, SendResult
+from adapters.base import AdapterFactory, OutboundMessage, SendOutcome, SendResult
 from dunning.crashpoints import crash_point
 from dunning.db.claims import new_token
 from dunning.db.documents import DocumentStore
@@ -32,7 +32,6 @@ from dunning.db.tables import EVENT, OUTBOX
 from dunning.services.dispatch.receipts import apply_early_receipts
 from dunning.types import Channel, OutboxStatus
 
-AdapterFactory = Callable[[Channel], GatewayAdapter]
 """Builds a fresh adapter for a channel; called inside the event loop that uses it."""
 
 RETRY_DELAY = timedelta(minutes=5)

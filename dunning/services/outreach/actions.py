@@ -14,8 +14,8 @@ from dunning.domain.decide import (
     due_steps,
 )
 from dunning.domain.keys import idempotency_key
-from dunning.services.daily.env import OutreachEnv
 from dunning.services.outreach.payloads import action_payload
+from dunning.services.outreach.planner import Planner
 from dunning.services.outreach.select import BatchRow
 from dunning.types import ActionKind
 
@@ -31,12 +31,12 @@ class PlannedAction:
     cost_minor: int | None
 
 
-def _actions(env: OutreachEnv, rows: list[BatchRow], as_of: date) -> Iterator[PlannedAction]:
-    config = env.actions_config
+def due_actions(planner: Planner, rows: list[BatchRow], as_of: date) -> Iterator[PlannedAction]:
+    config = planner.actions
     for row in rows:
         if row.tier is None:
             continue
-        tier = env.tiers[row.tier]
+        tier = planner.tiers[row.tier]
         steps = [step for step in due_steps(tier, row.dpd) if step.action is not None]
         if not steps:
             continue

@@ -35,10 +35,10 @@ from dunning.domain.decide import (
 from dunning.domain.keys import idempotency_key
 from dunning.domain.money import to_decimal
 from dunning.errors import TemplateError
-from dunning.services.daily.env import OutreachEnv
 from dunning.services.lifecycle.plans import plan_states, reaged_since
-from dunning.services.outreach.actions import _actions
+from dunning.services.outreach.actions import due_actions
 from dunning.services.outreach.outbox import existing_keys
+from dunning.services.outreach.planner import Planner
 from dunning.services.outreach.render import build_context
 from dunning.services.outreach.select import BatchRow, select_batch, tier_counts
 from dunning.types import Channel, OutboxStatus, Suppression
@@ -66,7 +66,7 @@ class PlannedMessage:
 
 
 @dataclass
-class BatchReport:
+class PlanReport:
     """What one batch did: counts for the run summary, seconds per stage for benchmarks."""
 
     accounts: Counter[str] = field(default_factory=Counter)
@@ -77,7 +77,7 @@ class BatchReport:
     already_planned: int = 0
     timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
-    def merge(self, other: BatchReport) -> None:
+    def merge(self, other: PlanReport) -> None:
         self.accounts.update(other.accounts)
         self.decisions.update(other.decisions)
         self.held.update(other.held)
@@ -99,7 +99,7 @@ class BatchReport:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BatchReport:
+    def from_dict(cls, data: dict[str, Any]) -> PlanReport:
         return cls(
             accounts=Counter[str](data.get("accounts_by_tier", {})),
             decisions=Counter[str](data.get("decisions_by_channel", {})),
@@ -111,23 +111,23 @@ class BatchReport:
         )
 
 
-def _reage(env: OutreachEnv, connection: Connection, rows: list[BatchRow], as_of: date) -> None:
+def _reage(planner: Planner, connection: Connection, rows: list[BatchRow], as_of: date) -> None:
     """A broken plan set to `reage` makes DPD count from its first missed instalment."""
-    policy = env.strategy.plans
+    policy = planner.strategy.plans
     broken = [row.account_id for row in rows if row.plan_broken and row.plan_id is None]
     for account_id, since in reaged_since(connection, broken, policy).items():
         for row in rows:
             if row.account_id == account_id and (as_of - since).days < row.dpd:
                 row.dpd = max((as_of - since).days, 0)
-                tier = env.strategy.tier_for(row.dpd)
+                tier = planner.strategy.tier_for(row.dpd)
                 row.tier = tier.name if tier else None
 
 
 def _plan_messages(
-    env: OutreachEnv, row: BatchRow, as_of: date, plans: dict[int, Any]
+    planner: Planner, row: BatchRow, as_of: date, plans: dict[int, Any]
 ) -> Iterator[PlannedMessage]:
     """Messages of an active payment plan: its confirmation letter and instalment reminders."""
-    policy = env.strategy.plans
+    policy = planner.strategy.plans
     state = plans.get(row.plan_id or 0)
     if state is None:
         return
@@ -165,7 +165,7 @@ def _plan_messages(
                 template=policy.reminder_template,
                 days=[max(row.dpd, 1)],
             )
-            decision = decide_message(reminder, account, contact, env.strategy.channel_fallback)
+            decision = decide_message(reminder, account, contact, planner.strategy.channel_fallback)
             key = idempotency_key(row.account_external_id, as_of, reminder.id, "sms")
             due = {
                 "due_on": line.due_on,
@@ -178,13 +178,13 @@ def _plan_messages(
 
 
 def _messages(
-    env: OutreachEnv, rows: list[BatchRow], as_of: date, report: BatchReport, plans: dict[int, Any]
+    planner: Planner, rows: list[BatchRow], as_of: date, report: PlanReport, plans: dict[int, Any]
 ) -> Iterator[PlannedMessage]:
-    fallback = env.strategy.channel_fallback
+    fallback = planner.strategy.channel_fallback
     for row in rows:
         if row.tier is None:
             continue
-        tier = env.tiers[row.tier]
+        tier = planner.tiers[row.tier]
         state = row.account_state()
         contact = row.contact_state()
         for decision in decide(tier, state, contact, fallback):
@@ -197,7 +197,7 @@ def _messages(
             step = Step(
                 id="broken-promise",
                 channel=Channel.SMS,
-                template=env.strategy.promises.broken_template,
+                template=planner.strategy.promises.broken_template,
                 days=[row.dpd],
             )
             decision = decide_message(step, state, contact, fallback)
@@ -209,35 +209,36 @@ def _messages(
                 }
             }
             yield PlannedMessage(row, decision, key, row.tier, promise, hold=decision.hold)
-        yield from _plan_messages(env, row, as_of, plans)
+        yield from _plan_messages(planner, row, as_of, plans)
 
 
 def plan_batch(
-    env: OutreachEnv,
+    planner: Planner,
     run_id: int,
     as_of: date,
     lo: int,
     hi: int,
     *,
     dry_run: bool = False,
-) -> BatchReport:
+) -> PlanReport:
     """Select, decide, render and write the outbox (and actions) for account ids in [lo, hi]."""
-    report = BatchReport()
+    crash_point("plan.batch")
+    report = PlanReport()
     clock = time.perf_counter
     started = clock()
-    with env.runtime.engine.connect() as connection:
-        rows = select_batch(connection, as_of, env.strategy, lo, hi)
-        report.accounts.update(tier_counts(connection, as_of, env.strategy, lo, hi))
-        _reage(env, connection, rows, as_of)
+    with planner.engine.connect() as connection:
+        rows = select_batch(connection, as_of, planner.strategy, lo, hi)
+        report.accounts.update(tier_counts(connection, as_of, planner.strategy, lo, hi))
+        _reage(planner, connection, rows, as_of)
         plan_ids = [row.plan_id for row in rows if row.plan_id is not None]
         plans = {s.plan_id: s for s in plan_states(connection, as_of, plan_ids)} if plan_ids else {}
     report.timings["select"] += clock() - started
 
     started = clock()
-    now = env.clock()
-    candidates = list(_messages(env, rows, as_of, report, plans))
-    actions = list(_actions(env, rows, as_of)) if env.strategy_has_actions else []
-    with env.runtime.engine.connect() as connection:
+    now = planner.clock()
+    candidates = list(_messages(planner, rows, as_of, report, plans))
+    actions = list(due_actions(planner, rows, as_of)) if planner.has_actions else []
+    with planner.engine.connect() as connection:
         known = existing_keys(connection, OUTBOX, (m.key for m in candidates))
         known_actions = existing_keys(connection, ACTION, (a.key for a in actions))
     planned: list[PlannedMessage] = []
@@ -247,7 +248,7 @@ def plan_batch(
             continue
         row, decision = message.row, message.decision
         if message.hold is None:
-            template = env.store.find(
+            template = planner.templates.find(
                 decision.channel, message.folder, decision.step.template or "", row.locale
             )
             if template is None:
@@ -255,9 +256,9 @@ def plan_batch(
             else:
                 message.template_id = template.id
                 message.template_hash = template.content_hash
-                message.hold = env.template_hold(template)
+                message.hold = planner.template_hold(template)
         if message.hold is None:
-            timing = env.timing(row, decision.channel, now)
+            timing = planner.timing(row, decision.channel, now)
             message.hold, message.not_before = timing.hold, timing.not_before
         planned.append(message)
     actions = [action for action in actions if action.key not in known_actions]
@@ -272,12 +273,12 @@ def plan_batch(
             report.held[message.hold] += 1
             continue
         assert message.template_id is not None
-        template = env.store.get(message.template_id)
+        template = planner.templates.get(message.template_id)
         context = build_context(
-            env, message.row, message.row.tier or "", as_of, message.key, message.extra
+            planner, message.row, message.row.tier or "", as_of, message.key, message.extra
         )
         try:
-            rendered = env.renderer.render(template, context)
+            rendered = planner.renderer.render(template, context)
         except TemplateError as exc:
             # One account's data must not stop the day's outreach: this message is held with
             # the reason, the others go on. The error names the template, line and kind only.
@@ -294,7 +295,7 @@ def plan_batch(
     if dry_run:
         return report
     started = clock()
-    documents: DocumentStore = env.documents
+    documents: DocumentStore = planner.documents
     records: list[dict[str, Any]] = []
     for message in planned:
         row, decision = message.row, message.decision
@@ -347,7 +348,7 @@ def plan_batch(
         }
         for action in actions
     ]
-    with env.runtime.unit_of_work() as connection:
+    with planner.engine.begin() as connection:
         insert_ignoring_conflicts(connection, ACTION, action_records, "idempotency_key")
         insert_ignoring_conflicts(connection, OUTBOX, records, "idempotency_key")
         crash_point("plan.before-outbox-commit")
@@ -364,6 +365,6 @@ def plan_batch(
             )
     report.timings["outbox_write"] += clock() - started
     crash_point("plan.after-outbox-commit")
-    if any(message.document is not None for message in planned):
-        env.start_printing(lo, hi)
+    if planner.start_printing and any(message.document is not None for message in planned):
+        planner.start_printing(lo, hi)
     return report

@@ -17,7 +17,7 @@ from dunning.rendering.context import (
     MessageContext,
     ValidationNotice,
 )
-from dunning.services.daily.env import OutreachEnv
+from dunning.services.outreach.planner import Planner
 from dunning.services.outreach.select import BatchRow
 
 PAY_BY_DAYS = 7
@@ -44,7 +44,7 @@ def add_business_days(day: date, days: int) -> date:
 
 
 def build_context(
-    env: OutreachEnv,
+    planner: Planner,
     row: BatchRow,
     tier: str,
     as_of: date,
@@ -91,7 +91,7 @@ def build_context(
             penalty=money(row.penalty_minor),
             total=money(total),
         ),
-        lender=env.lender_view(row.locale),
+        lender=planner.lender_view(row.locale),
         address=AddressView(lines=row.address_lines(), country=row.country),
         as_of=as_of,
         dpd=row.dpd,
