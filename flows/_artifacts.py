@@ -37,7 +37,7 @@ def publish_summary(flow_name: str, summary: dict[str, Any]) -> None:
         key=f"{flow_name}-summary",
         table=summary_rows(summary),
         description=f"{flow_name} for {summary.get('as_of', '?')}: counts by tier, channel, "
-        "status and suppression reason (no personal data).",
+        "status and suppression (no personal data).",
     )
 
 

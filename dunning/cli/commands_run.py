@@ -75,7 +75,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         for channel, count in this_run["decisions_by_channel"].items():
             decisions.add_row(channel, f"{count:,}")
         console.print(decisions)
-        messages = {"held_by_reason": this_run["held_by_reason"]}
+        messages = {"held_by_suppression": this_run["held_by_suppression"]}
     else:
         grid = Table(title=f"all messages for {summary['as_of']}")
         grid.add_column("by")
@@ -85,11 +85,11 @@ def print_summary(summary: dict[str, Any]) -> None:
             for key, count in sorted(messages[section].items()):
                 grid.add_row(section[3:], key, f"{count:,}")
         console.print(grid)
-    if messages["held_by_reason"]:
-        held = Table(title="held: suppression reasons")
-        held.add_column("reason")
+    if messages["held_by_suppression"]:
+        held = Table(title="held, by suppression")
+        held.add_column("suppression")
         held.add_column("messages", justify="right")
-        for reason, count in sorted(messages["held_by_reason"].items(), key=lambda kv: -kv[1]):
+        for reason, count in sorted(messages["held_by_suppression"].items(), key=lambda kv: -kv[1]):
             held.add_row(reason, f"{count:,}")
         console.print(held)
 
@@ -146,11 +146,12 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(result)
         else:
+            held = result["held_by_suppression"]
             console.print(
                 f"claimed {result['claimed']:,}: sent {result['sent']:,}, "
                 f"deferred {result['deferred']:,}, failed {result['failed']:,}, "
-                f"to retry {result['retry']:,}, held {sum(result['held_by_reason'].values()):,}"
-                + (f" {result['held_by_reason']}" if result["held_by_reason"] else "")
+                f"to retry {result['retry']:,}, held {sum(held.values()):,}"
+                + (f" {held}" if held else "")
             )
 
     @run.command("receipts")
@@ -245,7 +246,7 @@ def register(app: typer.Typer) -> None:
                 o.step_id,
                 o.channel,
                 o.status,
-                o.hold_reason,
+                o.suppression,
                 o.template_id,
                 o.recipient,
                 o.attempts,
@@ -267,7 +268,16 @@ def register(app: typer.Typer) -> None:
             print_json(rows)
             return
         table = Table()
-        for column in ("id", "as_of", "tier", "step", "channel", "status", "reason", "recipient"):
+        for column in (
+            "id",
+            "as_of",
+            "tier",
+            "step",
+            "channel",
+            "status",
+            "suppression",
+            "recipient",
+        ):
             table.add_column(column)
         for row in rows:
             table.add_row(
@@ -277,7 +287,7 @@ def register(app: typer.Typer) -> None:
                 row["step_id"],
                 row["channel"],
                 row["status"],
-                row["hold_reason"] or "",
+                row["suppression"] or "",
                 row["recipient"] or "",
             )
         console.print(table)

@@ -7,6 +7,8 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from dunning.config._base import ConfigModel
+from dunning.domain import cadence
+from dunning.domain.cadence import Band
 from dunning.types import ActionKind, Channel
 
 
@@ -61,22 +63,10 @@ class Step(ConfigModel):
         return self
 
     def first_repeat(self, tier_min: int) -> int | None:
-        if self.every is None:
-            return None
-        if self.start is not None:
-            return self.start
-        return (max(self.days) if self.days else tier_min) + self.every
+        return cadence.first_repeat(self.days, self.every, self.start, tier_min)
 
-    def is_due(self, dpd: int, tier: DpdRange) -> bool:
-        if dpd in self.days:
-            return True
-        first = self.first_repeat(tier.min)
-        if first is None or self.every is None or dpd < first:
-            return False
-        last = self.until if self.until is not None else tier.max
-        if last is not None and dpd > last:
-            return False
-        return (dpd - first) % self.every == 0
+    def is_due(self, dpd: int, tier: Band) -> bool:
+        return cadence.is_due(dpd, self.days, self.every, self.start, self.until, tier)
 
 
 class Tier(ConfigModel):

@@ -80,7 +80,7 @@ class AccountAction(SQLModel, table=True):
     step_id: str | None = Field(default=None, max_length=48)
     reverses_id: int | None = Field(default=None, description="the action this one reverses")
     status: str = Field(default="planned", max_length=16)
-    hold_reason: str | None = Field(default=None, max_length=48)
+    suppression: str | None = Field(default=None, max_length=48)
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     reference: str | None = Field(default=None, max_length=128)
     cost_minor: int | None = Field(

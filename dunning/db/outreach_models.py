@@ -43,7 +43,7 @@ class OutboxMessage(SQLModel, table=True):
     """One planned communication. Its idempotency key makes every send exactly-once.
 
     status: planned -> sending -> sent -> delivered | failed | undeliverable; or held (with
-    hold_reason, never sent) or cancelled (the account cured or stopped before dispatch).
+    suppression, never sent) or cancelled (the account cured or stopped before dispatch).
     """
 
     __tablename__ = "outbox_message"
@@ -80,7 +80,7 @@ class OutboxMessage(SQLModel, table=True):
     document_path: str | None = Field(default=None, max_length=500)
     document_sha256: str | None = Field(default=None, max_length=64)
     status: str = Field(default="planned", max_length=16)
-    hold_reason: str | None = Field(default=None, max_length=48)
+    suppression: str | None = Field(default=None, max_length=48)
     not_before: datetime | None = None
     attempts: int = 0
     claim_token: str | None = Field(default=None, max_length=40)

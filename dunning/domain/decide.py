@@ -1,7 +1,7 @@
 """Which cadence steps are due for an account today, and why a due step is held.
 
 Pure: the service layer loads account and customer state, this decides, and every held
-decision carries its suppression reason (the rule id shown in summaries and `explain`).
+decision carries its suppression (the rule id shown in summaries and `explain`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from dunning.config.strategy import Step, Tier
+from dunning.domain.cadence import CadenceStep, CadenceTier
 from dunning.types import Channel, Suppression
 
 
@@ -100,7 +100,7 @@ class AccountState:
 
 @dataclass(frozen=True)
 class Decision:
-    step: Step
+    step: CadenceStep
     channel: Channel
     """The channel the message goes out on: the step's, or its fallback."""
     hold: Suppression | None = None
@@ -110,12 +110,15 @@ class Decision:
         return self.hold is not None
 
 
-def due_steps(tier: Tier, dpd: int) -> list[Step]:
+def due_steps(tier: CadenceTier, dpd: int) -> list[CadenceStep]:
     return [step for step in tier.cadence if step.is_due(dpd, tier.dpd)]
 
 
 def decide_message(
-    step: Step, account: AccountState, contact: ContactState, fallback: Mapping[Channel, Channel]
+    step: CadenceStep,
+    account: AccountState,
+    contact: ContactState,
+    fallback: Mapping[Channel, Channel],
 ) -> Decision:
     """Send a message step on its channel (or the fallback), or hold it with a reason."""
     assert step.channel is not None
@@ -132,7 +135,7 @@ def decide_message(
 
 
 def decide(
-    tier: Tier,
+    tier: CadenceTier,
     account: AccountState,
     contact: ContactState,
     fallback: Mapping[Channel, Channel],

@@ -119,7 +119,7 @@ class MessageView:
     template_id: str | None
     template_hash: str | None
     status: str
-    hold_reason: str | None
+    suppression: str | None
     sent_at: str | None
     receipt_status: str | None
     receipt_at: str | None

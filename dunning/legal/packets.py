@@ -156,7 +156,7 @@ def _messages(connection: Connection, account_id: int, final_id: int) -> list[Me
                 template_id=row.template_id,
                 template_hash=row.template_hash,
                 status=row.status,
-                hold_reason=row.hold_reason,
+                suppression=row.suppression,
                 sent_at=_utc(row.sent_at),
                 receipt_status=receipt[0] if receipt else None,
                 receipt_at=_utc(receipt[1]) if receipt else None,
@@ -347,7 +347,7 @@ SCHEDULE_COLUMNS = (
 )  # fmt: skip
 PAYMENT_COLUMNS = ("reference", "paid_on", "amount", "currency", "method", "after_claim_date")
 COMMUNICATION_COLUMNS = (
-    "number", "date", "channel", "step", "template_id", "template_hash", "status", "hold_reason",
+    "number", "date", "channel", "step", "template_id", "template_hash", "status", "suppression",
     "sent_at", "receipt_status", "receipt_at", "contact", "document_sha256", "final_demand",
 )  # fmt: skip
 
@@ -375,7 +375,7 @@ def _csvs(contents: PacketContents) -> dict[str, bytes]:
             m.template_id,
             m.template_hash,
             m.status,
-            m.hold_reason,
+            m.suppression,
             m.sent_at,
             m.receipt_status,
             m.receipt_at,

@@ -51,7 +51,7 @@ def headline_counts(flow: str, summary: dict[str, Any] | None) -> dict[str, int]
         dispatch = this_run.get("dispatch") or {}
         counts["overdue"] = int(summary.get("accounts", {}).get("overdue", 0))
         counts["new_messages"] = int(this_run.get("new_messages", 0))
-        counts["held"] = sum(int(n) for n in (this_run.get("held_by_reason") or {}).values())
+        counts["held"] = sum(int(n) for n in (this_run.get("held_by_suppression") or {}).values())
         for key in ("sent", "failed", "deferred"):
             counts[key] = int(dispatch.get(key, 0))
         return counts

@@ -70,7 +70,7 @@ def explain_account(planner: Planner, account: str, as_of: date) -> dict[str, An
                 "channel": m.channel,
                 "template": m.template_id,
                 "status": m.status,
-                "rule": m.hold_reason,
+                "rule": m.suppression,
                 "not_before": m.not_before.isoformat() if m.not_before else None,
                 "recipient": mask_recipient(m.channel, m.recipient),
                 "events": [
@@ -124,8 +124,8 @@ def explain_account(planner: Planner, account: str, as_of: date) -> dict[str, An
             if message is not None and message.status != OutboxStatus.PLANNED:
                 # Already decided: what happened is the answer, not what the rules would say.
                 entry["verdict"] = message.status
-                entry["rule"] = message.hold_reason
-                if message.hold_reason in TIME_RULES:
+                entry["rule"] = message.suppression
+                if message.suppression in TIME_RULES:
                     _timing(planner, row, decision.channel, now, entry)  # which zones, now
                 today.append(entry)
                 continue

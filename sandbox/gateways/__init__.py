@@ -13,18 +13,12 @@ from typing import TYPE_CHECKING
 
 from dunning.config.channels import MockGatewaySettings
 from sandbox._faults import ScriptedFault
-from sandbox.gateways._ledger import GatewayLedger, LedgerRow
+from sandbox.gateways._ledger import GatewayLedger, LedgerRow, ledger_path
 from sandbox.gateways._receipts import Receipt, outcome_for, receipt_for
 
 if TYPE_CHECKING:
     import httpx
     from fastapi import FastAPI
-
-
-def ledger_path(settings: MockGatewaySettings, state_dir: Path) -> Path:
-    """Where the ledger file of these settings lives (relative paths are under state_dir)."""
-    path = Path(settings.ledger)
-    return path if path.is_absolute() else state_dir / path
 
 
 def create_mock_gateway_app(

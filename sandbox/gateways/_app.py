@@ -38,8 +38,7 @@ from sandbox._faults import (
     RandomFaults,
     scripted_fault,
 )
-from sandbox.gateways import ledger_path
-from sandbox.gateways._ledger import GatewayLedger, NewMessage
+from sandbox.gateways._ledger import GatewayLedger, NewMessage, ledger_path
 from sandbox.gateways._push import push_due_receipts
 from sandbox.gateways._receipts import iso, receipt_for
 from sandbox.gateways._wire import (

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dunning.config.channels import MockGatewaySettings
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     channel TEXT NOT NULL,
@@ -339,3 +341,9 @@ def _row(values: Sequence[Any]) -> LedgerRow:
         submissions=values[10],
         receipt_pushed_at=values[11],
     )
+
+
+def ledger_path(settings: MockGatewaySettings, state_dir: Path) -> Path:
+    """Where the ledger file of these settings lives (relative paths are under state_dir)."""
+    path = Path(settings.ledger)
+    return path if path.is_absolute() else state_dir / path

@@ -90,7 +90,7 @@ def outbox(runtime: Runtime) -> dict[str, tuple[Any, ...]]:
                 OUTBOX.c.idempotency_key,
                 OUTBOX.c.as_of,
                 OUTBOX.c.status,
-                OUTBOX.c.hold_reason,
+                OUTBOX.c.suppression,
                 OUTBOX.c.gateway_message_id,
             )
         ).all()

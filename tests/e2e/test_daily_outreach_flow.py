@@ -92,8 +92,8 @@ def test_daily_outreach_flow_plans_exactly_the_due_steps(
         if r.status == "sent":
             assert r.gateway_message_id and r.body
         if r.status == "held":  # held when planned (never rendered) or at send time
-            assert r.hold_reason
-            assert (r.body is None) == (not r.hold_reason.startswith("frequency_cap"))
+            assert r.suppression
+            assert (r.body is None) == (not r.suppression.startswith("frequency_cap"))
         if r.status == "planned":  # outside its contact window now: waits for the dispatcher
             assert r.not_before is not None
     assert summary["messages"]["by_status"] == dict(statuses)

@@ -39,7 +39,7 @@ def outbox(url: str) -> dict[str, tuple[Any, ...]]:
     o = OUTBOX.c
     with engine.connect() as connection:
         rows = connection.execute(
-            select(o.idempotency_key, o.status, o.template_id, o.channel, o.hold_reason)
+            select(o.idempotency_key, o.status, o.template_id, o.channel, o.suppression)
         ).all()
     engine.dispose()
     return {row[0]: tuple(row[1:]) for row in rows}

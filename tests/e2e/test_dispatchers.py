@@ -231,7 +231,7 @@ def outbox(url: str) -> dict[str, dict[str, Any]]:
     o = OUTBOX.c
     with engine.connect() as connection:
         rows = connection.execute(
-            select(o.idempotency_key, o.status, o.channel, o.gateway_message_id, o.hold_reason)
+            select(o.idempotency_key, o.status, o.channel, o.gateway_message_id, o.suppression)
         ).all()
     engine.dispose()
     return {row[0]: dict(row._mapping) for row in rows}

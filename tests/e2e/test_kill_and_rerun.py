@@ -83,7 +83,7 @@ def outbox_state(database: Path) -> dict[str, tuple[Any, ...]]:
             select(
                 OUTBOX.c.idempotency_key,
                 OUTBOX.c.status,
-                OUTBOX.c.hold_reason,
+                OUTBOX.c.suppression,
                 OUTBOX.c.gateway_message_id,
                 OUTBOX.c.document_sha256,
             )

@@ -53,7 +53,7 @@ def outbox(runtime: Runtime) -> dict[str, tuple[Any, ...]]:
     o = OUTBOX.c
     with runtime.engine.connect() as connection:
         rows = connection.execute(
-            select(o.idempotency_key, o.status, o.template_id, o.channel, o.hold_reason)
+            select(o.idempotency_key, o.status, o.template_id, o.channel, o.suppression)
         ).all()
     return {row[0]: tuple(row[1:]) for row in rows}
 

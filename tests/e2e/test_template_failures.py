@@ -113,7 +113,7 @@ def test_a_held_message_names_the_line_of_the_template_file(
         {"push": (1, "US"), "sms": (3, "US"), "letter": (31, "US"), "other": (3, "CN")},
     )
     errors = {
-        name: (row["status"], row["hold_reason"], row["last_error"]) for name, row in rows.items()
+        name: (row["status"], row["suppression"], row["last_error"]) for name, row in rows.items()
     }
     assert errors == {
         "push": ("held", "render_failed", f"{push}: line 12: undefined variable 'nickname'"),
@@ -171,7 +171,7 @@ def test_a_method_named_without_a_call_is_refused_and_never_sent(
         "into a message"
     )
     assert {
-        name: (row["status"], row["hold_reason"], row["last_error"]) for name, row in rows.items()
+        name: (row["status"], row["suppression"], row["last_error"]) for name, row in rows.items()
     } == {
         "sms": ("held", "render_failed", f"{sms}: line {sms_line}: {method}"),
         "letter": ("held", "render_failed", f"{letter}: line {letter_line}: {method}"),

@@ -70,7 +70,7 @@ def outbox(url: str) -> dict[str, tuple[Any, ...]]:
                 o.status,
                 o.template_id,
                 o.channel,
-                o.hold_reason,
+                o.suppression,
                 o.document_sha256,
             )
         ).all()

@@ -206,9 +206,9 @@ def test_every_suppression_is_recorded_with_its_reason(
         add_account(c, as_of=AS_OF, **{"dpd": 3, **flags})  # type: ignore[arg-type]
     summary = run_daily_outreach(outreach, AS_OF)
     (row,) = outbox(outreach)
-    assert (row["status"], row["hold_reason"]) == ("held", reason)
+    assert (row["status"], row["suppression"]) == ("held", reason)
     assert row["body"] is None and row["recipient"] is None
-    assert summary["messages"]["held_by_reason"] == {reason: 1}
+    assert summary["messages"]["held_by_suppression"] == {reason: 1}
     assert ledger(outreach).count() == 0
 
 
@@ -234,14 +234,14 @@ def test_a_message_that_does_not_render_is_held_and_the_run_goes_on(runtime: Run
     summary = run_daily_outreach(outreach, AS_OF)
     rows = {row["account_id"]: row for row in outbox(outreach)}
     held = rows[broken]
-    assert (held["status"], held["hold_reason"]) == ("held", "render_failed")
+    assert (held["status"], held["suppression"]) == ("held", "render_failed")
     assert (
         held["last_error"] == "sms/early/reminder.en-US: line 12: ZeroDivisionError while rendering"
     )
     assert held["body"] is None and held["recipient"] is None
     assert [rows[account]["status"] for account in others] == ["sent"] * 3
-    assert summary["this_run"]["held_by_reason"] == {"render_failed": 1}
-    assert summary["messages"]["held_by_reason"] == {"render_failed": 1}
+    assert summary["this_run"]["held_by_suppression"] == {"render_failed": 1}
+    assert summary["messages"]["held_by_suppression"] == {"render_failed": 1}
     assert ledger(outreach).count() == 3
     # Running the date again changes nothing: the held message is not tried twice.
     again = run_daily_outreach(outreach, AS_OF)
@@ -269,7 +269,7 @@ def test_a_letter_that_does_not_print_is_held_and_the_batch_goes_out(runtime: Ru
     summary = run_daily_outreach(outreach, AS_OF)
     rows = {row["account_id"]: row for row in outbox(outreach)}
     held = rows[broken]
-    assert (held["channel"], held["status"], held["hold_reason"]) == (
+    assert (held["channel"], held["status"], held["suppression"]) == (
         "letter",
         "held",
         "print_failed",
@@ -279,8 +279,8 @@ def test_a_letter_that_does_not_print_is_held_and_the_batch_goes_out(runtime: Ru
     assert (rows[letter]["channel"], rows[letter]["status"]) == ("letter", "sent")
     assert rows[sms]["status"] == "sent"
     assert summary["messages"]["by_status"] == {"sent": 2, "held": 1}
-    assert summary["this_run"]["dispatch"]["held_by_reason"] == {"print_failed": 1}
-    assert summary["messages"]["held_by_reason"] == {"print_failed": 1}
+    assert summary["this_run"]["dispatch"]["held_by_suppression"] == {"print_failed": 1}
+    assert summary["messages"]["held_by_suppression"] == {"print_failed": 1}
     assert sorted(r.channel for r in ledger(outreach).rows()) == ["letter", "sms"]
 
 
@@ -294,7 +294,7 @@ def test_opt_out_holds(outreach: Outreach) -> None:
         )
     run_daily_outreach(outreach, AS_OF)
     (row,) = outbox(outreach)
-    assert (row["account_id"], row["status"], row["hold_reason"]) == (account, "held", "opted_out")
+    assert (row["account_id"], row["status"], row["suppression"]) == (account, "held", "opted_out")
 
 
 def test_rerun_of_the_same_date_sends_nothing_new(outreach: Outreach) -> None:

@@ -91,7 +91,7 @@ def test_promise_kept_pauses_reminders_then_resolves(env: Outreach) -> None:
         )
     run(env, D)
     (held,) = rows(env, OUTBOX, account)
-    assert (held.status, held.hold_reason) == ("held", "promise_to_pay")
+    assert (held.status, held.suppression) == ("held", "promise_to_pay")
     pay(env, account, 60_00, day(1), "P1")
     summary = run(env, day(4))  # DPD 7: an SMS is due, and the promise is now kept
     assert summary["lifecycle"]["promises"] == {"kept": 1, "broken": 0}
@@ -145,7 +145,7 @@ def test_plan_pauses_the_cadence_sends_its_letter_and_completes(env: Outreach) -
         )
     run(env, day(4))  # DPD 14: the cadence's SMS is due, but the plan holds it
     messages = {m.step_id: m for m in rows(env, OUTBOX, account)}
-    assert (messages["early-sms"].status, messages["early-sms"].hold_reason) == (
+    assert (messages["early-sms"].status, messages["early-sms"].suppression) == (
         "held",
         "payment_plan",
     )
@@ -200,7 +200,7 @@ def test_grace_period_suppresses_then_the_cadence_returns(env: Outreach) -> None
         )
     run(env, day(4))  # DPD 7
     run(env, day(11))  # DPD 14, grace over
-    found = [(m.as_of, m.status, m.hold_reason) for m in rows(env, OUTBOX, account)]
+    found = [(m.as_of, m.status, m.suppression) for m in rows(env, OUTBOX, account)]
     assert found == [(day(4), "held", "grace"), (day(11), "sent", None)]
 
 
@@ -269,7 +269,7 @@ def test_stops_hold_actions_and_a_dispute_recalls_a_placement(env: Outreach) -> 
         placed = add_account(c, dpd=45, as_of=D)
     run(env, D)
     (held,) = rows(env, ACTION, disputed)
-    assert (held.kind, held.status, held.hold_reason) == ("agency_placement", "held", "dispute")
+    assert (held.kind, held.status, held.suppression) == ("agency_placement", "held", "dispute")
     with env.runtime.unit_of_work() as c:
         c.execute(
             update(Customer.__table__)  # type: ignore[attr-defined]

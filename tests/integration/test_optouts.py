@@ -146,17 +146,17 @@ def _state(runtime: Runtime) -> dict[str, tuple[tuple[str, str | None], ...]]:
     """For each customer's flag: its waiting message's and its action's status and rule."""
     with runtime.engine.connect() as c:
         messages = {
-            row.external_id[2:]: (row.status, row.hold_reason)
+            row.external_id[2:]: (row.status, row.suppression)
             for row in c.execute(
-                select(A.c.external_id, OUTBOX.c.status, OUTBOX.c.hold_reason).join(
+                select(A.c.external_id, OUTBOX.c.status, OUTBOX.c.suppression).join(
                     OUTBOX, OUTBOX.c.account_id == A.c.id
                 )
             )
         }
         actions = {
-            row.external_id[2:]: (row.status, row.hold_reason)
+            row.external_id[2:]: (row.status, row.suppression)
             for row in c.execute(
-                select(A.c.external_id, ACTION.c.status, ACTION.c.hold_reason).join(
+                select(A.c.external_id, ACTION.c.status, ACTION.c.suppression).join(
                     ACTION, ACTION.c.account_id == A.c.id
                 )
             )

@@ -41,7 +41,7 @@ def max_length(model: type, field: str) -> int:
 def test_config_values_fit_the_columns_they_are_written_to() -> None:
     assert max_length(Tier, "name") <= OUTBOX.c.tier.type.length
     assert max_length(Step, "id") <= min(OUTBOX.c.step_id.type.length, ACTION.c.step_id.type.length)
-    assert len(CAP_PREFIX) + max_length(FrequencyCap, "id") <= OUTBOX.c.hold_reason.type.length
+    assert len(CAP_PREFIX) + max_length(FrequencyCap, "id") <= OUTBOX.c.suppression.type.length
 
 
 def test_config_refuses_what_would_not_fit() -> None:
@@ -79,7 +79,7 @@ def test_the_longest_values_the_config_allows_round_trip(runtime: Runtime) -> No
                 channel="sms",
                 locale="en-US",
                 status="held",
-                hold_reason=hold,
+                suppression=hold,
                 subject=subject,
                 attempts=0,
                 created_at=now,
@@ -88,7 +88,7 @@ def test_the_longest_values_the_config_allows_round_trip(runtime: Runtime) -> No
         )
     with runtime.engine.connect() as connection:
         row = connection.execute(
-            select(OUTBOX.c.tier, OUTBOX.c.step_id, OUTBOX.c.hold_reason, OUTBOX.c.subject)
+            select(OUTBOX.c.tier, OUTBOX.c.step_id, OUTBOX.c.suppression, OUTBOX.c.subject)
         ).one()
     assert tuple(row) == (tier, step, hold, subject)
 

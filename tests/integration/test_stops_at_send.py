@@ -67,21 +67,21 @@ class Waiting:
         """(status, rule, not_before) of the SMS; (status, rule) of the placement."""
         with self.runtime.engine.connect() as c:
             message = c.execute(
-                select(OUTBOX.c.status, OUTBOX.c.hold_reason, OUTBOX.c.not_before).where(
+                select(OUTBOX.c.status, OUTBOX.c.suppression, OUTBOX.c.not_before).where(
                     OUTBOX.c.account_id == self.account_id
                 )
             ).one()
             action = c.execute(
-                select(ACTION.c.status, ACTION.c.hold_reason).where(
+                select(ACTION.c.status, ACTION.c.suppression).where(
                     ACTION.c.account_id == self.account_id
                 )
             ).one()
         not_before = message.not_before
         if not_before is not None and not_before.tzinfo is None:
             not_before = not_before.replace(tzinfo=UTC)  # SQLite keeps no offset
-        return (message.status, message.hold_reason, not_before), (
+        return (message.status, message.suppression, not_before), (
             action.status,
-            action.hold_reason,
+            action.suppression,
         )
 
     def held(self) -> tuple[tuple[str, str | None], tuple[str, str | None]]:
@@ -273,7 +273,7 @@ def test_the_send_gate_itself_refuses_a_stop_recorded_after_planning(
     assert waiting.held() == (("planned", None), ("planned", None))
 
     report = dispatch(capsys, monkeypatch, waiting.opening + timedelta(minutes=1))
-    assert (report["claimed"], report["sent"], report["held_by_reason"]) == (1, 0, {rule: 1})
+    assert (report["claimed"], report["sent"], report["held_by_suppression"]) == (1, 0, {rule: 1})
     assert report["actions"]["done"] == 0
     assert waiting.held() == (("held", rule), ("held", rule))
     assert sent(waiting.runtime) == 0
@@ -363,5 +363,5 @@ def test_a_stop_no_longer_in_force_does_not_hold(
     with waiting.runtime.unit_of_work() as c:
         OVER[change](c, waiting.account_id)
     report = dispatch(capsys, monkeypatch, waiting.opening + timedelta(minutes=1))
-    assert (report["sent"], report["held_by_reason"]) == (1, {})
+    assert (report["sent"], report["held_by_suppression"]) == (1, {})
     assert waiting.held() == (("sent", None), ("done", None))

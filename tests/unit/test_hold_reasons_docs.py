@@ -22,7 +22,7 @@ def written_in_code(repo_dir: Path) -> set[str]:
     found |= {compliance.CHANNEL_NOT_ALLOWED, *STOP_REASONS.values()}
     for path in (repo_dir / "dunning").rglob("*.py"):
         source = path.read_text(encoding="utf-8")
-        assigned = r"\b(?:hold|hold_reason|suppression|rule)\s*=\s*\"([a-z_]+)\""
+        assigned = r"\b(?:hold|suppression|rule)\s*=\s*\"([a-z_]+)\""
         found |= set(re.findall(assigned, source))
     return found
 

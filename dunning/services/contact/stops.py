@@ -159,7 +159,7 @@ def _hold_messages(
         .where(*conditions)
         .values(
             status=OutboxStatus.HELD.value,
-            hold_reason=reason.value,
+            suppression=reason.value,
             final_at=at,
             updated_at=utcnow(),
         )
@@ -267,7 +267,7 @@ def hold_suppressed(connection: Connection, account_ids: Iterable[int], at: date
                     .where(a.id.in_(part), a.status == "planned")
                     .values(
                         status="held",
-                        hold_reason=reason.value,
+                        suppression=reason.value,
                         claim_token=None,
                         claimed_until=None,
                         updated_at=at,

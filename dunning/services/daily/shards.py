@@ -220,7 +220,7 @@ def sharded_summary(
                 {
                     "accounts_by_tier": summary["accounts"]["by_tier"],
                     "decisions_by_channel": this_run["decisions_by_channel"],
-                    "held_by_reason": this_run["held_by_reason"],
+                    "held_by_suppression": this_run["held_by_suppression"],
                     "planned_new": this_run["new_messages"],
                     "already_planned": this_run["already_planned"],
                 }
@@ -241,7 +241,7 @@ def sharded_summary(
         "accounts": {"overdue": sum(plan.accounts.values()), "by_tier": dict(plan.accounts)},
         "this_run": {
             "decisions_by_channel": dict(plan.decisions),
-            "held_by_reason": dict(plan.held),
+            "held_by_suppression": dict(plan.held),
             "new_messages": plan.planned_new,
             "already_planned": plan.already_planned,
             "dispatch": dispatch,

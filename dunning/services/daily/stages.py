@@ -233,21 +233,21 @@ def message_counts(
     o = OUTBOX.c
     lo, hi = account_range or (None, None)
     rows = connection.execute(
-        select(o.tier, o.channel, o.status, o.hold_reason, func.count())
+        select(o.tier, o.channel, o.status, o.suppression, func.count())
         .where(o.as_of == as_of, in_accounts(o.account_id, lo, hi))
-        .group_by(o.tier, o.channel, o.status, o.hold_reason)
+        .group_by(o.tier, o.channel, o.status, o.suppression)
     ).all()
     counts: dict[str, dict[str, int]] = {
         "by_tier": {},
         "by_channel": {},
         "by_status": {},
-        "held_by_reason": {},
+        "held_by_suppression": {},
     }
     for tier, channel, status, reason, n in rows:
         for bucket, key in (("by_tier", tier), ("by_channel", channel), ("by_status", status)):
             counts[bucket][key] = counts[bucket].get(key, 0) + n
         if reason:
-            counts["held_by_reason"][reason] = counts["held_by_reason"].get(reason, 0) + n
+            counts["held_by_suppression"][reason] = counts["held_by_suppression"].get(reason, 0) + n
     return counts
 
 
@@ -292,7 +292,7 @@ def summarise(
         },
         "this_run": {
             "decisions_by_channel": dict(plan.decisions),
-            "held_by_reason": dict(plan.held),
+            "held_by_suppression": dict(plan.held),
             "new_messages": plan.planned_new,
             "already_planned": plan.already_planned,
             "dispatch": dispatch,

@@ -234,7 +234,7 @@ def print_letters(
                     .where(*mine, o.status == OutboxStatus.PLANNED.value)
                     .values(
                         status=OutboxStatus.HELD.value,
-                        hold_reason=Suppression.PRINT_FAILED.value,
+                        suppression=Suppression.PRINT_FAILED.value,
                         last_error=bindparam("error"),
                         final_at=held_at,
                         updated_at=held_at,

@@ -89,7 +89,7 @@ class DispatchReport:
             "failed": self.failed,
             "retry": self.retry,
             "deferred": self.deferred,
-            "held_by_reason": dict(self.held),
+            "held_by_suppression": dict(self.held),
             "sent_by_channel": dict(self.by_channel),
             "actions": dict(self.actions),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
@@ -103,7 +103,7 @@ class DispatchReport:
                 for k in ("printed", "claimed", "sent", "duplicates", "failed", "retry", "deferred")
             }
         )
-        report.held.update(data.get("held_by_reason", {}))
+        report.held.update(data.get("held_by_suppression", {}))
         report.by_channel.update(data.get("sent_by_channel", {}))
         report.actions.update(data.get("actions", {}))
         for stage, seconds in data.get("timings", {}).items():
@@ -366,7 +366,7 @@ def apply_verdicts(
                     "_id": message.id,
                     "status": OutboxStatus.PLANNED.value,
                     "not_before": verdict.until,
-                    "hold_reason": None,
+                    "suppression": None,
                     "attempts": message.attempts - 1,
                     "final_at": None,
                 }
@@ -379,7 +379,7 @@ def apply_verdicts(
                     "_id": message.id,
                     "status": status.value,
                     "not_before": None,
-                    "hold_reason": verdict.reason,
+                    "suppression": verdict.reason,
                     "attempts": message.attempts - 1,
                     "final_at": now,
                 }
@@ -391,7 +391,7 @@ def apply_verdicts(
             .values(
                 status=bindparam("status"),
                 not_before=bindparam("not_before"),
-                hold_reason=bindparam("hold_reason"),
+                suppression=bindparam("suppression"),
                 attempts=bindparam("attempts"),
                 final_at=bindparam("final_at"),
                 claim_token=None,

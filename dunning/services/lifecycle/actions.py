@@ -58,7 +58,7 @@ class ActionReport:
             "duplicates": self.duplicates,
             "failed": self.failed,
             "retry": self.retry,
-            "held_by_reason": dict(self.held),
+            "held_by_suppression": dict(self.held),
             "done_by_kind": dict(self.by_kind),
             "seconds": round(self.seconds, 3),
         }
@@ -136,7 +136,7 @@ def _claim(
                 .where(a.id == bindparam("_id"))
                 .values(
                     status="held",
-                    hold_reason=bindparam("reason"),
+                    suppression=bindparam("reason"),
                     claim_token=None,
                     claimed_until=None,
                     updated_at=now,

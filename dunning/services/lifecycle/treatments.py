@@ -204,7 +204,7 @@ def _review_accounts(
                 )
                 .values(
                     status=OutboxStatus.CANCELLED.value,
-                    hold_reason=Suppression.PAID.value,
+                    suppression=Suppression.PAID.value,
                     final_at=now,
                     updated_at=now,
                 )
@@ -218,7 +218,7 @@ def _review_accounts(
                 ACTION.c.status == "planned",
                 ACTION.c.kind.in_([k.value for k in FORWARD]),
             )
-            .values(status="cancelled", hold_reason=Suppression.PAID.value, updated_at=now)
+            .values(status="cancelled", suppression=Suppression.PAID.value, updated_at=now)
         )
     return {"cured": len(cured), "reversals": len(rows), "cancelled_messages": cancelled}
 

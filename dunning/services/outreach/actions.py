@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from dunning.config.strategy import Step
+from dunning.domain.cadence import CadenceStep
 from dunning.domain.decide import (
     due_steps,
 )
@@ -23,7 +23,7 @@ from dunning.types import ActionKind
 @dataclass
 class PlannedAction:
     row: BatchRow
-    step: Step
+    step: CadenceStep
     kind: ActionKind
     key: str
     hold: str | None
