@@ -16,6 +16,10 @@ from pydantic import Field
 
 from dunning.config import Strategy, load_file, load_optional
 from dunning.config._base import ConfigModel
+from dunning.config.actions import ActionsConfig
+from dunning.config.channels import ChannelsConfig
+from dunning.config.lender import LenderProfile
+from dunning.config.packs import load_packs
 from dunning.errors import ProjectNotFound
 
 if TYPE_CHECKING:
@@ -111,25 +115,21 @@ class Project:
 
     @cached_property
     def channels(self) -> ChannelsConfig:
-        from dunning.config.channels import ChannelsConfig
 
         return load_file(self.config_dir / "channels.yaml", ChannelsConfig, self.root)
 
     @cached_property
     def lender(self) -> LenderProfile:
-        from dunning.config.lender import LenderProfile
 
         return load_file(self.config_dir / "lender.yaml", LenderProfile, self.root)
 
     @cached_property
     def compliance_packs(self) -> dict[str, CompliancePack]:
         """The policy packs under config/compliance/, by jurisdiction."""
-        from dunning.config.packs import load_packs
 
         return load_packs(self.config_dir, self.root)
 
     @cached_property
     def actions(self) -> ActionsConfig:
-        from dunning.config.actions import ActionsConfig
 
         return load_optional(self.config_dir / "actions.yaml", ActionsConfig, self.root)

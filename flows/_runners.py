@@ -25,6 +25,7 @@ FLOW_THREADS = 2
 
 def dask_task_runner(settings: DaskSettings) -> Any:
     """A DaskTaskRunner for the configured address (`local`: a LocalCluster per run)."""
+    # Dask loads only when config/runners.yaml names a cluster.
     from prefect_dask.task_runners import DaskTaskRunner
 
     if settings.address == LOCAL:

@@ -52,6 +52,7 @@ def start_children(
     """Start one child deployment run per shard, then wait until every one has ended."""
 
     def start(parent_run_id: int, shards: Sequence[Shard]) -> None:
+        # Prefect loads only for the commands that talk to its server.
         from prefect.deployments import run_deployment
 
         children = [
@@ -82,6 +83,7 @@ def start_children(
 
 
 def wait_for_children(ids: Sequence[Any], settings: ShardSettings) -> None:
+    # Prefect loads only for the commands that talk to its server.
     from prefect import get_client
 
     deadline = time.monotonic() + settings.timeout_seconds

@@ -1,9 +1,1 @@
-"""The `dunning` command line."""
-
-from __future__ import annotations
-
-
-def main() -> None:
-    from dunning.cli.app import run
-
-    run()
+"""The `dunning` command line: `dunning.cli.app` (the entry point is `dunning.cli.app:main`)."""

@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 
 import typer
+from sqlalchemy.exc import StatementError
 from typer.exceptions import TyperException
 
 from dunning.cli import (
@@ -24,6 +25,7 @@ from dunning.cli import (
 )
 from dunning.cli._common import STATE, err_console
 from dunning.errors import DunningError
+from dunning.logs import configure_logging
 from dunning.masking import mask_text
 
 app = typer.Typer(
@@ -47,7 +49,6 @@ def _root(
 ) -> None:
     STATE.project_dir = project_dir
     STATE.debug = debug or os.environ.get("DUNNING_DEBUG") == "1"
-    from dunning.logs import configure_logging
 
     # Structured logs with personal data masked, for every command. Commands print their own
     # results; logs are for warnings unless DUNNING_LOG_LEVEL asks for more.
@@ -85,7 +86,6 @@ def _unquoted(text: str) -> str:
 def _safe_message(exc: BaseException) -> str:
     """An unexpected error's first line, without parameters or quoted values (which could
     carry PII): only its class and the shape of what went wrong."""
-    from sqlalchemy.exc import StatementError
 
     if isinstance(exc, StatementError):
         first = str(exc.orig).splitlines()[0] if str(exc.orig) else ""
@@ -129,3 +129,8 @@ def run(argv: list[str] | None = None) -> None:
     finally:
         STATE.close()
     sys.exit(code)
+
+
+def main() -> None:
+    """The `dunning` command (pyproject.toml [project.scripts])."""
+    run()

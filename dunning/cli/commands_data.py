@@ -6,6 +6,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import typer
+from babel.numbers import format_currency
 from rich.table import Table
 
 from dunning.cli._common import STATE, JsonOption, as_of_option, console, print_json, progress_bar
@@ -15,7 +16,6 @@ from dunning.services.imports import files as imports
 
 
 def _format_money(minor: int, currency: str, locale: str = "en_US") -> str:
-    from babel.numbers import format_currency
 
     return str(format_currency(to_decimal(minor, currency), currency, locale=locale))
 

@@ -9,6 +9,7 @@ from dunning.cli._common import STATE, JsonOption, console, print_json
 from dunning.config import check_directory
 from dunning.db.engine import schema_is_current, upgrade
 from dunning.errors import ConfigError
+from dunning.services.program import extra_config_checks
 
 
 def register(app: typer.Typer) -> None:
@@ -42,7 +43,6 @@ def register(app: typer.Typer) -> None:
     @config.command("check")
     def config_check(as_json: bool = JsonOption) -> None:
         """Validate every YAML file under config/; name file, key and reason for each problem."""
-        from dunning.services.program import extra_config_checks
 
         project = STATE.project()
         problems = check_directory(project.config_dir, project.root, extra_config_checks(project))

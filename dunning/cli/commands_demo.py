@@ -11,6 +11,12 @@ from dunning.cli._common import STATE, JsonOption, as_of_option, console, print_
 from dunning.cli.commands_data import print_tiers, tiers_as_json
 from dunning.cli.commands_run import InProcessOption, print_summary, run_daily
 from dunning.demo import population as demo_service
+from dunning.demo import story as demo_story
+from dunning.legal.cases import list_cases
+from dunning.legal.packets import build_case_packet
+from dunning.legal.service import run_legal_escalation
+from dunning.legal.verify import verify_packet
+from dunning.services.daily import poll_receipts
 from dunning.services.delinquency import tier_population
 
 
@@ -120,7 +126,6 @@ def register(app: typer.Typer) -> None:
 
 def _story_before(day: date, as_json: bool) -> dict[str, Any]:
     """History (the day 30 days back) and the events between runs; see services.demo_story."""
-    from dunning.demo import story as demo_story
 
     with STATE.outreach() as outreach:
         if not as_json:
@@ -135,11 +140,6 @@ def _story_before(day: date, as_json: bool) -> dict[str, Any]:
 
 def _story_after(day: date) -> dict[str, Any]:
     """Receipts, the actions' state, the legal run, and one case packet built and verified."""
-    from dunning.demo import story as demo_story
-    from dunning.legal.packets import build_case_packet
-    from dunning.legal.service import run_legal_escalation
-    from dunning.legal.verify import verify_packet
-    from dunning.services.daily import poll_receipts
 
     runtime = STATE.runtime()
     with STATE.outreach() as outreach:
@@ -147,7 +147,6 @@ def _story_after(day: date) -> dict[str, Any]:
         legal = run_legal_escalation(runtime, day)
         actions = demo_story.action_counts(outreach)
     packet: dict[str, Any] | None = None
-    from dunning.legal.cases import list_cases
 
     with runtime.engine.connect() as connection:
         cases = list_cases(connection, limit=1)

@@ -10,13 +10,14 @@ import typer
 
 from dunning.bootstrap import Runtime
 from dunning.cli._common import STATE, console
+from dunning.services.contact.stops import inbound_sms
+from dunning.services.dispatch.receipts import DatabaseReceiptSink
 
 HOST_HELP = "Interface to listen on; the default keeps it on this machine."
 
 
 def inbound_handler(runtime: Runtime) -> Callable[[str, str, datetime], bool]:
     """SMS replies: an opt-out keyword of the customer's policy pack opts them out of SMS."""
-    from dunning.services.contact.stops import inbound_sms
 
     packs = runtime.project.compliance_packs
 
@@ -43,6 +44,7 @@ def register(app: typer.Typer) -> None:
 
         Point an adapter at it with `url: http://HOST:PORT` in its channel's options.
         """
+        # The HTTP server loads only for the `serve` commands.
         import uvicorn
 
         # The mock gateways are the sandbox's: an optional part, imported only to serve them.
@@ -69,9 +71,10 @@ def register(app: typer.Typer) -> None:
 
         The secret comes from DUNNING_WEBHOOK_SECRET; without it the webhook does not start.
         """
+        # The HTTP server loads only for the `serve` commands.
         import uvicorn
 
-        from dunning.services.dispatch.receipts import DatabaseReceiptSink
+        # FastAPI loads only for the `serve` commands.
         from dunning.webhooks import SECRET_ENV, check_secret, create_webhook_app
 
         secret = os.environ.get(SECRET_ENV, "")

@@ -12,6 +12,11 @@ from rich.table import Table
 
 from dunning.cli._common import STATE, JsonOption, as_of_option, console, print_json
 from dunning.errors import DunningError
+from dunning.legal.cases import list_cases, list_reviews, show_case, transition_case
+from dunning.legal.lifecycle import OUTCOMES, CaseStatus
+from dunning.legal.packets import build_case_packet
+from dunning.legal.service import run_legal_escalation
+from dunning.legal.verify import verify_packet
 
 InProcessOption = typer.Option(
     False, "--in-process", help="Run without Prefect (no flow run is recorded in Prefect)."
@@ -44,9 +49,8 @@ def _day(value: datetime | None) -> date:
 
 def run_legal(as_of: date, *, in_process: bool) -> dict[str, Any]:
     if in_process:
-        from dunning.legal.service import run_legal_escalation
-
         return run_legal_escalation(STATE.runtime(), as_of)
+    # Prefect loads only when a flow is run from here (it takes a second to import).
     from flows.legal_escalation import legal_escalation
 
     STATE.runtime()  # migrate and validate before handing over to Prefect
@@ -132,7 +136,6 @@ def _transition(
     reviewed: bool,
     as_json: bool,
 ) -> None:
-    from dunning.legal.cases import transition_case
 
     with STATE.runtime().unit_of_work() as connection:
         data = transition_case(
@@ -188,8 +191,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """List legal cases, newest first. Customer names are masked."""
-        from dunning.legal.cases import list_cases
-        from dunning.legal.lifecycle import CaseStatus
 
         if status is not None and status not in {s.value for s in CaseStatus}:
             raise BadChoice("--status", status, [s.value for s in CaseStatus])
@@ -231,7 +232,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Show a case: its claim, cost-benefit, dates and history."""
-        from dunning.legal.cases import show_case
 
         with STATE.runtime().engine.connect() as connection:
             data = show_case(connection, case_id, unmask=unmask)
@@ -280,7 +280,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Close a case with its outcome."""
-        from dunning.legal.lifecycle import OUTCOMES
 
         if outcome not in {o.value for o in OUTCOMES}:
             raise BadChoice("--outcome", outcome, [o.value for o in OUTCOMES])
@@ -293,7 +292,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Build the case packet (a reproducible ZIP) and record its SHA-256 on the case."""
-        from dunning.legal.packets import build_case_packet
 
         result = build_case_packet(STATE.runtime(), case_id, out)
         if as_json:
@@ -308,7 +306,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Check a packet against its manifest: changed, missing, extra or unreadable files fail."""
-        from dunning.legal.verify import verify_packet
 
         result = verify_packet(packet)
         if as_json:
@@ -341,7 +338,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """What a legal run decided for each account it considered, and why."""
-        from dunning.legal.cases import list_reviews
 
         with STATE.runtime().engine.connect() as connection:
             data = list_reviews(

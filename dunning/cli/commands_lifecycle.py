@@ -10,9 +10,11 @@ from rich.table import Table
 from sqlalchemy import select
 
 from dunning.cli._common import STATE, JsonOption, console, print_json
+from dunning.db.models import utcnow
 from dunning.db.tables import ACCOUNT, ACTION, PROMISE
 from dunning.domain.money import to_decimal
 from dunning.services import lifecycle
+from dunning.services.contact.stops import opt_out_customer
 from dunning.types import Channel
 
 UserOption = typer.Option(..., "--user", help="Who records this (kept in the history).")
@@ -68,8 +70,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Record an opt-out (e.g. a request by phone); waiting messages on it are held."""
-        from dunning.db.models import utcnow
-        from dunning.services.contact.stops import opt_out_customer
 
         with STATE.runtime().unit_of_work() as connection:
             held = opt_out_customer(connection, customer, channel, utcnow())

@@ -13,6 +13,9 @@ from dunning.cli._common import STATE, JsonOption, console, err_console, print_j
 from dunning.config import load_optional
 from dunning.config.schedules import Schedules
 from dunning.logs import configure_logging
+from dunning.ops import deploy as deploying
+from dunning.ops.backfill import BackfillFailed, backfill
+from dunning.ops.history import get_run, list_runs
 from dunning.project import Project
 from dunning.services.daily import run_daily_outreach
 
@@ -64,7 +67,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Register a Prefect deployment per scheduled flow on the server at PREFECT_API_URL."""
-        from dunning.ops import deploy as deploying
 
         configure_logging(level="WARNING")
         project = STATE.project()
@@ -104,6 +106,7 @@ def register(app: typer.Typer) -> None:
         log_format: str | None = LogFormatOption,
     ) -> None:
         """Run the flows on their schedules in this process (no Prefect) until SIGTERM/SIGINT."""
+        # APScheduler loads only for `dunning scheduler`.
         from dunning.ops.scheduler import SingleBoxScheduler
 
         configure_logging(fmt=log_format)
@@ -145,7 +148,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """List runs, newest first: flow, as-of date, status, counts, duration."""
-        from dunning.ops.history import list_runs
 
         runtime = STATE.runtime()
         with runtime.engine.connect() as connection:
@@ -183,7 +185,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Show one run: its status, times, error and whole summary."""
-        from dunning.ops.history import get_run
 
         runtime = STATE.runtime()
         with runtime.engine.connect() as connection:
@@ -209,6 +210,7 @@ def register(app: typer.Typer) -> None:
         if view.counts:
             console.print(f"[bold]counts[/bold]: {_counts(view.counts)}", highlight=False)
         if view.summary:
+            # Prefect loads only when a flow is run from here (it takes a second to import).
             from flows._artifacts import summary_rows
 
             table = Table(title="summary")
@@ -233,7 +235,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Run the daily outreach for each date of a range, in order; skip completed dates."""
-        from dunning.ops.backfill import backfill
 
         configure_logging(level="WARNING")
         runtime = STATE.runtime()
@@ -255,8 +256,6 @@ def register(app: typer.Typer) -> None:
                 )
             console.print(table)
         if not report.ok:
-            from dunning.ops.backfill import BackfillFailed
-
             stopped = next(d for d in report.dates if d.outcome == "failed")
             raise BackfillFailed(
                 f"backfill stopped at {stopped.as_of}: {stopped.error}; later dates were not run "
@@ -273,6 +272,7 @@ def _daily_runner(project_root: Path, in_process: bool) -> Any:
 
         return run_here
 
+    # Prefect loads only when a flow is run from here (it takes a second to import).
     from flows.daily_outreach import daily_outreach
 
     def run_flow(as_of: date) -> dict[str, Any]:

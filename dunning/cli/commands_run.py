@@ -36,6 +36,7 @@ def run_daily(as_of: date, *, dry_run: bool, in_process: bool) -> dict[str, Any]
     if in_process:
         with STATE.outreach() as outreach, local_executor(outreach, outreach_in_worker) as batches:
             return run_daily_outreach(outreach, as_of, dry_run=dry_run, executor=batches)
+    # Prefect loads only when a flow is run from here (it takes a second to import).
     from flows.daily_outreach import daily_outreach
 
     STATE.runtime()  # migrate and validate before handing over to Prefect
@@ -139,6 +140,7 @@ def register(app: typer.Typer) -> None:
             with STATE.outreach() as outreach:
                 result = run_dispatch_outbox(outreach)
         else:
+            # Prefect loads only when a flow is run from here (it takes a second to import).
             from flows.dispatch_outbox import dispatch_outbox
 
             STATE.runtime()
@@ -161,6 +163,7 @@ def register(app: typer.Typer) -> None:
             with STATE.outreach() as outreach:
                 result = run_reconcile_receipts(outreach)
         else:
+            # Prefect loads only when a flow is run from here (it takes a second to import).
             from flows.reconcile_receipts import reconcile_receipts as receipts_flow
 
             STATE.runtime()

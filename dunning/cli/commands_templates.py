@@ -9,7 +9,18 @@ import typer
 from rich.markup import escape
 
 from dunning.cli._common import STATE, JsonOption, console, print_json
+from dunning.compliance import (
+    ApprovalBook,
+    Linter,
+    LintRules,
+    approve_template,
+    build_gallery,
+    has_errors,
+    stale_approvals,
+    template_statuses,
+)
 from dunning.errors import TemplateError
+from dunning.rendering import TemplateStore
 
 if TYPE_CHECKING:
     from dunning.compliance import Linter
@@ -31,7 +42,6 @@ def register(app: typer.Typer) -> None:
         json_out: bool = JsonOption,
     ) -> None:
         """Check templates against the policy packs; exit 1 when any finding is an error."""
-        from dunning.compliance import has_errors
 
         linter = _linter()
         findings = linter.lint_all(template_ids or None)
@@ -87,7 +97,6 @@ def register(app: typer.Typer) -> None:
         Records the content hash, the reviewer, the time (UTC), the note and the approved text.
         Refused when lint finds errors, unless --force with a --note.
         """
-        from dunning.compliance import approve_template
 
         project = STATE.project()
         approval, findings = approve_template(
@@ -126,8 +135,6 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Each template: approved, changed since approval (with the diff), or never approved."""
-        from dunning.compliance import ApprovalBook, stale_approvals, template_statuses
-        from dunning.rendering import TemplateStore
 
         project = STATE.project()
         store = TemplateStore(project.templates_dir)
@@ -175,7 +182,6 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="directory for index.html and its files"),
     ) -> None:
         """Render every template with sample accounts into a static HTML gallery."""
-        from dunning.compliance import ApprovalBook, build_gallery
 
         project = STATE.project()
         gallery = build_gallery(
@@ -193,8 +199,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _linter() -> Linter:
-    from dunning.compliance import Linter, LintRules
-    from dunning.rendering import TemplateStore
 
     project = STATE.project()
     return Linter(TemplateStore(project.templates_dir), LintRules.from_project(project))

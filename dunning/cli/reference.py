@@ -6,6 +6,8 @@ from typing import Any
 
 import typer
 
+from dunning.cli.app import app
+
 
 def _commands(command: Any, path: list[str]) -> list[tuple[list[str], Any]]:
     found = [(path, command)]
@@ -66,8 +68,6 @@ def reference(app: typer.Typer) -> str:
 
 
 def main() -> None:
-    from dunning.cli.app import app
-
     print(reference(app), end="")
 
 

@@ -59,6 +59,7 @@ def deployment_name(project: Project) -> str:
 
 def api_url() -> str:
     """PREFECT_API_URL (environment or Prefect profile), or a one-line error."""
+    # Prefect loads only for the commands that talk to its server.
     from prefect.settings import PREFECT_API_URL
 
     url = PREFECT_API_URL.value()
@@ -76,6 +77,7 @@ def job_variables(spec: FlowSpec, entry: FlowSchedule) -> dict[str, Any]:
 
 def ensure_work_pool(pool: str) -> bool:
     """Create the process work pool if it is missing; True if it was created."""
+    # Prefect loads only for the commands that talk to its server.
     from prefect import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
@@ -100,6 +102,7 @@ def ensure_work_pool(pool: str) -> bool:
 
 
 def _check_server(url: str) -> None:
+    # Prefect loads only for the commands that talk to its server.
     from prefect import get_client
 
     with get_client(sync_client=True) as client:
@@ -166,6 +169,7 @@ def _deploy(
     spec: FlowSpec, project: Project, pool: str, entry: FlowSchedule | None
 ) -> DeployedFlow:
     """Create or update one deployment: on its schedule, or (entry None) for runs on demand."""
+    # Prefect loads only for the commands that talk to its server.
     from prefect import Flow, get_client
     from prefect.schedules import Cron
 
@@ -213,6 +217,7 @@ def _deploy(
 
 def _pause(full_name: str, entry: FlowSchedule) -> DeployedFlow:
     """A disabled flow keeps its deployment (for runs by hand) with its schedule paused."""
+    # Prefect loads only for the commands that talk to its server.
     from prefect import get_client
     from prefect.exceptions import ObjectNotFound
 

@@ -76,6 +76,7 @@ class LetterPrinter:
         self._stylesheets: dict[str, Any] = {}
 
     def pdf(self, rendered: RenderedMessage) -> bytes:
+        # WeasyPrint (Pango, fonts) loads only in the processes that print letters.
         from weasyprint import HTML
 
         if rendered.html is None:
@@ -101,6 +102,7 @@ class LetterPrinter:
         return [self.pdf(message) for message in rendered]
 
     def _stylesheet(self, css: str) -> Any:
+        # WeasyPrint (Pango, fonts) loads only in the processes that print letters.
         from weasyprint import CSS
 
         key = hashlib.sha256(css.encode("utf-8")).hexdigest()

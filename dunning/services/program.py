@@ -8,6 +8,7 @@ from collections.abc import Callable
 from adapters.registry import check_actions, check_channels
 from dunning.errors import ConfigError, ConfigProblem, DunningError
 from dunning.project import Project
+from dunning.rendering import TemplateStore
 from dunning.types import Channel
 
 
@@ -48,7 +49,6 @@ def required_templates(project: Project) -> list[tuple[str, Channel, str, str]]:
 
 def check_templates_exist(project: Project) -> None:
     """Every template the strategy names exists in every locale the lender writes in."""
-    from dunning.rendering import TemplateStore
 
     try:
         store = TemplateStore(project.templates_dir)

@@ -7,6 +7,7 @@ Scripted faults use the message gateways' ScriptedFault (sandbox.ScriptedFault).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,8 +42,8 @@ def create_core_banking_app(
 
     FastAPI is imported on first use, so loading the mock adapters stays cheap.
     """
-    import time
 
+    # The mock's web app (FastAPI) loads only when a mock gateway is built.
     from sandbox.actions._core_banking import create_core_banking_app as create
 
     return create(ledger, api_key=api_key, faults=faults, clock=clock or time.time)
@@ -56,8 +57,8 @@ def create_agency_app(
     clock: Callable[[], float] | None = None,
 ) -> FastAPI:
     """The mock collection agency's ASGI app over the ledger file `ledger`."""
-    import time
 
+    # The mock's web app (FastAPI) loads only when a mock gateway is built.
     from sandbox.actions._agency import create_agency_app as create
 
     return create(ledger, api_key=api_key, faults=faults, clock=clock or time.time)

@@ -7,6 +7,7 @@ body of POST /_admin/faults), and the receipt simulation (Receipt, outcome_for, 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,8 +33,8 @@ def create_mock_gateway_app(
 
     FastAPI is imported on first use, so loading the mock adapters stays cheap.
     """
-    import time
 
+    # The mock's web app (FastAPI) loads only when a mock gateway is built.
     from sandbox.gateways._app import create_mock_gateway_app as create
 
     return create(

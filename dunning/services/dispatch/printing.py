@@ -19,6 +19,7 @@ from dunning.db.models import utcnow
 from dunning.db.ranges import in_accounts
 from dunning.db.tables import OUTBOX
 from dunning.errors import TemplateError
+from dunning.rendering import LetterPrinter, RenderedMessage
 from dunning.types import Channel, OutboxStatus, Suppression
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ _PRINTER: LetterPrinter | None = None
 def _start_worker(parent: int) -> None:
     global _PRINTER
     threading.Thread(target=exit_with_parent, args=(parent,), daemon=True).start()
-    from dunning.rendering import LetterPrinter
 
     _PRINTER = LetterPrinter()
 
@@ -97,8 +97,6 @@ class LetterPress:
         with self._lock:
             future: Future[bytes] = Future()
             if self._inline is None:
-                from dunning.rendering import LetterPrinter
-
                 self._inline = LetterPrinter()
             future.set_result(self._inline.pdf(rendered))
             return future
@@ -161,7 +159,6 @@ def print_letters(
     printer that died are printed by the next run once the lease has run out. Printing is
     deterministic, so a letter printed again after a lease ran out is stored identically.
     """
-    from dunning.rendering import RenderedMessage
 
     # A claim must be printed well within its lease: a printer does at least 5 letters a
     # second, so two letters per second of lease leaves a wide margin.

@@ -14,6 +14,7 @@ instead of sending twice. Nothing is lost and nothing goes out twice.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -416,7 +417,6 @@ def dispatch_due(
     gate: SendGate | None = None,
 ) -> DispatchReport:
     """Claim, check, send and record until nothing in scope is due."""
-    import time
 
     report = DispatchReport()
     while True:

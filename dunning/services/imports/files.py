@@ -29,6 +29,7 @@ from dunning.domain.money import minor_digits, parse_amount
 from dunning.errors import ImportRejected, RowProblem
 from dunning.services.contact import stops as optouts
 from dunning.services.imports import validators as v
+from dunning.services.lifecycle.treatments import review_treatments
 from dunning.types import AccountStatus, Channel
 
 Progress = Callable[[int], None]
@@ -625,7 +626,6 @@ def _payments(
     if new:
         # A payment that cures an account takes it out of collections at once: waiting
         # messages are cancelled and treatments in force are reversed.
-        from dunning.services.lifecycle.treatments import review_treatments
 
         review_treatments(
             connection, date.today(), None, account_ids=sorted({p["account_id"] for p in new})

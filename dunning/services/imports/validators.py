@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from zoneinfo import available_timezones
 
@@ -145,7 +146,6 @@ def positive_int(text: str) -> int:
 
 def decimal_text(text: str) -> str:
     """Checks the shape of an amount; it becomes minor units once its currency is known."""
-    from decimal import Decimal, InvalidOperation
 
     value = text.strip()
     try:

@@ -14,6 +14,7 @@ from dunning.db.models import utcnow
 from dunning.db.ranges import in_accounts
 from dunning.db.sql import chunked, insert_ignoring_conflicts
 from dunning.db.tables import ACCOUNT, ACTION, CUSTOMER, OUTBOX, PLAN
+from dunning.domain.keys import idempotency_key
 from dunning.services.delinquency import overdue_by_account
 from dunning.services.lifecycle._common import CHUNK
 from dunning.types import ActionKind, OutboxStatus, Suppression
@@ -159,7 +160,6 @@ def _review_accounts(
                 planned.add(account_id)
     cured = [a for a in candidates if a not in delinquent]
     now = utcnow()
-    from dunning.domain.keys import idempotency_key
 
     rows = []
     for treatment in treatments:
