@@ -41,11 +41,33 @@ def test_the_demo_population_yields_cases_with_packets_that_verify(
     demo_day: Runtime, tmp_path: Path
 ) -> None:
     summary = run_legal_escalation(demo_day, DEMO_DAY)
-    opened = summary["accounts"]["by_jurisdiction"]
-    assert opened["CN"]["opened"] >= 1 and opened["US"]["opened"] >= 1, summary
-    assert summary["refused_by_reason"]["no_final_demand"] > 0
+    # Seed 42's book, with both days' outreach at a fixed moment: these exact cases and refusals.
+    assert summary["accounts"] == {
+        "considered": 612,
+        "by_outcome": {"opened": 11, "refused": 601},
+        "by_jurisdiction": {
+            "CN": {"considered": 288, "opened": 3},
+            "US": {"considered": 324, "opened": 8},
+        },
+    }
+    assert summary["refused_by_reason"] == {
+        "balance_below_minimum": 16,
+        "dpd_below_minimum": 124,
+        "hardship_hold": 2,
+        "no_final_demand": 421,
+        "promise_active": 13,
+        "stop.attorney": 3,
+        "stop.bankruptcy": 2,
+        "stop.cease_request": 8,
+        "stop.deceased": 5,
+        "stop.dispute": 7,
+    }
+    assert summary["opened_claims"] == {"CNY": "45713.12", "USD": "70937.45"}
+    assert summary["cases_by_status"] == {"proposed": 11}
     printer = LetterPrinter()
-    for case in cases(demo_day):
+    opened = cases(demo_day)
+    assert len(opened) == 11
+    for case in opened:
         result = build_case_packet(demo_day, case["id"], tmp_path, printer=printer)
         check = verify_packet(result.path)
         assert check.ok, check.as_dict()
