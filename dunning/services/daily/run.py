@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 from dunning.services.daily.deps import Outreach
 from dunning.services.daily.stages import (
@@ -18,9 +19,8 @@ from dunning.services.daily.stages import (
     InThisProcess,
     StopCheck,
     bring_lifecycle_up_to_date,
-    dispatch_all,
     dispatch_batch,
-    plan_all,
+    plan_and_dispatch,
     select_batches,
     stoppable,
     summarise,
@@ -54,11 +54,7 @@ def run_daily_outreach(
         lifecycle = None if dry_run else bring_lifecycle_up_to_date(outreach, as_of, run.id)
         if lifecycle is not None:
             clock.lap("lifecycle")
-        plan = plan_all(batches_run, run.id, as_of, batches, dry_run)
-        clock.lap("plan")
-        sent = DispatchReport() if dry_run else dispatch_all(batches_run, as_of, batches)
-        if not dry_run:
-            clock.lap("dispatch")
+        plan, sent = plan_and_dispatch(batches_run, run.id, as_of, batches, dry_run, clock)
         summary = summarise(
             outreach,
             DAILY_OUTREACH,
@@ -85,15 +81,9 @@ def run_dispatch_outbox(
     """The dispatcher as a run: send what is due now among every date's messages (deferred
     to a contact window, retries). `work` does the sending (a Prefect task in the flow);
     by default here."""
-    started = time.perf_counter()
-    as_of = outreach.clock().date()
-    with outreach.runtime.runs.run(
-        DISPATCH_OUTBOX, as_of, prefect_flow_run_id=prefect_flow_run_id
-    ) as run:
-        report = work() if work is not None else dispatch_due_now(outreach)
-        summary = _summary(DISPATCH_OUTBOX, run.id, as_of, report.as_dict(), started)
-        run.complete(summary)
-    return summary
+    return _one_pass(
+        outreach, DISPATCH_OUTBOX, work or partial(dispatch_due_now, outreach), prefect_flow_run_id
+    )
 
 
 def run_reconcile_receipts(
@@ -104,13 +94,34 @@ def run_reconcile_receipts(
 ) -> dict[str, Any]:
     """Polling the gateways for receipts of sent messages, as a run. `work` polls (a Prefect
     task in the flow); by default here."""
+    return _one_pass(
+        outreach, RECONCILE_RECEIPTS, work or partial(poll_receipts, outreach), prefect_flow_run_id
+    )
+
+
+class _Report(Protocol):
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+def _one_pass(
+    outreach: Outreach,
+    flow: str,
+    work: Callable[[], _Report],
+    prefect_flow_run_id: str | None,
+) -> dict[str, Any]:
+    """One pass of `work` over whatever is due now, as a run of `flow` dated today."""
     started = time.perf_counter()
     as_of = outreach.clock().date()
-    with outreach.runtime.runs.run(
-        RECONCILE_RECEIPTS, as_of, prefect_flow_run_id=prefect_flow_run_id
-    ) as run:
-        report = work() if work is not None else poll_receipts(outreach)
-        summary = _summary(RECONCILE_RECEIPTS, run.id, as_of, report.as_dict(), started)
+    with outreach.runtime.runs.run(flow, as_of, prefect_flow_run_id=prefect_flow_run_id) as run:
+        result = work().as_dict()
+        result.pop("timings", None)
+        summary = {
+            "run_id": run.id,
+            "flow": flow,
+            "as_of": as_of.isoformat(),
+            **result,
+            "duration_seconds": round(time.perf_counter() - started, 3),
+        }
         run.complete(summary)
     return summary
 
@@ -123,16 +134,3 @@ def dispatch_due_now(outreach: Outreach) -> DispatchReport:
 def poll_receipts(outreach: Outreach) -> ReceiptReport:
     """Ask the gateways about every message still `sent`, and record what they say."""
     return reconcile_receipts(outreach.engine, outreach.dispatcher.adapters)
-
-
-def _summary(
-    flow: str, run_id: int, as_of: date, result: dict[str, Any], started: float
-) -> dict[str, Any]:
-    result.pop("timings", None)
-    return {
-        "run_id": run_id,
-        "flow": flow,
-        "as_of": as_of.isoformat(),
-        **result,
-        "duration_seconds": round(time.perf_counter() - started, 3),
-    }

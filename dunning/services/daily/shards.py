@@ -32,9 +32,8 @@ from dunning.services.daily.stages import (
     RunStopped,
     StopCheck,
     bring_lifecycle_up_to_date,
-    dispatch_all,
     message_counts,
-    plan_all,
+    plan_and_dispatch,
     select_batches,
     stoppable,
     summarise,
@@ -110,11 +109,7 @@ def run_shard(
     ) as run:
         batches = select_batches(outreach, shard.lo, shard.hi)
         clock.lap("start")
-        plan = plan_all(batches_run, run.id, as_of, batches, dry_run)
-        clock.lap("plan")
-        sent = DispatchReport() if dry_run else dispatch_all(batches_run, as_of, batches)
-        if not dry_run:
-            clock.lap("dispatch")
+        plan, sent = plan_and_dispatch(batches_run, run.id, as_of, batches, dry_run, clock)
         summary = summarise(
             outreach,
             DAILY_OUTREACH_SHARD,

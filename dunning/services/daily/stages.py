@@ -225,6 +225,25 @@ def dispatch_all(executor: BatchExecutor, as_of: date, batches: Sequence[Batch])
     return total
 
 
+def plan_and_dispatch(
+    executor: BatchExecutor,
+    run_id: int,
+    as_of: date,
+    batches: Sequence[Batch],
+    dry_run: bool,
+    clock: Clock,
+) -> tuple[PlanReport, DispatchReport]:
+    """Every batch planned, then (unless a dry run) every batch dispatched, each stage on the
+    run's clock."""
+    plan = plan_all(executor, run_id, as_of, batches, dry_run)
+    clock.lap("plan")
+    if dry_run:
+        return plan, DispatchReport()
+    sent = dispatch_all(executor, as_of, batches)
+    clock.lap("dispatch")
+    return plan, sent
+
+
 def message_counts(
     connection: Connection, as_of: date, account_range: tuple[int, int] | None = None
 ) -> dict[str, dict[str, int]]:
