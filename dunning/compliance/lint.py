@@ -11,9 +11,10 @@ limits are data, never code: RULES below says where each one comes from.
 Rendered-output rules (length, disclosures, public push text) render the template with the
 sample accounts of its tier (`sample_context`, `sample_dpds`): a typical sending day and the
 tier's last day, where amounts and day counts are longest, with the lender of
-config/lender.yaml. Line numbers point at the template file; a finding about rendered text
-points at the source line holding the phrase when there is one, else at the first line of the
-template's body (after the front matter).
+config/lender.yaml and the dates (pay-by, validation notice) of the template's pack. Line
+numbers point at the template file; a finding about rendered text points at the source line
+holding the phrase when there is one, else at the first line of the template's body (after
+the front matter).
 """
 
 from __future__ import annotations
@@ -234,6 +235,7 @@ class Linter:
         """The sample accounts a template is checked (and previewed) with, with the variables
         the steps of its purpose add (a plan's terms, a broken promise)."""
         meta = ref.metadata
+        pack = self.rules.packs.get(meta.jurisdiction)
         contexts = []
         for dpd in self.rules.sample_dpds(ref.tier):
             context = sample_context(
@@ -242,6 +244,9 @@ class Linter:
                 jurisdiction=meta.jurisdiction,
                 dpd=dpd,
                 lender=self.rules.lender(ref.locale),
+                # The pack's dates, as the daily run gives them: with no validation_notice
+                # there, `validation` is None here too.
+                deadlines=pack.deadlines if pack is not None else None,
             )
             extra = sample_extra(meta.purpose, context)
             contexts.append((dpd, dataclasses.replace(context, extra=extra) if extra else context))

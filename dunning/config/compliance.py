@@ -1,19 +1,24 @@
 """config/compliance/<jurisdiction>.yaml: the contact rules of one jurisdiction, as data.
 
 A policy pack holds the contact windows, frequency caps, holiday rule, consent and opt-out
-rules, the stops, and what template lint requires there. config/compliance/banned_phrases.yaml
+rules, the stops, the dates messages state (pay-by date, the validation notice's dispute
+deadline), and what template lint requires there. config/compliance/banned_phrases.yaml
 holds the phrases no template may use, in every language.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import date, time, timedelta
+from functools import cache
 from typing import Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+import holidays as holiday_calendars
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from dunning.config._base import ConfigModel
+from dunning.domain.calendar import add_business_days
+from dunning.rendering.context import Deadlines
 from dunning.types import Channel, Suppression
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -57,6 +62,61 @@ class HolidayRule(ConfigModel):
     country: str = Field(pattern=r"^[A-Z]{2}$", description="holidays package country code")
     subdivision: str | None = None
     no_contact: bool = Field(default=False, description="no collection contact on holidays")
+
+
+class MessageRules(ConfigModel):
+    """`messages`: what every message of the jurisdiction asks for."""
+
+    pay_by_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="messages ask for payment by the run date plus this many calendar days "
+        "(the templates' `pay_by`)",
+    )
+
+
+class ValidationNoticeRules(ConfigModel):
+    """`validation_notice`: the validation information letters carry (US Reg F 1006.34).
+
+    Its dispute deadline (`validation.dispute_by`) is `dispute_period_days` calendar days after
+    the day the customer is assumed to receive the letter, `receipt_business_days` business
+    days after it is sent; Saturdays, Sundays and the public holidays of `holiday_calendar`
+    are not business days. All three are stated in the pack, never defaulted: the notice states
+    the customer's rights. The calendar is its own key, not the pack's `holidays` (a contact
+    rule, which a lender may narrow to a state or turn off).
+    """
+
+    receipt_business_days: int = Field(
+        ge=1, le=30, description="business days from sending to assumed receipt (US: 5)"
+    )
+    dispute_period_days: int = Field(
+        ge=1, le=180, description="calendar days from assumed receipt to the deadline (US: 30)"
+    )
+    holiday_calendar: str = Field(
+        pattern=r"^[A-Z]{2}$",
+        description="country (holidays package code) whose public holidays are not business "
+        "days (US: the federal legal public holidays of 5 U.S.C. 6103(a))",
+    )
+
+    @field_validator("holiday_calendar")
+    @classmethod
+    def _known_calendar(cls, country: str) -> str:
+        if country not in holiday_calendars.list_supported_countries():
+            raise ValueError(f"no holiday calendar for country {country!r}")
+        return country
+
+    def assumed_receipt(self, sent_on: date) -> date:
+        return add_business_days(
+            sent_on, self.receipt_business_days, _calendar(self.holiday_calendar)
+        )
+
+
+@cache
+def _calendar(country: str) -> holiday_calendars.HolidayBase:
+    # One calendar per country for the process: it fills in each year the first time a date
+    # of that year is looked up.
+    return holiday_calendars.country_holidays(country)
 
 
 class SmsRules(ConfigModel):
@@ -107,6 +167,12 @@ class CompliancePack(ConfigModel):
         default_factory=list,
         description="template variables every letter must use (e.g. the validation notice)",
     )
+    messages: MessageRules = Field(default_factory=MessageRules)
+    validation_notice: ValidationNoticeRules | None = Field(
+        default=None,
+        validate_default=True,  # so a pack leaving it out is checked against its letters
+        description="build the validation notice (US); left out: messages carry none",
+    )
 
     @field_validator("stops")
     @classmethod
@@ -126,6 +192,24 @@ class CompliancePack(ConfigModel):
             )
         return stops
 
+    @field_validator("validation_notice")
+    @classmethod
+    def _notice_fits_the_pack(
+        cls, notice: ValidationNoticeRules | None, info: ValidationInfo
+    ) -> ValidationNoticeRules | None:
+        # Fail closed: letters that must print the notice would go out without it (templates
+        # show it inside {% if validation %}).
+        required = [
+            f for f in info.data.get("letter_required_fields", []) if f.startswith("validation.")
+        ]
+        if notice is None and required:
+            raise ValueError(
+                f"letter_required_fields requires {', '.join(required)}, but the pack has no "
+                "validation_notice to build it: add validation_notice with "
+                "receipt_business_days and dispute_period_days"
+            )
+        return notice
+
     @model_validator(mode="after")
     def _unique_ids(self) -> Self:
         ids = [cap.id for cap in self.frequency_caps] + [rule.id for rule in self.disclosures]
@@ -133,6 +217,19 @@ class CompliancePack(ConfigModel):
         if duplicated:
             raise ValueError(f"ids must be unique: {duplicated}")
         return self
+
+    def deadlines(self, sent_on: date) -> Deadlines:
+        """The pay-by date and (with a validation notice) the dispute deadline of a message
+        sent on `sent_on`."""
+        dispute_by = None
+        notice = self.validation_notice
+        if notice is not None:
+            dispute_by = notice.assumed_receipt(sent_on) + timedelta(
+                days=notice.dispute_period_days
+            )
+        return Deadlines(
+            pay_by=sent_on + timedelta(days=self.messages.pay_by_days), dispute_by=dispute_by
+        )
 
     def window(self, channel: Channel) -> Window | None:
         """The channel's window; a channel the pack does not name is never contacted (None)."""

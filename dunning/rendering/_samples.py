@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -20,12 +21,22 @@ from dunning.rendering.context import (
     AddressView,
     Amounts,
     CustomerView,
+    Deadlines,
     LenderView,
     MessageContext,
     ValidationNotice,
 )
 
 SAMPLE_AS_OF = date(2025, 6, 16)
+SAMPLE_DEADLINES: dict[str, Deadlines] = {
+    "US": Deadlines(pay_by=date(2025, 6, 23), dispute_by=date(2025, 7, 24)),
+    "CN": Deadlines(pay_by=date(2025, 6, 23), dispute_by=None),
+}
+"""What the shipped policy packs (config/compliance/) give a message sent on SAMPLE_AS_OF, for
+samples made without a pack (a test keeps the two in step): pay by a week later; in the US the
+assumed receipt is 5 business days later, Juneteenth (June 19) not counted, and the dispute
+deadline 30 days after that. Lint and previews pass the pack's own `deadlines`. A jurisdiction
+with no shipped pack gets CN's: no validation notice."""
 SAMPLE_DPD = {"early": 7, "middle": 38, "late": 75}
 """DPD per default tier: days on which the default cadence sends (config/strategy.yaml)."""
 
@@ -90,15 +101,6 @@ def _reference(*parts: object) -> str:
     return "DN-" + base64.b32encode(digest)[:8].decode()
 
 
-def _add_business_days(start: date, days: int) -> date:
-    current = start
-    while days:
-        current += timedelta(days=1)
-        if current.weekday() < 5:
-            days -= 1
-    return current
-
-
 def _amounts(dpd: int, currency: str, jurisdiction: str) -> tuple[Amounts, Decimal]:
     """The amounts after `dpd` days, and the late fees charged so far."""
     instalment = Decimal("4216.80") if currency == "CNY" else Decimal("1412.50")
@@ -135,12 +137,15 @@ def sample_context(
     jurisdiction: str | None = None,
     dpd: int | None = None,
     lender: LenderView | None = None,
+    deadlines: Callable[[date], Deadlines] | None = None,
 ) -> MessageContext:
     """A realistic context for a template in `locale` and `tier`.
 
-    The jurisdiction defaults from the locale (zh -> CN, otherwise US) and sets the currency;
-    US contexts carry a ValidationNotice. `dpd` defaults to a sending day of the tier; `lender`
-    to the demo lender in the locale's language.
+    The jurisdiction defaults from the locale (zh -> CN, otherwise US) and sets the currency.
+    `deadlines` gives the dates of a message sent on a day (the jurisdiction's policy pack's
+    `CompliancePack.deadlines`): its pay-by date, and its dispute deadline, with which the
+    context carries a ValidationNotice; without it, SAMPLE_DEADLINES. `dpd` defaults to a
+    sending day of the tier; `lender` to the demo lender in the locale's language.
     """
     chinese = locale.startswith("zh")
     jurisdiction = jurisdiction or ("CN" if chinese else "US")
@@ -149,8 +154,13 @@ def sample_context(
     as_of = SAMPLE_AS_OF
     oldest_due_on = as_of - timedelta(days=dpd)
     amount, fees = _amounts(dpd, currency, jurisdiction)
+    dates = (
+        deadlines(as_of)
+        if deadlines is not None
+        else SAMPLE_DEADLINES.get(jurisdiction, SAMPLE_DEADLINES["CN"])
+    )
     validation = None
-    if jurisdiction == "US":
+    if dates.dispute_by is not None:
         interest_since = (amount.interest * Decimal("0.15")).quantize(_CENT)
         payments_since = Decimal("200.00")
         validation = ValidationNotice(
@@ -160,7 +170,7 @@ def sample_context(
             fees_since=fees,
             payments_since=payments_since,
             current_amount=amount.total,
-            dispute_by=_add_business_days(as_of, 5) + timedelta(days=30),
+            dispute_by=dates.dispute_by,
         )
     return MessageContext(
         customer=_CN_CUSTOMER if chinese else _US_CUSTOMER,
@@ -178,7 +188,7 @@ def sample_context(
         dpd=dpd,
         tier=tier,
         oldest_due_on=oldest_due_on,
-        pay_by=as_of + timedelta(days=7),
+        pay_by=dates.pay_by,
         reference=_reference(locale, tier, jurisdiction, dpd),
         validation=validation,
     )

@@ -78,8 +78,22 @@ class ValidationNotice:
     payments_since: Decimal
     current_amount: Decimal
     dispute_by: date
-    """End of the validation period: 30 days after assumed receipt (5 business days after
-    sending)."""
+    """End of the validation period: the policy pack's `validation_notice.dispute_period_days`
+    after the assumed receipt, which is `receipt_business_days` business days after sending
+    (US: 30 days after 5 business days, public holidays not counted)."""
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """The dates a message sent on a given day states, from its jurisdiction's policy pack
+    (CompliancePack.deadlines): not a template variable itself, but where `pay_by` and
+    `validation.dispute_by` come from."""
+
+    pay_by: date
+    """The date the message asks payment by (pack `messages.pay_by_days`)."""
+    dispute_by: date | None
+    """End of the validation period; None when the pack has no `validation_notice`, and then
+    the message carries no validation notice."""
 
 
 @dataclass(frozen=True)
@@ -126,11 +140,13 @@ class MessageContext:
     oldest_due_on: date
     """Due date of the oldest unpaid instalment."""
     pay_by: date
-    """The date the message asks payment by."""
+    """The date the message asks payment by: the run date plus the policy pack's
+    `messages.pay_by_days`."""
     reference: str
     """A short reference for this message (letters print it), derived from the idempotency key."""
     validation: ValidationNotice | None = None
-    """Set for US customers (jurisdiction US); templates for other jurisdictions ignore it."""
+    """Set when the account's policy pack has a `validation_notice` section (US); None
+    otherwise, so a template shows it inside `{% if validation %}`."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Step-specific variables (promise or plan terms, for example)."""
 

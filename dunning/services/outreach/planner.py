@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -18,7 +18,7 @@ from dunning.db.documents import DocumentStore
 from dunning.db.models import utcnow
 from dunning.domain.zones import candidate_zones
 from dunning.rendering import Renderer, TemplateRef, TemplateStore
-from dunning.rendering.context import LenderView
+from dunning.rendering.context import Deadlines, LenderView
 from dunning.services.contact.policy import Check, ContactPolicy
 from dunning.types import Channel, Suppression
 
@@ -46,6 +46,9 @@ class Planner:
     has_actions: bool = field(init=False)
     """Whether any cadence step is an action (else planning skips looking for them)."""
     _lender_views: dict[str, LenderView] = field(default_factory=dict, init=False, repr=False)
+    _deadlines: dict[tuple[str, date], Deadlines] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.tiers = {tier.name: tier for tier in self.strategy.tiers}
@@ -58,6 +61,20 @@ class Planner:
         if view is None:
             view = self._lender_views[locale] = self.lender.view(locale)
         return view
+
+    def deadlines(self, jurisdiction: str, sent_on: date) -> Deadlines:
+        """The pay-by date and dispute deadline the jurisdiction's policy pack gives a message
+        sent on `sent_on` (the same for every message of a jurisdiction and day)."""
+        key = (jurisdiction, sent_on)
+        found = self._deadlines.get(key)
+        if found is None:
+            pack = self.policy.pack(jurisdiction)
+            if pack is None:
+                # Unreachable while planning: such a message is held (no_policy_pack) before
+                # it is rendered. Refuse rather than make up dates.
+                raise LookupError(f"no policy pack for jurisdiction {jurisdiction!r}")
+            found = self._deadlines[key] = pack.deadlines(sent_on)
+        return found
 
     def template_hold(self, template: TemplateRef) -> Suppression | None:
         """Fail closed: only the exact text a compliance officer approved may go out."""

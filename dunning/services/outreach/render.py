@@ -1,10 +1,11 @@
-"""Render: a message's context (customer, account, amounts, the US validation notice) from a
-selected row.
+"""Render: a message's context (customer, account, amounts, the validation notice) from a
+selected row. The dates it states (pay-by, dispute deadline) come from the account's policy
+pack (Planner.deadlines), never from code.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -20,27 +21,10 @@ from dunning.rendering.context import (
 from dunning.services.outreach.planner import Planner
 from dunning.services.outreach.select import BatchRow
 
-PAY_BY_DAYS = 7
-"""Messages ask for payment within a week of the run date."""
-
-
-VALIDATION_RECEIPT_BUSINESS_DAYS = 5
-
-
-VALIDATION_PERIOD_DAYS = 30
-
 
 def mask_reference(reference: str) -> str:
     tail = reference[-4:]
     return "*" * max(len(reference) - 4, 4) + tail
-
-
-def add_business_days(day: date, days: int) -> date:
-    while days > 0:
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            days -= 1
-    return day
 
 
 def build_context(
@@ -57,10 +41,9 @@ def build_context(
         return to_decimal(minor, currency)
 
     total = row.principal_minor + row.interest_minor + row.fees_minor + row.penalty_minor
+    deadlines = planner.deadlines(row.jurisdiction, as_of)
     validation = None
-    if row.jurisdiction == "US":
-        sent_on = as_of
-        receipt = add_business_days(sent_on, VALIDATION_RECEIPT_BUSINESS_DAYS)
+    if deadlines.dispute_by is not None:
         interest_since = row.interest_minor
         fees_since = row.fees_minor + row.penalty_minor
         payments_since = row.payments_since_minor
@@ -71,7 +54,7 @@ def build_context(
             fees_since=money(fees_since),
             payments_since=money(payments_since),
             current_amount=money(total),
-            dispute_by=receipt + timedelta(days=VALIDATION_PERIOD_DAYS),
+            dispute_by=deadlines.dispute_by,
         )
     greeting = row.name if row.locale.startswith("zh") else row.name.split(" ")[0]
     return MessageContext(
@@ -97,7 +80,7 @@ def build_context(
         dpd=row.dpd,
         tier=tier,
         oldest_due_on=row.oldest_due_on,
-        pay_by=as_of + timedelta(days=PAY_BY_DAYS),
+        pay_by=deadlines.pay_by,
         reference=key[4:14].upper(),
         validation=validation,
         extra=extra or {},
