@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -125,20 +126,19 @@ def test_sigkill_anywhere_then_rerun_sends_each_message_exactly_once(
     assert dunning(reference, *run) == 0
 
     crashed = environment("crashed")
-    kills = 0
-    for point in [
+    points = [
         ("plan.before-outbox-commit", 2),
         ("plan.after-outbox-commit", 3),
         ("dispatch.after-claim", 1),
         ("dispatch.after-send", 1),
         ("dispatch.before-record-commit", 1),
         ("dispatch.after-send", 2),
-    ]:
-        kills += dunning(crashed, *run, crash=point) == -signal.SIGKILL
+    ]
+    killed = [dunning(crashed, *run, crash=point) == -signal.SIGKILL for point in points]
+    assert killed == [True] * len(points), "a crash point was not reached"
     rng = random.Random(20261124)
-    for _ in range(3):
-        kills += dunning(crashed, *run, kill_after=rng.uniform(1.0, 6.0)) == -signal.SIGKILL
-    assert kills >= 6, "the crash points were not reached"
+    for _ in range(3):  # killed, or done before the kill: which depends on the machine's speed
+        dunning(crashed, *run, kill_after=rng.uniform(1.0, 6.0))
     time.sleep(LEASE + 1)  # messages claimed by a killed run are free again after the lease
     assert dunning(crashed, *run) == 0
 
@@ -148,12 +148,15 @@ def test_sigkill_anywhere_then_rerun_sends_each_message_exactly_once(
     assert {k: v[:2] for k, v in got.items()} == {k: v[:2] for k, v in expected.items()}
     assert {k: v[3] for k, v in got.items()} == {k: v[3] for k, v in expected.items()}
     sent = {key: row for key, row in got.items() if row[0] == "sent"}
-    assert sent and all(row[0] in ("sent", "held") for row in got.values())
+    # Seed 11's 2,500 accounts, windows always open: what the uninterrupted run reached.
+    assert Counter(row[0] for row in expected.values()) == {"sent": 302, "held": 58}
 
     book = GatewayLedger(tmp_path / "crashed-state" / "gateway-ledger.db")
     rows = {row.idempotency_key: row for row in book.rows()}
     assert set(rows) == set(sent), "the gateway accepted something the outbox did not send"
     assert all(rows[key].id == row[2] for key, row in sent.items())
-    # Crashes between sending and recording made the dispatcher send some keys again; the
-    # gateway answered with its first acceptance, so each was still accepted exactly once.
-    assert sum(row.submissions for row in rows.values()) > len(rows)
+    # The three crashes between sending and recording each left a claim sent but unrecorded,
+    # which a later run sent again; the gateway answered with its first acceptance, so each
+    # was still accepted exactly once. How many were sent again depends on the random kills
+    # and on when the leases ran out: at least one a crash.
+    assert sum(row.submissions for row in rows.values()) >= len(rows) + 3
