@@ -20,6 +20,7 @@ the front matter).
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 
 from dunning.compliance.sms import sms_length
 from dunning.config import BannedPhrases, CompliancePack, DpdRange, load_file
+from dunning.config.packs import load_packs
 from dunning.errors import ConfigError, ConfigProblem, TemplateError
 from dunning.rendering import (
     DEMO_LENDER,
@@ -174,7 +176,6 @@ class LintRules:
 
     @classmethod
     def from_project(cls, project: Project) -> LintRules:
-        from dunning.config.packs import load_packs
 
         banned_path = project.config_dir / "compliance" / "banned_phrases.yaml"
         if not banned_path.is_file():
@@ -515,7 +516,6 @@ def _check_sms(check: _Check, pack: CompliancePack, samples: Sequence[Sample]) -
 
 def push_payload(message: RenderedMessage) -> bytes:
     """The notification as an APNs-style JSON payload, the way its size is counted."""
-    import json
 
     alert = {"title": message.subject or "", "body": message.text}
     return json.dumps({"aps": {"alert": alert}}, ensure_ascii=False, separators=(",", ":")).encode(

@@ -51,7 +51,7 @@ class Window(ConfigModel):
 class FrequencyCap(ConfigModel):
     """At most `max` messages on `channels` (together) in any `per_days` rolling days."""
 
-    # A message it holds records `frequency_cap:<id>` in outbox_message.hold_reason (48).
+    # A message it holds records `frequency_cap:<id>` in outbox_message.suppression (48).
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=34)
     channels: list[Channel] = Field(min_length=1)
     max: int = Field(ge=0)

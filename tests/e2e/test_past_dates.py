@@ -5,7 +5,7 @@ backfilled day's message, sent today, states what is owed today."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from dunning.bootstrap import Runtime
+from dunning.cli._common import STATE
 from dunning.db.models import Account
 from tests.helpers import invoke, write_csv
 from tests.integration.test_legal_escalation import AS_OF, add_eligible, documents
@@ -99,24 +100,29 @@ def test_tiers_of_an_earlier_date_leave_out_a_payment_made_after_it(
     assert "$200.00" in table.out and "$140.00" not in table.out
 
 
-def test_a_backfilled_days_letter_never_asks_for_money_paid_since(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+def test_a_backfilled_days_letter_states_what_is_owed_today_and_dates_from_today(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """2026-11-01 is DPD 31: the middle tier's letter, with the balances and the validation
-    notice. Run after the payment of 2026-11-10 was imported, the step is the one due on the
-    1st, but the letter goes out today and states what is owed today: asking for the $100.00
-    owed on the 1st would misstate the debt."""
+    notice. Run on 2026-11-24, after the payment of 2026-11-10 was imported, the step is the
+    one due on the 1st, but the letter goes out on the 24th: it states what is owed then
+    (asking for the $100.00 owed on the 1st would misstate the debt), and its pay-by date and
+    dispute deadline count from the 24th (from the 1st, the customer would lose 23 days)."""
     _book(capsys, tmp_path)
     _pay(capsys, tmp_path, "A1", "60.00")
+    monkeypatch.setattr(STATE, "clock", lambda: datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
     ran = invoke(capsys, "run", "daily", "--as-of", "2026-11-01", "--in-process", "--json")
     assert ran.code == 0, ran.err
     listed = invoke(capsys, "outbox", "list", "--as-of", "2026-11-01", "--unmask", "--json").json()
     (letter,) = [m for m in listed if m["channel"] == "letter"]
     assert (letter["tier"], letter["step_id"]) == ("middle", "middle-letter")
-    body = letter["body"]
-    assert "$40.00" in body  # October's instalment, less the payment
+    body = " ".join(letter["body"].split())
+    assert "Please pay $40.00 by December 1, 2026" in body  # October's, less the payment
     assert "$975.00" in body  # the balance today: principal only, fees and interest paid
-    assert "$100.00" not in body and "$1,035.00" not in body and "$1,000.00" not in body
+    # The notice itemizes from the oldest unpaid due date: $1,035.00 then, $60.00 paid since.
+    assert "$1,035.00" in body and "$60.00" in body
+    assert "January 1, 2027" in body  # 5 business days (Thanksgiving skipped) + 30 days
+    assert "$100.00" not in body and "$1,000.00" not in body
 
 
 def test_a_legal_run_for_an_earlier_date_claims_what_was_owed_then(

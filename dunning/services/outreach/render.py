@@ -41,7 +41,11 @@ def build_context(
         return to_decimal(minor, currency)
 
     total = row.principal_minor + row.interest_minor + row.fees_minor + row.penalty_minor
-    deadlines = planner.deadlines(row.jurisdiction, as_of)
+    # The dates are counted from the day the message goes out, which is today even for a
+    # backfilled day: counted from its as-of date, a late backfill would shorten the
+    # customer's dispute period and could state a pay-by date already past.
+    sent_on = max(as_of, planner.clock().date())
+    deadlines = planner.deadlines(row.jurisdiction, sent_on)
     validation = None
     if deadlines.dispute_by is not None:
         interest_since = row.interest_minor

@@ -219,8 +219,8 @@ def select_batch(
         .where(
             PAYMENT.c.account_id == a.id,
             in_accounts(PAYMENT.c.account_id, lo, hi),
+            # Every payment since, to today: the notice's amounts are today's (see above).
             PAYMENT.c.paid_on >= overdue.oldest_due_on,
-            PAYMENT.c.paid_on <= as_of,
         )
         .scalar_subquery()
     )
