@@ -352,8 +352,8 @@ def test_receipts_move_sent_messages_to_final_status(outreach: Outreach) -> None
     run_daily_outreach(outreach, AS_OF)
     report = poll_receipts(outreach)
     assert report.checked == 7 and report.recorded == 7
-    statuses = {row["status"] for row in outbox(outreach)}
-    assert statuses <= {"delivered", "failed", "undeliverable"}
+    # Each message's outcome is fixed by a hash of its key: these seven are all delivered.
+    assert [row["status"] for row in outbox(outreach)] == ["delivered"] * 7
     again = poll_receipts(outreach)
     assert (again.checked, again.recorded) == (0, 0)
     with outreach.runtime.engine.connect() as c:
