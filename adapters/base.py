@@ -1,8 +1,8 @@
-"""The gateway adapter contract: one small base class per channel, async, batch-oriented.
+"""The gateway adapter contract: one small base class for every channel, async, batch-oriented.
 
-An adapter turns outbox messages into requests to one gateway and maps the gateway's answers
-onto SendResult / StatusReport. It never touches the database: the dispatcher (dunning's
-engine) claims messages, calls `send`, and records what comes back.
+An adapter (a subclass naming its channel) turns outbox messages into requests to one gateway
+and maps the gateway's answers onto SendResult / StatusReport. It never touches the database:
+the dispatcher (dunning's engine) claims messages, calls `send`, and records what comes back.
 
 Exactly once: every OutboundMessage carries the outbox idempotency key, and every gateway
 request must carry it too, so a gateway that has already accepted a key answers with the

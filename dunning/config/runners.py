@@ -66,7 +66,7 @@ class ShardSettings(ConfigModel):
 
 
 class RunSettings(ConfigModel):
-    """The run lifecycle's heartbeat (dunning.services.run_book)."""
+    """The run lifecycle's heartbeat (dunning.services.runs)."""
 
     heartbeat_seconds: float = Field(
         default=30, gt=0, le=3600, description="how often a running run stamps its row"

@@ -1,4 +1,6 @@
-"""Where letter PDFs are kept: content-addressed by SHA-256, under the state directory."""
+"""Where letters are kept: each letter's rendered HTML and its PDF, addressed by as-of date and
+idempotency key under the state directory, written atomically and read back checked against the
+SHA-256 the outbox recorded."""
 
 from __future__ import annotations
 

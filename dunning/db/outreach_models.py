@@ -20,7 +20,7 @@ class Run(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     flow: str = Field(max_length=40)
     as_of: date
-    # running | completed | failed | abandoned (dunning.services.run_book)
+    # running | completed | failed | abandoned (dunning.services.runs)
     status: str = Field(default="running", max_length=16)
     dry_run: bool = False
     started_at: datetime = Field(default_factory=utcnow)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import yaml
 from sqlalchemy import select
 
 from dunning.bootstrap import bootstrap
+from dunning.cli._common import STATE
 from dunning.compliance import Linter, LintRules
 from dunning.db.tables import OUTBOX
 from dunning.project import Project
@@ -48,6 +49,8 @@ def program(env: Path, tmp_path: Path, repo_dir: Path, monkeypatch: pytest.Monke
     for jurisdiction in ("US", "CN"):
         edit_pack(target, jurisdiction, open_all)
     monkeypatch.setenv("DUNNING_PROJECT_DIR", str(target))
+    # The run is made on its as-of date: a message's dates count from the day it goes out.
+    monkeypatch.setattr(STATE, "clock", lambda: datetime.combine(AS_OF, time(15), UTC))
     return target
 
 

@@ -27,13 +27,13 @@ def written_in_code(repo_dir: Path) -> set[str]:
     return found
 
 
-def test_every_hold_reason_is_documented(repo_dir: Path) -> None:
+def test_every_suppression_is_documented(repo_dir: Path) -> None:
     listed = documented(repo_dir)
     assert {reason.value for reason in Suppression} - listed == set()
     assert written_in_code(repo_dir) - listed == set()
     assert "no_agency" in written_in_code(repo_dir)  # the scan finds the literals
 
 
-def test_the_docs_list_no_hold_reason_the_code_does_not_have(repo_dir: Path) -> None:
+def test_the_docs_list_no_suppression_the_code_does_not_have(repo_dir: Path) -> None:
     known = {reason.value for reason in Suppression} | written_in_code(repo_dir)
     assert documented(repo_dir) - known == set()
