@@ -108,6 +108,58 @@ class FaultRates(ConfigModel):
         return self
 
 
+class MockTwilioSettings(ConfigModel):
+    """The mock gateway's Twilio Programmable Messaging API (/2010-04-01/Accounts/...)."""
+
+    account_sid: str = Field(pattern=r"^AC[0-9a-f]{32}$", description="the mock's account")
+    auth_token_env: str = Field(
+        pattern=ENV_NAME,
+        description="environment variable holding the account's auth token (HTTP Basic "
+        "password with the account SID; signs status callbacks)",
+    )
+    api_key_sid: str | None = Field(
+        default=None, pattern=r"^SK[0-9a-f]{32}$", description="an API key the mock also takes"
+    )
+    api_key_secret_env: str | None = Field(
+        default=None, pattern=ENV_NAME, description="environment variable holding its secret"
+    )
+
+    @model_validator(mode="after")
+    def _key_and_secret(self) -> Self:
+        if (self.api_key_sid is None) != (self.api_key_secret_env is None):
+            raise ValueError("api_key_sid and api_key_secret_env go together")
+        return self
+
+
+class MockAliyunSettings(ConfigModel):
+    """The mock gateway's Aliyun SMS API (dysmsapi 2017-05-25, POST / with x-acs-action)."""
+
+    access_key_id: str = Field(pattern=r"^[A-Za-z0-9]{1,128}$")
+    access_key_secret_env: str = Field(
+        pattern=ENV_NAME, description="environment variable holding the AccessKey secret"
+    )
+    sign_names: list[str] = Field(
+        default_factory=list, description="registered signatures (SignName); empty: any"
+    )
+    templates: dict[str, str] = Field(
+        default_factory=dict,
+        description="registered template codes and their texts, with ${name} parameters",
+    )
+    report_url: str | None = Field(
+        default=None, description="push delivery reports (SmsReport) here; none: poll only"
+    )
+    up_url: str | None = Field(
+        default=None, description="push upstream messages (SmsUp, replies) here"
+    )
+
+    @field_validator("report_url", "up_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
 class MockGatewaySettings(ConfigModel):
     """The mock sms/push/letter gateways (in-process, or `dunning gateway serve`)."""
 
@@ -123,6 +175,12 @@ class MockGatewaySettings(ConfigModel):
     )
     receipts: ReceiptSimulation = Field(default_factory=ReceiptSimulation)
     faults: FaultRates = Field(default_factory=FaultRates)
+    twilio: MockTwilioSettings | None = Field(
+        default=None, description="also speak Twilio's Messages API; none: not served"
+    )
+    aliyun: MockAliyunSettings | None = Field(
+        default=None, description="also speak Aliyun SMS's API; none: not served"
+    )
 
 
 class ChannelsConfig(ConfigModel):

@@ -38,9 +38,12 @@ from sandbox._faults import (
     RandomFaults,
     scripted_fault,
 )
+from sandbox.gateways._aliyun import mount_aliyun, push_reports
 from sandbox.gateways._ledger import GatewayLedger, NewMessage, ledger_path
 from sandbox.gateways._push import push_due_receipts
 from sandbox.gateways._receipts import iso, receipt_for
+from sandbox.gateways._twilio import mount_twilio, push_status_callbacks
+from sandbox.gateways._vendor import VendorContext
 from sandbox.gateways._wire import (
     CHANNELS,
     MAX_BODY_BYTES,
@@ -212,11 +215,27 @@ def create_mock_gateway_app(
     )
     random_faults = RandomFaults(settings.faults)
 
+    async def next_fault(channel: str) -> Fault | None:
+        scripted = await run_in_threadpool(ledger.take_fault, channel)
+        if scripted is not None:
+            return Fault.model_validate(scripted)
+        return random_faults.draw()
+
+    # The vendor APIs (Twilio, Aliyun SMS) write the same ledger: one book of every SMS.
+    vendors = VendorContext(ledger, rates, clock, next_fault, webhook_transport)
+    twilio_token: str | None = None
+    pushes_vendor = False
+
     async def push_now() -> int:
+        pushed = 0
+        if twilio_token is not None:
+            pushed += await push_status_callbacks(vendors, twilio_token)
+        if settings.aliyun is not None:
+            pushed += await push_reports(vendors, settings.aliyun)
         if webhook_secret is None:
-            return 0
+            return pushed
         async with httpx.AsyncClient(transport=webhook_transport, timeout=10.0) as client:
-            return await push_due_receipts(
+            return pushed + await push_due_receipts(
                 ledger, rates, secret=webhook_secret, client=client, now=clock()
             )
 
@@ -224,7 +243,7 @@ def create_mock_gateway_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Only a served gateway has a lifespan (ASGITransport does not run it): in-process,
         # tests push receipts with POST /_admin/receipts/push.
-        task = asyncio.create_task(_push_forever()) if webhook_secret else None
+        task = asyncio.create_task(_push_forever()) if webhook_secret or pushes_vendor else None
         try:
             yield
         finally:
@@ -256,12 +275,6 @@ def create_mock_gateway_app(
             return None
         return _error(401, "unauthorized", "missing or wrong API key")
 
-    async def next_fault(channel: str) -> Fault | None:
-        scripted = await run_in_threadpool(ledger.take_fault, channel)
-        if scripted is not None:
-            return Fault.model_validate(scripted)
-        return random_faults.draw()
-
     async def faulty(fault: Fault) -> Response:
         if fault.kind == "server_error":
             return _error(fault.status, "unavailable", "the gateway is temporarily unavailable")
@@ -274,6 +287,13 @@ def create_mock_gateway_app(
         if fault.shape == "invalid-json":
             return Response(b'{"results": [{"idempot', media_type="application/json")
         return JSONResponse({"data": "unexpected", "results": "none"})
+
+    if settings.twilio is not None:
+        twilio_token, _ = mount_twilio(app, settings.twilio, vendors)
+        pushes_vendor = True
+    if settings.aliyun is not None:
+        mount_aliyun(app, settings.aliyun, vendors)
+        pushes_vendor = pushes_vendor or settings.aliyun.report_url is not None
 
     @app.get("/healthz")
     async def health() -> dict[str, bool]:
@@ -387,6 +407,7 @@ def create_mock_gateway_app(
                 listed.append(
                     {
                         "channel": row.channel,
+                        "api": row.api,
                         "idempotency_key": row.idempotency_key,
                         "id": row.id,
                         "status": receipt.status.value,
@@ -441,7 +462,7 @@ def create_mock_gateway_app(
         """Push due receipts to the webhook now (a served gateway also does it on a timer)."""
         if (denied := refused(request)) is not None:
             return denied
-        if webhook_secret is None:
+        if webhook_secret is None and not pushes_vendor:
             return _error(409, "no_webhook", "mock_gateway.receipts.webhook_url is not set")
         return JSONResponse({"pushed": await push_now()})
 

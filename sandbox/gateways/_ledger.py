@@ -38,7 +38,12 @@ CREATE TABLE IF NOT EXISTS messages (
     accepted_at REAL NOT NULL,
     submissions INTEGER NOT NULL DEFAULT 1,
     receipt_pushed_at REAL,
+    api TEXT NOT NULL DEFAULT 'mock',
     PRIMARY KEY (channel, idempotency_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nonces (
+    nonce TEXT PRIMARY KEY,
+    seen_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS faults (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -50,8 +55,11 @@ CREATE TABLE IF NOT EXISTS faults (
 
 _COLUMNS = (
     "channel, idempotency_key, id, recipient, subject, body, document_sha256, document_size, "
-    "metadata, accepted_at, submissions, receipt_pushed_at"
+    "metadata, accepted_at, submissions, receipt_pushed_at, api"
 )
+
+API_MOCK = "mock"
+"""Rows the mock's own API (/v1/...) accepted; vendor APIs name theirs ("twilio", "aliyun")."""
 
 _ready: set[Path] = set()
 _ready_lock = threading.Lock()
@@ -68,6 +76,18 @@ class NewMessage:
     document_sha256: str | None = None
     document_size: int | None = None
     metadata: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class VendorMessage:
+    """A message a vendor API took: always a new row, under the id the vendor gave it."""
+
+    id: str
+    recipient: str
+    body: str
+    metadata: Mapping[str, str]
+    receipt_wanted: bool
+    """False when nobody will be told of its receipt (no callback URL): never pushed."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,8 @@ class LedgerRow:
     submissions: int
     """How many requests carried this key (1 = sent once, never resubmitted)."""
     receipt_pushed_at: float | None
+    api: str = API_MOCK
+    """Which API took the message: the mock's own, or a vendor's ("twilio", "aliyun")."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -133,6 +155,12 @@ class GatewayLedger:
                 # WAL lets readers (admin, tests) run beside writers from other processes.
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+                # A ledger made before the vendor APIs gets their column (all its rows: "mock").
+                columns = {row[1] for row in connection.execute("PRAGMA table_info(messages)")}
+                if "api" not in columns:
+                    connection.execute(
+                        "ALTER TABLE messages ADD COLUMN api TEXT NOT NULL DEFAULT 'mock'"
+                    )
             finally:
                 connection.close()
             _ready.add(key)
@@ -224,6 +252,45 @@ class GatewayLedger:
             )
         return answers
 
+    def record(self, channel: str, api: str, messages: Sequence[VendorMessage], now: float) -> None:
+        """Store messages taken by a vendor API, which never deduplicates: each is a new row,
+        its gateway id (a Twilio SID, an Aliyun BizId and index) standing in for the key."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO messages (channel, idempotency_key, id, recipient, body, metadata, "
+                "accepted_at, receipt_pushed_at, api) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        channel,
+                        message.id,
+                        message.id,
+                        message.recipient,
+                        message.body,
+                        json.dumps(dict(message.metadata), sort_keys=True),
+                        now,
+                        None if message.receipt_wanted else now,
+                        api,
+                    )
+                    for message in messages
+                ],
+            )
+
+    def vendor_rows(self, api: str, recipient: str | None = None) -> list[LedgerRow]:
+        """The rows a vendor API took, oldest first; only those to `recipient` if given."""
+        with self._read() as db:
+            if recipient is None:
+                found = db.execute(
+                    f"SELECT {_COLUMNS} FROM messages WHERE api = ? ORDER BY accepted_at, id",
+                    (api,),
+                )
+            else:
+                found = db.execute(
+                    f"SELECT {_COLUMNS} FROM messages WHERE api = ? AND recipient = ? "
+                    "ORDER BY accepted_at, id",
+                    (api, recipient),
+                )
+            return [_row(values) for values in found]
+
     def count(self, channel: str | None = None) -> int:
         with self._read() as db:
             if channel is None:
@@ -268,12 +335,15 @@ class GatewayLedger:
 
     # -- receipts pushed to a webhook ---------------------------------------------------------
 
-    def unpushed(self, accepted_before: float, limit: int = 500) -> list[LedgerRow]:
+    def unpushed(
+        self, accepted_before: float, limit: int = 500, api: str = API_MOCK
+    ) -> list[LedgerRow]:
+        """Rows of this API whose receipt is not pushed yet (each API pushes its own way)."""
         with self._read() as db:
             found = db.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE receipt_pushed_at IS NULL "
-                "AND accepted_at <= ? ORDER BY accepted_at LIMIT ?",
-                (accepted_before, limit),
+                "AND api = ? AND accepted_at <= ? ORDER BY accepted_at LIMIT ?",
+                (api, accepted_before, limit),
             )
             return [_row(values) for values in found]
 
@@ -283,6 +353,17 @@ class GatewayLedger:
                 "UPDATE messages SET receipt_pushed_at = ? WHERE channel = ? AND id = ?",
                 [(now, channel, gateway_id) for gateway_id in ids],
             )
+
+    # -- signature nonces (Aliyun refuses a signed request replayed within its window) -------
+
+    def use_nonce(self, nonce: str, now: float, window: float) -> bool:
+        """Record a request's nonce; False if it was seen within `window` seconds."""
+        with self._write() as db:
+            db.execute("DELETE FROM nonces WHERE seen_at < ?", (now - window,))
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO nonces (nonce, seen_at) VALUES (?, ?)", (nonce, now)
+            )
+            return cursor.rowcount == 1
 
     # -- scripted faults ----------------------------------------------------------------------
 
@@ -324,6 +405,7 @@ class GatewayLedger:
         with self._write() as db:
             db.execute("DELETE FROM messages")
             db.execute("DELETE FROM faults")
+            db.execute("DELETE FROM nonces")
 
 
 def _row(values: Sequence[Any]) -> LedgerRow:
@@ -340,6 +422,7 @@ def _row(values: Sequence[Any]) -> LedgerRow:
         accepted_at=values[9],
         submissions=values[10],
         receipt_pushed_at=values[11],
+        api=values[12],
     )
 
 
