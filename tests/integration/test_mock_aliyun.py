@@ -4,10 +4,13 @@ ACS3-HMAC-SHA256 signature with the configured AccessKey secret."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -15,6 +18,7 @@ from alibabacloud_dysmsapi20170525 import models
 from alibabacloud_dysmsapi20170525.client import Client
 from alibabacloud_tea_openapi import models as openapi
 from alibabacloud_tea_openapi.exceptions import ClientException
+from alibabacloud_tea_openapi.utils import Utils
 
 from tests.integration._vendor_mocks import (
     ACCESS_KEY_ID,
@@ -188,3 +192,34 @@ def test_delivery_reports_and_replies_are_pushed_as_aliyun_pushes_them(gateway: 
     [reply] = [got.json() for got in gateway.hooks.received if got.path == "/aliyun/up"]
     assert reply[0]["content"] == "TD" and reply[0]["sign_name"] == SIGN_NAME
     assert {"phone_number", "send_time", "dest_code", "sequence_id"} <= reply[0].keys()
+
+
+def test_a_replayed_request_is_refused_by_its_nonce(gateway: Gateway) -> None:
+    """A request signed by the SDK's own signer goes through once; the same bytes again are
+    refused (SignatureNonceUsed) and store nothing."""
+    host = gateway.url.removeprefix("http://")
+    query = {
+        "PhoneNumbers": "13800138008",
+        "SignName": SIGN_NAME,
+        "TemplateCode": TEMPLATE_CODE,
+        "TemplateParam": PARAMS,
+    }
+    empty = hashlib.sha256(b"").hexdigest()
+    headers = {
+        "host": host,
+        "x-acs-action": "SendSms",
+        "x-acs-version": "2017-05-25",
+        "x-acs-date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "x-acs-signature-nonce": uuid.uuid4().hex,
+        "x-acs-content-sha256": empty,
+    }
+    signed = SimpleNamespace(pathname="/", query=query, headers=headers, method="POST")
+    headers["Authorization"] = Utils.get_authorization(
+        signed, "ACS3-HMAC-SHA256", empty, ACCESS_KEY_ID, ACCESS_KEY_SECRET
+    )
+    first = httpx.post(f"{gateway.url}/", params=query, headers=headers)
+    assert first.json()["Code"] == "OK"
+    before = gateway.ledger.count("sms")
+    again = httpx.post(f"{gateway.url}/", params=query, headers=headers)
+    assert (again.status_code, again.json()["Code"]) == (400, "SignatureNonceUsed")
+    assert gateway.ledger.count("sms") == before

@@ -4,6 +4,7 @@ status callbacks. Field names are checked against Twilio's published OpenAPI des
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,8 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from dunning.config.channels import MockGatewaySettings
+from sandbox import create_mock_gateway_app
 from tests.integration._vendor_mocks import (
     ACCOUNT_SID,
     API_KEY_SECRET,
@@ -160,3 +163,38 @@ def test_the_message_resource_has_the_fields_of_twilios_openapi(gateway: Gateway
     for message in (created.json(), *listed["messages"]):
         assert set(message) == fields
         assert message["status"] in statuses
+
+
+def test_a_message_moves_from_queued_to_sent_to_its_final_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process, on a stopped clock: queued until half the delay, sent, then final."""
+    monkeypatch.setenv("MOCK_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    settings = MockGatewaySettings.model_validate(
+        {
+            "receipts": {"delivered": 1, "failed": 0, "undeliverable": 0, "delay_seconds": 60},
+            "twilio": {"account_sid": ACCOUNT_SID, "auth_token_env": "MOCK_TWILIO_AUTH_TOKEN"},
+        }
+    )
+    now = [1_800_000_000.0]
+    app = create_mock_gateway_app(settings, tmp_path, clock=lambda: now[0])
+
+    async def statuses() -> list[tuple[str, str | None]]:
+        base = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages"
+        transport = httpx.ASGITransport(app=app)
+        auth = (ACCOUNT_SID, AUTH_TOKEN)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", auth=auth) as http:
+            form = {"To": "+14155550107", "From": SENDER, "Body": "hi"}
+            sid = (await http.post(f"{base}.json", data=form)).json()["sid"]
+            seen = []
+            for later in (10, 30, 60):
+                now[0] = 1_800_000_000.0 + later
+                message = (await http.get(f"{base}/{sid}.json")).json()
+                seen.append((message["status"], message["price"]))
+            return seen
+
+    assert asyncio.run(statuses()) == [
+        ("queued", None),
+        ("sent", "-0.00790"),
+        ("delivered", "-0.00790"),
+    ]
