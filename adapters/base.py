@@ -6,7 +6,12 @@ the dispatcher (dunning's engine) claims messages, calls `send`, and records wha
 
 Exactly once: every OutboundMessage carries the outbox idempotency key, and every gateway
 request must carry it too, so a gateway that has already accepted a key answers with the
-original acceptance instead of sending again (the mock gateways do this, as real ones do).
+original acceptance instead of sending again (the mock gateways do this; `deduplicates = True`).
+A gateway that does not deduplicate (Twilio, Aliyun) must never get a message twice: when a
+send's fate is unknown the adapter answers AMBIGUOUS, the dispatcher leaves the message
+`sending` until its claim's lease runs out, and the next claim hands it back with
+`in_doubt=True`; the adapter then asks the vendor (`lookup`) before sending it again, and
+does not send it again if it cannot ask (adapters._http does all this for HTTP adapters).
 """
 
 from __future__ import annotations
@@ -39,12 +44,50 @@ class OutboundMessage:
     document_sha256: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     """No PII: template id, locale, tier, run id; passed to the gateway as-is."""
+    template_id: str | None = None
+    """The template the body was rendered from, e.g. "sms/early/reminder.zh-CN"."""
+    vendor: Mapping[str, str] = field(default_factory=dict)
+    """The template's vendor metadata (e.g. a registered template code); empty when the
+    template declares none. No PII."""
+    jurisdiction: str | None = None
+    """The account's policy pack code (e.g. "CN", "US"): which rules the message was made under."""
+    country: str | None = None
+    """The customer's country (ISO 3166-1 alpha-2) when recorded. PII-light: never log it with
+    the recipient."""
+    in_doubt: bool = False
+    """An earlier claim of this message may have reached the gateway (its lease ran out while
+    it was `sending`): an adapter for a gateway that does not deduplicate must find out
+    (`GatewayAdapter.lookup`) before sending it again."""
 
 
 class SendOutcome(StrEnum):
     ACCEPTED = "accepted"  # the gateway has it (or already had it: duplicate=True)
     REJECTED = "rejected"  # permanent: never retried, recorded as failed with the reason
-    RETRY = "retry"  # transient and retries are used up: stays planned for the next dispatch
+    RETRY = "retry"  # certainly not accepted, retries used up: stays planned for the next dispatch
+    AMBIGUOUS = "ambiguous"
+    """The request may have been accepted (a timeout or a dropped connection after it was
+    sent), and the adapter could not settle it: the dispatcher leaves the message `sending`
+    until its lease runs out, then hands it back with `in_doubt=True` (never sent blindly)."""
+
+
+class RejectCode(StrEnum):
+    """Why a gateway refused a message for good, in words the engine can act on.
+
+    `SendResult.code` carries one of these; `SendResult.vendor_code` keeps the vendor's own.
+    """
+
+    INVALID_NUMBER = "invalid_number"
+    """The recipient is not a valid or reachable address (e.g. Twilio 21211)."""
+    OPTED_OUT = "opted_out"
+    """The recipient told the vendor to stop (e.g. Twilio 21610): record an opt-out."""
+    BLOCKED = "blocked"
+    """The vendor or a carrier blocks this sender, content or destination."""
+    TEMPLATE_INVALID = "template_invalid"
+    """The vendor does not accept the template or its parameters (e.g. an unregistered code)."""
+    IN_DOUBT = "in_doubt"
+    """Not sent again: an earlier send may have gone out and the adapter cannot ask the vendor."""
+    OTHER = "rejected"
+    """Any other permanent refusal; the reason says what the vendor said."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +97,16 @@ class SendResult:
     gateway_message_id: str | None = None
     duplicate: bool = False
     reason: str | None = None
+    code: str | None = None
+    """A RejectCode value when the outcome is REJECTED (None: unclassified)."""
+    vendor_code: str | None = None
+    """The vendor's own code for this answer (error or status), as it sent it."""
+    segments: int | None = None
+    """SMS parts the vendor billed, when it says."""
+    price: str | None = None
+    """What the vendor charged, as a decimal string in `price_unit` (e.g. "-0.0079")."""
+    price_unit: str | None = None
+    """ISO 4217 currency of `price`."""
 
 
 class DeliveryStatus(StrEnum):
@@ -93,10 +146,31 @@ class GatewayAdapter(ABC):
     """Most messages per gateway request."""
     rate_per_second: ClassVar[float] = 50.0
     """Most messages per second this gateway accepts."""
+    max_concurrency: ClassVar[int] = 1
+    """Most gateway requests in flight at once; `send` may get max_batch * max_concurrency
+    messages (vendors that take one message per request set max_batch 1 and this higher)."""
+    deduplicates: ClassVar[bool] = False
+    """True when the gateway itself deduplicates on the idempotency key, so that sending a
+    message again is always safe. False (the safe default) for vendors that do not."""
 
     @abstractmethod
     async def send(self, batch: Sequence[OutboundMessage]) -> list[SendResult]:
-        """Send up to `max_batch` messages; one SendResult per message, in any order."""
+        """Send up to max_batch * max_concurrency messages; one SendResult per message, in
+        any order."""
+
+    async def lookup(self, message: OutboundMessage) -> SendResult | None:
+        """Ask the vendor whether this message went out (e.g. by our key in its OutId).
+
+        Optional: adapters that can ask override it. Return an ACCEPTED SendResult (with the
+        vendor's id) if the vendor has it, None if the vendor certainly does not, or an
+        AMBIGUOUS one if the vendor cannot say now. `can_lookup` tells whether it is there.
+        """
+        raise NotImplementedError(f"{self.name} cannot look messages up")
+
+    @property
+    def can_lookup(self) -> bool:
+        """True when this adapter overrides `lookup`."""
+        return type(self).lookup is not GatewayAdapter.lookup
 
     @abstractmethod
     async def fetch_statuses(self, gateway_message_ids: Sequence[str]) -> list[StatusReport]:

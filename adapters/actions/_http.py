@@ -1,8 +1,10 @@
-"""Base of action adapters that talk JSON over HTTP: the gateways' plumbing, keyed by request.
+"""Base of action adapters that talk HTTP: the adapter kit's plumbing, keyed by request.
 
-Batches, the rate limit, retries with backoff, Retry-After, and the transient / permanent /
-refused split all come from adapters._http (HttpExchange), exactly as for messages; a provider
-writes only its request paths, how a group of requests is encoded and how an answer is read.
+Batches, the rate limit, retries with backoff, Retry-After, authentication and the default
+sorting of answers all come from adapters._http (HttpExchange), exactly as for messages; a
+provider writes only its public hooks: the request for a group of requests
+(`perform_request`, a VendorRequest) and how a 2xx answer is read (`perform_answers`), and
+may override `classify_perform`, `build_auth` and `error_reason`.
 A batch may mix the adapter's kinds (a freeze and a restore): it goes out as one request per
 kind, in the order the kinds first appear.
 """
@@ -10,23 +12,36 @@ kind, in the order the kinds first appear.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import httpx
 
-from adapters._http import HttpAdapterOptions, HttpExchange, Timing, chunks
+from adapters._http import (
+    HttpAdapterOptions,
+    HttpExchange,
+    RequestFailure,
+    Timing,
+    VendorAnswer,
+    VendorRequest,
+    chunks,
+)
 from adapters.actions._checks import check_batch
 from adapters.actions.base import TARGET, ActionAdapter, ActionKind, ActionRequest, ActionResult
-from adapters.base import AdapterOptions, SendOutcome
+from adapters.base import AdapterOptions
 
 CONFIG_FILE = "config/actions.yaml"
 
 
 class HttpActionAdapter(HttpExchange, ActionAdapter):
-    """Subclasses set name, kinds, default_url and write the three hooks."""
+    """Subclasses set name, kinds, default_url and write the two hooks.
+
+    `deduplicates` is True: the action contract requires the other side to deduplicate on
+    the idempotency key (action-adapters.md), so every request may be repeated.
+    """
 
     options_model: ClassVar[type[AdapterOptions]] = HttpAdapterOptions
+    deduplicates: ClassVar[bool] = True
     rate_per_second: ClassVar[float] = 50.0
     """Most requests per second the other side accepts."""
     config_file: ClassVar[str] = CONFIG_FILE
@@ -60,19 +75,24 @@ class HttpActionAdapter(HttpExchange, ActionAdapter):
     # -- what a provider writes -------------------------------------------------------------
 
     @abstractmethod
-    def _perform_request(self, kind: ActionKind, batch: Sequence[ActionRequest]) -> tuple[str, Any]:
-        """The path and JSON payload that submit these requests, all of one kind."""
+    def perform_request(self, kind: ActionKind, batch: Sequence[ActionRequest]) -> VendorRequest:
+        """The request that submits these requests, all of one kind."""
 
     @abstractmethod
-    def _perform_answers(
+    def perform_answers(
         self, kind: ActionKind, batch: Sequence[ActionRequest], payload: Any
-    ) -> dict[str, ActionResult]:
-        """Per idempotency key, what the other side said about `batch` (the requests this
-        answer is for); MalformedResponse if unusable."""
+    ) -> Mapping[str, ActionResult]:
+        """Per idempotency key, what a 2xx answer (decoded JSON) says about `batch` (the
+        requests this answer is for); MalformedResponse if unusable."""
 
-    def _perform_headers(self, kind: ActionKind, batch: Sequence[ActionRequest]) -> dict[str, str]:
-        """Extra headers of one request, e.g. an Idempotency-Key for one-request APIs."""
-        return {}
+    def classify_perform(
+        self, kind: ActionKind, batch: Sequence[ActionRequest], answer: VendorAnswer
+    ) -> Mapping[str, ActionResult] | RequestFailure:
+        """What the answer (any status, or none) means per request. Default: a 2xx goes to
+        `perform_answers`, anything else to `classify_failure`."""
+        if not answer.ok:
+            return self.classify_failure(answer)
+        return self.perform_answers(kind, batch, answer.json())
 
     # -- the contract -----------------------------------------------------------------------
 
@@ -92,17 +112,15 @@ class HttpActionAdapter(HttpExchange, ActionAdapter):
     async def _perform_chunk(
         self, kind: ActionKind, chunk: Sequence[ActionRequest]
     ) -> list[ActionResult]:
-        sent: list[ActionRequest] = []
+        def request(pending: list[ActionRequest]) -> VendorRequest:
+            return self.perform_request(kind, pending)
 
-        def request(pending: list[ActionRequest]) -> tuple[str, Any, dict[str, str]]:
-            sent[:] = pending
-            path, payload = self._perform_request(kind, pending)
-            return path, payload, self._perform_headers(kind, pending)
+        def classify(
+            pending: list[ActionRequest], answer: VendorAnswer
+        ) -> Mapping[str, ActionResult] | RequestFailure:
+            return self.classify_perform(kind, pending, answer)
 
-        def answers(payload: Any) -> dict[str, ActionResult]:
-            return self._perform_answers(kind, sent, payload)
+        def unsettled(key: str, failure: RequestFailure) -> ActionResult:
+            return ActionResult(key, failure.outcome, reason=failure.reason)
 
-        def unsettled(key: str, outcome: SendOutcome, reason: str) -> ActionResult:
-            return ActionResult(key, outcome, reason=reason)
-
-        return await self._settle(chunk, lambda r: r.idempotency_key, request, answers, unsettled)
+        return await self._settle(chunk, lambda r: r.idempotency_key, request, classify, unsettled)

@@ -79,8 +79,8 @@ class MockActionAdapter(HttpActionAdapter):
         except (ValueError, KeyError, TypeError):
             return None
 
-    def _error_reason(self, response: httpx.Response) -> str:
-        return self._error_text(response) or super()._error_reason(response)
+    def error_reason(self, response: httpx.Response) -> str:
+        return self._error_text(response) or super().error_reason(response)
 
 
 def core_banking_ledger(

@@ -6,13 +6,13 @@ reference a recall names; recalling a placement the agency does not know is reje
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from adapters import MalformedResponse, SendOutcome
+from adapters import MalformedResponse, SendOutcome, VendorRequest
 from adapters.actions import ActionKind, ActionRequest, ActionResult, wire_payload
 from dunning.config.channels import FaultRates
 from sandbox.actions import AGENCY_LEDGER, create_agency_app
@@ -53,7 +53,7 @@ class MockAgencyAdapter(MockActionAdapter):
     def _mock_app(cls, ledger: Path, api_key: str | None, faults: FaultRates) -> FastAPI:
         return create_agency_app(ledger, api_key=api_key, faults=faults)
 
-    def _perform_request(self, kind: ActionKind, batch: Sequence[ActionRequest]) -> tuple[str, Any]:
+    def perform_request(self, kind: ActionKind, batch: Sequence[ActionRequest]) -> VendorRequest:
         if kind == ActionKind.AGENCY_PLACEMENT:
             path, field, dated = "/v1/placements", "placements", "placed_on"
         else:
@@ -67,11 +67,11 @@ class MockAgencyAdapter(MockActionAdapter):
             }
             for request in batch
         ]
-        return path, {field: items}
+        return VendorRequest("POST", path, json={field: items})
 
-    def _perform_answers(
+    def perform_answers(
         self, kind: ActionKind, batch: Sequence[ActionRequest], payload: Any
-    ) -> dict[str, ActionResult]:
+    ) -> Mapping[str, ActionResult]:
         done = "placed" if kind == ActionKind.AGENCY_PLACEMENT else "recalled"
         results: dict[str, ActionResult] = {}
         for item in _Answer.model_validate(payload).results:

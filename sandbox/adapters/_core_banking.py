@@ -6,13 +6,13 @@ A freeze or reduction is a "hold" and a restore a "release"; the core system ded
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from adapters import MalformedResponse, SendOutcome
+from adapters import MalformedResponse, SendOutcome, VendorRequest
 from adapters.actions import ActionKind, ActionRequest, ActionResult, wire_payload
 from dunning.config.channels import FaultRates
 from sandbox.actions import CORE_BANKING_LEDGER, create_core_banking_app
@@ -58,7 +58,7 @@ class MockCoreBankingAdapter(MockActionAdapter):
     def _mock_app(cls, ledger: Path, api_key: str | None, faults: FaultRates) -> FastAPI:
         return create_core_banking_app(ledger, api_key=api_key, faults=faults)
 
-    def _perform_request(self, kind: ActionKind, batch: Sequence[ActionRequest]) -> tuple[str, Any]:
+    def perform_request(self, kind: ActionKind, batch: Sequence[ActionRequest]) -> VendorRequest:
         path, field = _PATHS[kind]
         items = [
             {
@@ -69,11 +69,11 @@ class MockCoreBankingAdapter(MockActionAdapter):
             }
             for request in batch
         ]
-        return path, {field: items}
+        return VendorRequest("POST", path, json={field: items})
 
-    def _perform_answers(
+    def perform_answers(
         self, kind: ActionKind, batch: Sequence[ActionRequest], payload: Any
-    ) -> dict[str, ActionResult]:
+    ) -> Mapping[str, ActionResult]:
         results: dict[str, ActionResult] = {}
         for item in _Answer.model_validate(payload).results:
             key = item.request_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
@@ -20,6 +20,7 @@ from adapters import (
     SendOutcome,
     SendResult,
     StatusReport,
+    VendorRequest,
 )
 from sandbox.gateways import create_mock_gateway_app
 from sandbox.gateways._wire import MAX_ITEMS, NOT_FOUND, SendAnswer, StatusAnswer
@@ -39,10 +40,17 @@ class MockAdapterOptions(HttpAdapterOptions):
 
 
 class MockGatewayAdapter(HttpGatewayAdapter):
-    """Talks to the mock gateways; each channel's subclass encodes items and maps statuses."""
+    """Talks to the mock gateways; each channel's subclass encodes items and maps statuses.
+
+    Guarantee: exactly once. The mock gateways deduplicate on `idempotency_key` and answer a
+    repeated key with the first acceptance (`duplicate: true`), so any send may be repeated:
+    after a timeout, a dropped connection or a 5xx, and for a message claimed again after its
+    lease ran out. No lookup is needed.
+    """
 
     options_model = MockAdapterOptions
     default_url = "http://mock-gateway"
+    deduplicates = True
 
     @classmethod
     def from_config(cls, options: MockAdapterOptions, context: AdapterContext) -> Self:
@@ -62,10 +70,16 @@ class MockGatewayAdapter(HttpGatewayAdapter):
     def _delivery_status(self, vendor_status: str) -> DeliveryStatus | None:
         """The vendor's status word as a DeliveryStatus; None if the word is unknown."""
 
-    def _send_request(self, batch: Sequence[OutboundMessage]) -> tuple[str, Any]:
-        return f"/v1/{self.channel.value}/messages", {"messages": [self._item(m) for m in batch]}
+    def send_request(self, batch: Sequence[OutboundMessage]) -> VendorRequest:
+        return VendorRequest(
+            "POST",
+            f"/v1/{self.channel.value}/messages",
+            json={"messages": [self._item(m) for m in batch]},
+        )
 
-    def _send_answers(self, payload: Any) -> dict[str, SendResult]:
+    def send_answers(
+        self, batch: Sequence[OutboundMessage], payload: Any
+    ) -> Mapping[str, SendResult]:
         answer = SendAnswer.model_validate(payload)
         results: dict[str, SendResult] = {}
         for item in answer.results:
@@ -85,10 +99,12 @@ class MockGatewayAdapter(HttpGatewayAdapter):
                 )
         return results
 
-    def _status_request(self, gateway_message_ids: Sequence[str]) -> tuple[str, Any]:
-        return f"/v1/{self.channel.value}/statuses", {"ids": list(gateway_message_ids)}
+    def status_request(self, gateway_message_ids: Sequence[str]) -> VendorRequest:
+        return VendorRequest(
+            "POST", f"/v1/{self.channel.value}/statuses", json={"ids": list(gateway_message_ids)}
+        )
 
-    def _status_answers(self, payload: Any) -> list[StatusReport]:
+    def status_answers(self, payload: Any) -> list[StatusReport]:
         answer = StatusAnswer.model_validate(payload)
         reports: list[StatusReport] = []
         unknown = 0
@@ -116,9 +132,9 @@ class MockGatewayAdapter(HttpGatewayAdapter):
             log.warning("%s: %d status(es) with an unknown word skipped", self.name, unknown)
         return reports
 
-    def _error_reason(self, response: httpx.Response) -> str:
+    def error_reason(self, response: httpx.Response) -> str:
         try:
             error = json.loads(response.content)["error"]
             return f"HTTP {response.status_code} {error['code']}: {error['message']}"
         except (ValueError, KeyError, TypeError):
-            return super()._error_reason(response)
+            return super().error_reason(response)

@@ -9,6 +9,12 @@ Exactly once, by construction:
 A crash after 1 leaves rows `sending`; once their lease expires any dispatcher claims them
 again and resends with the same key, and the gateway answers with its first acceptance
 instead of sending twice. Nothing is lost and nothing goes out twice.
+
+A gateway that does not deduplicate is kept to the same promise by its adapter: a message
+claimed back from `sending` goes out marked `in_doubt`, and the adapter asks the vendor before
+sending it again (adapters._http). An AMBIGUOUS answer (the gateway may have it) is not
+recorded: the row stays `sending` under its claim until the lease runs out, which is the wait
+before that question is asked.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, or_, select, update
 
 from adapters.base import AdapterFactory, OutboundMessage, SendOutcome, SendResult
 from dunning.crashpoints import crash_point
@@ -29,7 +35,7 @@ from dunning.db.claims import new_token
 from dunning.db.documents import DocumentStore
 from dunning.db.models import utcnow
 from dunning.db.ranges import in_accounts
-from dunning.db.tables import EVENT, OUTBOX
+from dunning.db.tables import ACCOUNT, CUSTOMER, EVENT, OUTBOX
 from dunning.services.dispatch.receipts import apply_early_receipts
 from dunning.types import Channel, OutboxStatus
 
@@ -37,6 +43,8 @@ from dunning.types import Channel, OutboxStatus
 
 RETRY_DELAY = timedelta(minutes=5)
 """A message the gateway could not take (retries used up) waits this long before the next try."""
+IN_DOUBT = "claimed again after its lease ran out while sending: the gateway may have it"
+"""last_error of a message claimed back from `sending`; it marks the claim as in doubt."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,17 @@ class Claimed:
     locale: str
     tier: str
     run_id: int
+    in_doubt: bool = False
+    """Claimed back from `sending` (a lease ran out): an earlier send may have reached the
+    gateway."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What the adapter may know about a message's account and customer besides the text."""
+
+    jurisdiction: str | None = None
+    country: str | None = None
 
 
 @dataclass
@@ -66,6 +85,8 @@ class DispatchReport:
     failed: int = 0
     retry: int = 0
     deferred: int = 0
+    in_doubt: int = 0
+    """Answers the adapter could not settle (AMBIGUOUS): left `sending` until the lease ends."""
     held: Counter[str] = field(default_factory=Counter)
     by_channel: Counter[str] = field(default_factory=Counter)
     actions: Counter[str] = field(default_factory=Counter)
@@ -73,7 +94,7 @@ class DispatchReport:
     timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def merge(self, other: DispatchReport) -> None:
-        for name in ("printed", "claimed", "sent", "duplicates", "failed", "retry", "deferred"):
+        for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.held.update(other.held)
         self.by_channel.update(other.by_channel)
@@ -90,6 +111,7 @@ class DispatchReport:
             "failed": self.failed,
             "retry": self.retry,
             "deferred": self.deferred,
+            "in_doubt": self.in_doubt,
             "held_by_suppression": dict(self.held),
             "sent_by_channel": dict(self.by_channel),
             "actions": dict(self.actions),
@@ -98,18 +120,16 @@ class DispatchReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DispatchReport:
-        report = cls(
-            **{
-                k: data.get(k, 0)
-                for k in ("printed", "claimed", "sent", "duplicates", "failed", "retry", "deferred")
-            }
-        )
+        report = cls(**{k: data.get(k, 0) for k in _COUNTS})
         report.held.update(data.get("held_by_suppression", {}))
         report.by_channel.update(data.get("sent_by_channel", {}))
         report.actions.update(data.get("actions", {}))
         for stage, seconds in data.get("timings", {}).items():
             report.timings[stage] += seconds
         return report
+
+
+_COUNTS = ("printed", "claimed", "sent", "duplicates", "failed", "retry", "deferred", "in_doubt")
 
 
 @dataclass(frozen=True)
@@ -163,6 +183,8 @@ def claim(
             claim_token=token,
             claimed_until=now + lease,
             attempts=o.attempts + 1,
+            # SET sees the row as it was: a row still `sending` had its lease run out.
+            last_error=case((o.status == OutboxStatus.SENDING.value, IN_DOUBT), else_=o.last_error),
             updated_at=now,
         )
         .returning(
@@ -179,13 +201,50 @@ def claim(
             o.locale,
             o.tier,
             o.run_id,
+            o.last_error,
         )
     )
     rows = connection.execute(statement).all()
-    return sorted((Claimed(r[0], r[1], Channel(r[2]), *r[3:]) for r in rows), key=lambda c: c.id)
+    claimed = [
+        Claimed(
+            id=r.id,
+            idempotency_key=r.idempotency_key,
+            channel=Channel(r.channel),
+            recipient=r.recipient,
+            subject=r.subject,
+            body=r.body,
+            document_path=r.document_path,
+            document_sha256=r.document_sha256,
+            attempts=r.attempts,
+            template_id=r.template_id,
+            locale=r.locale,
+            tier=r.tier,
+            run_id=r.run_id,
+            in_doubt=r.last_error == IN_DOUBT,
+        )
+        for r in rows
+    ]
+    return sorted(claimed, key=lambda c: c.id)
 
 
-def to_outbound(message: Claimed, documents: DocumentStore) -> OutboundMessage:
+def recipients(connection: Connection, claimed: Sequence[Claimed]) -> dict[int, Recipient]:
+    """Each claimed message's account jurisdiction and customer country (one query)."""
+    if not claimed:
+        return {}
+    o, a, c = OUTBOX.c, ACCOUNT.c, CUSTOMER.c
+    rows = connection.execute(
+        select(o.id, a.jurisdiction, c.country)
+        .join(ACCOUNT, a.id == o.account_id)
+        .join(CUSTOMER, c.id == o.customer_id)
+        .where(o.id.in_([message.id for message in claimed]))
+    )
+    return {row[0]: Recipient(row[1], row[2]) for row in rows}
+
+
+def to_outbound(
+    message: Claimed, documents: DocumentStore, recipient: Recipient | None = None
+) -> OutboundMessage:
+    recipient = recipient or Recipient()
     document = None
     if message.document_path is not None:
         document = documents.get(message.document_path, message.document_sha256)
@@ -203,6 +262,10 @@ def to_outbound(message: Claimed, documents: DocumentStore) -> OutboundMessage:
             "tier": message.tier,
             "run_id": str(message.run_id),
         },
+        template_id=message.template_id,
+        jurisdiction=recipient.jurisdiction,
+        country=recipient.country,
+        in_doubt=message.in_doubt,
     )
 
 
@@ -217,7 +280,9 @@ async def send_all(
     async def one_channel(channel: Channel, batch: list[OutboundMessage]) -> list[SendResult]:
         results: list[SendResult] = []
         async with factory(channel) as adapter:
-            size = max(1, adapter.max_batch)
+            # An adapter runs up to max_concurrency requests of max_batch at once.
+            # (getattr: wrappers that pass an adapter through may not declare it).
+            size = max(1, adapter.max_batch) * max(1, getattr(adapter, "max_concurrency", 1))
             for start in range(0, len(batch), size):
                 results.extend(await adapter.send(batch[start : start + size]))
         return results
@@ -263,6 +328,12 @@ def record_results(
             report.sent += 1
             report.duplicates += int(result.duplicate)
             report.by_channel[message.channel.value] += 1
+        elif result.outcome == SendOutcome.AMBIGUOUS and message.attempts < max_attempts:
+            # The gateway may have it: leave the row `sending` under our claim. When the
+            # lease runs out it is claimed again, in doubt, and its adapter asks the gateway
+            # before sending it again (never blindly).
+            report.in_doubt += 1
+            continue
         elif result.outcome == SendOutcome.REJECTED or message.attempts >= max_attempts:
             reason = result.reason or "rejected by the gateway"
             if result.outcome != SendOutcome.REJECTED:
@@ -437,12 +508,13 @@ def dispatch_due(
                     now=now,
                     report=report,
                 )
+            facts = recipients(connection, claimed)
         report.timings["record"] += time.perf_counter() - started
         crash_point("dispatch.after-claim")
         if not claimed:
             continue
         started = time.perf_counter()
-        outbound = [to_outbound(message, documents) for message in claimed]
+        outbound = [to_outbound(message, documents, facts.get(message.id)) for message in claimed]
         results = asyncio.run(send_all(factory, outbound))
         crash_point("dispatch.after-send")
         report.timings["dispatch"] += time.perf_counter() - started
