@@ -46,9 +46,11 @@ class OutboundMessage:
     """No PII: template id, locale, tier, run id; passed to the gateway as-is."""
     template_id: str | None = None
     """The template the body was rendered from, e.g. "sms/early/reminder.zh-CN"."""
-    vendor: Mapping[str, str] = field(default_factory=dict)
-    """The template's vendor metadata (e.g. a registered template code); empty when the
-    template declares none. No PII."""
+    vendor: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """The template's vendor metadata by vendor family, as planned into the outbox, e.g.
+    {"aliyun": {"template_code": "SMS_480215001", "params": {"amount": "1,234.00"}}}: what a
+    vendor that sends only registered templates needs (its code and the rendered parameters).
+    Empty when the template declares none. The parameters may hold PII: never log them."""
     jurisdiction: str | None = None
     """The account's policy pack code (e.g. "CN", "US"): which rules the message was made under."""
     country: str | None = None
@@ -127,6 +129,66 @@ class StatusReport:
     reason: str | None = None
     event_id: str | None = None
     """The gateway's id for this receipt event, when it has one (webhooks): replay protection."""
+    vendor_code: str | None = None
+    """The vendor's own status or error code (e.g. Twilio's 30003, Aliyun's DELIVRD)."""
+    segments: int | None = None
+    """SMS parts the vendor billed, when it says."""
+    price: str | None = None
+    """What the vendor charged, as a decimal string in `price_unit`, when it says."""
+    price_unit: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A vendor's webhook call, as the webhook app received it (adapters read, never log it)."""
+
+    method: str
+    url: str
+    """The full URL the vendor called (scheme, host, path and query), as the vendor signed it:
+    the app rebuilds it from its configured public URL, not from proxy headers."""
+    headers: Mapping[str, str]
+    """Header names in lower case."""
+    body: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class InboundReply:
+    """A customer's message to us (a reply such as STOP or 退订), as a vendor pushed it."""
+
+    event_id: str
+    """The vendor's id of this inbound message: one reply is acted on once, however often the
+    vendor retries its push."""
+    sender: str
+    """The customer's phone, E.164. PII."""
+    text: str
+    """What they wrote. PII: never logged or stored."""
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """What the adapter read from one vendor webhook call, and what to answer the vendor."""
+
+    statuses: Sequence[StatusReport] = ()
+    replies: Sequence[InboundReply] = ()
+    status_code: int = 200
+    content_type: str = "application/json"
+    body: bytes = b""
+    """The vendor's expected acknowledgement (Twilio: empty TwiML; Aliyun: {"code": 0, ...})."""
+
+
+class WebhookRefused(Exception):
+    """A webhook call that is not the vendor's (bad or missing signature, stale, malformed).
+
+    `status` is the HTTP status to answer (400 malformed, 401 signature, 409 replay); `reason`
+    says why without repeating anything from the request. Nothing in it is recorded.
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 class AdapterOptions(BaseModel):
@@ -175,6 +237,19 @@ class GatewayAdapter(ABC):
     @abstractmethod
     async def fetch_statuses(self, gateway_message_ids: Sequence[str]) -> list[StatusReport]:
         """Current delivery status of messages this gateway accepted."""
+
+    async def check(self) -> str | None:
+        """Try the credentials and reachability without sending a message (`dunning gateway
+        check`): None when the provider can be used, else one line saying what is wrong (no
+        secret in it). Optional: the default says the adapter cannot check."""
+        return f"{self.name} cannot be checked without sending (no check implemented)"
+
+    def read_webhook(self, request: WebhookRequest, kind: str) -> WebhookAnswer:
+        """Read one vendor webhook call of `kind` ("status": delivery receipts, "inbound": a
+        customer's replies): verify it is the vendor's (signature, token, freshness) and parse
+        it. Raises WebhookRefused for a call that is not the vendor's or cannot be read.
+        Optional: adapters whose vendor pushes nothing leave it."""
+        raise WebhookRefused(404, f"{self.name} takes no {kind} webhooks")
 
     async def aclose(self) -> None:  # noqa: B027  (optional hook)
         """Release connections."""

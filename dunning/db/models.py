@@ -38,6 +38,12 @@ class Customer(SQLModel, table=True):
     push_opted_out_at: datetime | None = None
     letter_opted_out_at: datetime | None = None
     email_opted_out_at: datetime | None = None
+    sms_opt_out_source: str | None = Field(
+        default=None,
+        max_length=64,
+        description="who recorded the SMS opt-out: import, operator, or the provider a reply "
+        "came through (e.g. reply:twilio-us); none for opt-outs from before 0016",
+    )
     # Stops: each one ends ordinary collection contact.
     deceased: bool = False
     bankruptcy: bool = False

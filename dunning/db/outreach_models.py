@@ -86,6 +86,20 @@ class OutboxMessage(SQLModel, table=True):
     claim_token: str | None = Field(default=None, max_length=40)
     claimed_until: datetime | None = None
     gateway_message_id: str | None = Field(default=None, max_length=128)
+    provider: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the provider (config/channels.yaml) the message is sent through, set "
+        "before each send: its receipts and lookups go there",
+    )
+    vendor: dict[str, Any] | None = Field(
+        default=None,
+        sa_type=JSON,
+        description="the template's vendor metadata and rendered parameters (PII possible)",
+    )
+    segments: int | None = Field(default=None, description="SMS parts billed, when reported")
+    price: str | None = Field(default=None, max_length=32, description="vendor's charge")
+    price_unit: str | None = Field(default=None, max_length=3)
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -106,6 +120,35 @@ class DeliveryEvent(SQLModel, table=True):
     recorded_at: datetime = Field(default_factory=utcnow)
     reason: str | None = Field(default=None, max_length=500)
     event_id: str | None = Field(default=None, max_length=128, unique=True)
+
+
+class ProviderPace(SQLModel, table=True):
+    """An account-wide rate limit of a provider, shared by every dispatcher: the moment (unix
+    seconds) from which the next message may go. Each dispatcher reserves its messages by
+    moving it forward in one atomic UPDATE."""
+
+    __tablename__ = "provider_pace"
+
+    provider: str = Field(primary_key=True, max_length=64)
+    next_free: float = 0.0
+
+
+class InboundReply(SQLModel, table=True):
+    """A customer's reply that a vendor pushed (STOP, 退订, ...), recorded once per vendor id.
+
+    The text is not stored (it may say anything); only what it meant."""
+
+    __tablename__ = "inbound_reply"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=64)
+    event_id: str = Field(max_length=128, description="the vendor's id of the inbound message")
+    received_at: datetime
+    recorded_at: datetime = Field(default_factory=utcnow)
+    meaning: str = Field(max_length=16, description="opt_out | opt_in | other")
+    customers: int = Field(default=0, description="customers it applied to")
+
+    __table_args__ = (Index("ux_inbound_reply_event", "provider", "event_id", unique=True),)
 
 
 class WebhookNonce(SQLModel, table=True):

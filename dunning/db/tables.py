@@ -12,7 +12,14 @@ from sqlalchemy import Table
 from dunning.db.legal_models import LegalCase, LegalCaseEvent, LegalReview
 from dunning.db.lifecycle_models import AccountAction, GracePeriod, PaymentPlan, PlanInstalment
 from dunning.db.models import Account, Customer, Instalment, Payment, PromiseToPay
-from dunning.db.outreach_models import DeliveryEvent, OutboxMessage, Run, WebhookNonce
+from dunning.db.outreach_models import (
+    DeliveryEvent,
+    InboundReply,
+    OutboxMessage,
+    ProviderPace,
+    Run,
+    WebhookNonce,
+)
 
 # SQLModel declares __table__ on each table class at runtime; mypy does not see it.
 CUSTOMER: Table = Customer.__table__  # type: ignore[attr-defined]
@@ -28,6 +35,8 @@ RUN: Table = Run.__table__  # type: ignore[attr-defined]
 OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 EVENT: Table = DeliveryEvent.__table__  # type: ignore[attr-defined]
 NONCE: Table = WebhookNonce.__table__  # type: ignore[attr-defined]
+PACE: Table = ProviderPace.__table__  # type: ignore[attr-defined]
+REPLY: Table = InboundReply.__table__  # type: ignore[attr-defined]
 CASE: Table = LegalCase.__table__  # type: ignore[attr-defined]
 CASE_EVENT: Table = LegalCaseEvent.__table__  # type: ignore[attr-defined]
 REVIEW: Table = LegalReview.__table__  # type: ignore[attr-defined]
