@@ -191,6 +191,18 @@ class WebhookRefused(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class SentMessage:
+    """A message a gateway accepted, as the receipts poll knows it."""
+
+    gateway_message_id: str
+    idempotency_key: str
+    recipient: str
+    """PII: for vendors that find a message only with its recipient (Aliyun's
+    QuerySendDetails); never logged."""
+    sent_at: datetime | None
+
+
 class AdapterOptions(BaseModel):
     """Base of each adapter's options model (from config/channels.yaml)."""
 
@@ -237,6 +249,13 @@ class GatewayAdapter(ABC):
     @abstractmethod
     async def fetch_statuses(self, gateway_message_ids: Sequence[str]) -> list[StatusReport]:
         """Current delivery status of messages this gateway accepted."""
+
+    async def fetch_receipts(self, messages: Sequence[SentMessage]) -> list[StatusReport]:
+        """Current delivery status of these accepted messages: what the receipts poll calls.
+
+        The default asks `fetch_statuses` by gateway id; a vendor that needs more to find a
+        message (its recipient, the day it was sent) overrides this instead."""
+        return await self.fetch_statuses([m.gateway_message_id for m in messages])
 
     async def check(self) -> str | None:
         """Try the credentials and reachability without sending a message (`dunning gateway
