@@ -3,6 +3,7 @@
   POST /2010-04-01/Accounts/{AccountSid}/Messages.json        create (form fields)
   GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json  fetch
   GET  /2010-04-01/Accounts/{AccountSid}/Messages.json        list (To, From, DateSent filters)
+  GET  /2010-04-01/Accounts/{AccountSid}.json                 the account (credentials checks)
 
 Field names and status words are those of Twilio's published OpenAPI description
 (specs/twilio_api_v2010_messages.json, an excerpt, MIT). HTTP Basic auth with the account SID
@@ -146,6 +147,15 @@ def _error(status: int, code: int, message: str, headers: dict[str, str] | None 
         status_code=status,
         headers=headers,
     )
+
+
+def _basic_user(request: Request) -> str:
+    """The user name of the request's HTTP Basic credentials ("" without any)."""
+    _, _, encoded = request.headers.get("authorization", "").partition(" ")
+    try:
+        return base64.b64decode(encoded, validate=True).decode().partition(":")[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
 
 
 def _rfc2822(unix_seconds: float | None) -> str | None:
@@ -403,6 +413,34 @@ def mount_twilio(
             failed = DeliveryStatus.FAILED if code == 30008 else DeliveryStatus.UNDELIVERABLE
             metadata["outcome"] = failed.value
         return VendorMessage(sid, to, body, metadata, receipt_wanted=bool(callback))
+
+    @app.get(prefix + ".json", tags=["twilio"])
+    async def fetch_account(account_sid: str, request: Request) -> Response:
+        """Twilio's Fetch an Account (what a credentials check reads). Like Twilio, a standard
+        API key may not read the Accounts resource: only the account SID and auth token. The
+        mock's account is always active, and its answer leaves out the auth token."""
+        if (denied := refused(request, account_sid)) is not None:
+            return denied
+        username = _basic_user(request)
+        if username != settings.account_sid:
+            return _error(401, 20003, "Authenticate")
+        fault = await context.next_fault("sms")
+        if fault is not None:
+            return await faulty(fault)
+        uri = f"/{API_VERSION}/Accounts/{account_sid}"
+        return JSONResponse(
+            {
+                "date_created": _rfc2822(1_577_836_800),
+                "date_updated": _rfc2822(1_577_836_800),
+                "friendly_name": "Mock Twilio account",
+                "owner_account_sid": account_sid,
+                "sid": account_sid,
+                "status": "active",
+                "subresource_uris": {"messages": f"{uri}/Messages.json"},
+                "type": "Full",
+                "uri": f"{uri}.json",
+            }
+        )
 
     @app.post(prefix + "/Messages.json", tags=["twilio"])
     async def create_message(account_sid: str, request: Request) -> Response:

@@ -8,16 +8,25 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
+from twilio.request_validator import RequestValidator
 
 from adapters import Timing
-from adapters.base import OutboundMessage, SendOutcome, SendResult
+from adapters.base import (
+    OutboundMessage,
+    SendOutcome,
+    SendResult,
+    SentMessage,
+    WebhookRefused,
+    WebhookRequest,
+)
 from adapters.twilio import TwilioOptions, TwilioSmsAdapter
 from dunning.config.channels import MockGatewaySettings
 from dunning.types import Channel
@@ -43,6 +52,7 @@ class MockTwilio:
     ledger: GatewayLedger
     now: list[float] = field(default_factory=lambda: [START])
     requests: list[httpx.Request] = field(default_factory=list)
+    callbacks: list[httpx.Request] = field(default_factory=list)
 
     def transport(self) -> httpx.AsyncBaseTransport:
         inner = httpx.ASGITransport(app=self.app)
@@ -107,11 +117,23 @@ def twilio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MockTwilio:
         }
     )
     mock = MockTwilio(app=None, ledger=GatewayLedger(ledger_path(settings, tmp_path)))
-    mock.app = create_mock_gateway_app(settings, tmp_path, clock=lambda: mock.now[0])
+
+    def callback(request: httpx.Request) -> httpx.Response:
+        mock.callbacks.append(request)
+        return httpx.Response(200)
+
+    mock.app = create_mock_gateway_app(
+        settings,
+        tmp_path,
+        clock=lambda: mock.now[0],
+        webhook_transport=httpx.MockTransport(callback),
+    )
     return mock
 
 
-def sms(key: str, to: str = "+14155550101", body: str = "Your payment is 5 days late.") -> Any:
+def sms(
+    key: str, to: str = "+14155550101", body: str = "Your payment is 5 days late."
+) -> OutboundMessage:
     return OutboundMessage(key, Channel.SMS, to, body)
 
 
@@ -236,3 +258,343 @@ def test_throttled_requests_are_tried_again_and_a_lost_answer_is_not(twilio: Moc
     assert second.outcome == SendOutcome.AMBIGUOUS
     assert len(twilio.ledger.vendor_rows("twilio", "+14155550102")) == 1
     assert len(twilio.requests) == 3
+
+
+# -- status by polling -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("to", "status", "vendor_code"),
+    [
+        ("+14155550103", "delivered", None),
+        ("+15005550303", "failed", "30003"),  # handset off: a failed attempt
+        ("+15005550305", "undeliverable", "30005"),  # unknown handset: the number does not work
+        ("+15005550306", "undeliverable", "30006"),  # a landline
+        ("+15005550307", "failed", "30007"),  # filtered by the carrier
+        ("+15005550308", "failed", "30008"),
+    ],
+)
+def test_polled_statuses_carry_twilios_error_code(
+    twilio: MockTwilio, to: str, status: str, vendor_code: str | None
+) -> None:
+    adapter = twilio.adapter()
+    (sent,) = send(adapter, [sms("acct-8:2026-11-23", to=to)])
+    sid = str(sent.gateway_message_id)
+    (queued,) = run(adapter, lambda a: a.fetch_statuses([sid]))
+    assert (queued.status, queued.event_id) == ("pending", f"{sid}:queued")
+    twilio.now[0] += 60
+    (final,) = run(adapter, lambda a: a.fetch_statuses([sid]))
+    assert (final.status, final.vendor_code) == (status, vendor_code)
+    assert final.event_id is not None and final.event_id.startswith(f"{sid}:")
+    assert twilio.requests[-1].url.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json"
+
+
+def test_the_receipts_poll_gets_our_keys_back_and_an_unknown_sid_reports_nothing(
+    twilio: MockTwilio,
+) -> None:
+    adapter = twilio.adapter()
+    (sent,) = send(adapter, [sms("acct-9:2026-11-23")])
+    sid = str(sent.gateway_message_id)
+    twilio.now[0] += 60
+    messages = [
+        SentMessage(sid, "acct-9:2026-11-23", "+14155550101", None),
+        SentMessage("SM" + "f" * 32, "acct-10:2026-11-23", "+14155550101", None),
+    ]
+    (report,) = run(adapter, lambda a: a.fetch_receipts(messages))
+    assert (report.gateway_message_id, report.idempotency_key) == (sid, "acct-9:2026-11-23")
+    assert report.status == "delivered"
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+HOOK = "https://dunning.example.com/webhooks/providers/twilio-us/status"
+INBOUND = "https://dunning.example.com/webhooks/providers/twilio-us/inbound"
+RECEIVED = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+
+
+def hook(
+    url: str, params: dict[str, str], signature: str | None, method: str = "POST"
+) -> WebhookRequest:
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    if signature is not None:
+        headers["x-twilio-signature"] = signature
+    return WebhookRequest(method, url, headers, urlencode(params).encode(), RECEIVED)
+
+
+def signed(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> WebhookRequest:
+    """A call signed by the official SDK's validator, as Twilio signs."""
+    return hook(url, params, RequestValidator(token).compute_signature(url, params))
+
+
+def status_params(sid: str, status: str, error_code: str | None = None) -> dict[str, str]:
+    params = {
+        "AccountSid": ACCOUNT_SID,
+        "ApiVersion": "2010-04-01",
+        "From": SENDER,
+        "MessageSid": sid,
+        "MessageStatus": status,
+        "SmsSid": sid,
+        "SmsStatus": status,
+        "To": "+14155550101",
+    }
+    if error_code is not None:
+        params["ErrorCode"] = error_code
+    return params
+
+
+SID = "SM" + "a" * 32
+
+
+def test_a_status_callback_signed_as_twilio_signs_is_read_and_a_replay_is_the_same_event(
+    twilio: MockTwilio,
+) -> None:
+    adapter = twilio.adapter()
+    answer = adapter.read_webhook(signed(HOOK, status_params(SID, "delivered")), "status")
+    (report,) = answer.statuses
+    assert (report.gateway_message_id, report.status, report.event_id) == (
+        SID,
+        "delivered",
+        f"{SID}:delivered",
+    )
+    assert answer.status_code == 200 and not answer.replies
+    again = adapter.read_webhook(signed(HOOK, status_params(SID, "delivered")), "status")
+    assert [r.event_id for r in again.statuses] == [report.event_id]
+
+    failed = adapter.read_webhook(
+        signed(HOOK, status_params(SID, "undelivered", "30003")), "status"
+    )
+    assert [(r.status, r.vendor_code) for r in failed.statuses] == [("failed", "30003")]
+    dead = adapter.read_webhook(signed(HOOK, status_params(SID, "undelivered", "30005")), "status")
+    assert [(r.status, r.vendor_code) for r in dead.statuses] == [("undeliverable", "30005")]
+
+
+def test_the_mocks_own_signed_status_callback_is_read(twilio: MockTwilio) -> None:
+    adapter = twilio.adapter(status_callback=HOOK)
+    (sent,) = send(adapter, [sms("acct-11:2026-11-23", to="+15005550305")])
+    twilio.now[0] += 60
+    assert twilio.admin("POST", "/_admin/receipts/push").json()["pushed"] == 1
+    (pushed,) = twilio.callbacks
+    request = WebhookRequest(
+        "POST",
+        str(pushed.url),
+        {k.lower(): v for k, v in pushed.headers.items()},
+        pushed.content,
+        RECEIVED,
+    )
+    (report,) = adapter.read_webhook(request, "status").statuses
+    assert (report.gateway_message_id, report.status, report.vendor_code) == (
+        sent.gateway_message_id,
+        "undeliverable",
+        "30005",
+    )
+
+
+def test_the_signature_holds_with_the_default_port_in_the_url(twilio: MockTwilio) -> None:
+    adapter = twilio.adapter()
+    params = status_params(SID, "sent")
+    ported = HOOK.replace("dunning.example.com", "dunning.example.com:443")
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(ported, params)
+    (report,) = adapter.read_webhook(hook(HOOK, params, signature), "status").statuses
+    assert report.status == "pending"
+
+
+@pytest.mark.parametrize(
+    ("request_", "status"),
+    [
+        (hook(HOOK, status_params(SID, "delivered"), None), 401),  # no signature
+        (signed(HOOK, status_params(SID, "delivered"), "another-token"), 401),  # not our token
+        (  # signed for another URL
+            hook(
+                HOOK.replace("twilio-us", "twilio-eu"),
+                status_params(SID, "delivered"),
+                RequestValidator(AUTH_TOKEN).compute_signature(
+                    HOOK, status_params(SID, "delivered")
+                ),
+            ),
+            401,
+        ),
+        (hook(HOOK, {**status_params(SID, "delivered"), "AccountSid": "AC" + "9" * 32}, "x"), 401),
+        (
+            signed(
+                HOOK, {k: v for k, v in status_params(SID, "delivered").items() if "Sid" not in k}
+            ),
+            400,
+        ),
+        (signed(HOOK, {**status_params(SID, "delivered"), "AccountSid": "AC" + "9" * 32}), 400),
+        (signed(HOOK, status_params(SID, "undelivered", "thirty")), 400),
+    ],
+)
+def test_forged_missing_and_malformed_callbacks_are_refused(
+    twilio: MockTwilio, request_: WebhookRequest, status: int
+) -> None:
+    with pytest.raises(WebhookRefused) as refused:
+        twilio.adapter().read_webhook(request_, "status")
+    assert refused.value.status == status
+    assert "+1415" not in refused.value.reason and "+1500" not in refused.value.reason
+
+
+def test_a_forged_field_breaks_the_signature(twilio: MockTwilio) -> None:
+    genuine = status_params(SID, "undelivered", "30005")
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(HOOK, genuine)
+    forged = {**genuine, "MessageStatus": "delivered"}
+    with pytest.raises(WebhookRefused) as refused:
+        twilio.adapter().read_webhook(hook(HOOK, forged, signature), "status")
+    assert refused.value.status == 401
+
+
+def test_an_inbound_stop_is_a_reply_answered_with_empty_twiml(twilio: MockTwilio) -> None:
+    params = {
+        "AccountSid": ACCOUNT_SID,
+        "ApiVersion": "2010-04-01",
+        "Body": "STOP",
+        "From": "+14155550101",
+        "MessageSid": "SM" + "b" * 32,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsMessageSid": "SM" + "b" * 32,
+        "SmsSid": "SM" + "b" * 32,
+        "To": SENDER,
+    }
+    answer = twilio.adapter().read_webhook(signed(INBOUND, params), "inbound")
+    (reply,) = answer.replies
+    assert (reply.event_id, reply.sender, reply.text) == ("SM" + "b" * 32, "+14155550101", "STOP")
+    assert answer.content_type == "text/xml" and not answer.statuses
+    assert answer.body.endswith(b"<Response/>")
+    with pytest.raises(WebhookRefused) as refused:
+        twilio.adapter().read_webhook(hook(INBOUND, params, "forged"), "inbound")
+    assert refused.value.status == 401 and "STOP" not in refused.value.reason
+
+
+def test_webhooks_need_the_auth_token_even_when_requests_use_an_api_key(
+    twilio: MockTwilio,
+) -> None:
+    adapter = twilio.adapter(
+        auth_token_env=None, api_key_sid=API_KEY_SID, api_key_secret_env="TWILIO_API_KEY_SECRET"
+    )
+    with pytest.raises(WebhookRefused) as refused:
+        adapter.read_webhook(signed(HOOK, status_params(SID, "delivered")), "status")
+    assert refused.value.status == 401 and "auth_token_env" in refused.value.reason
+
+
+# -- lookup of an in-doubt message -------------------------------------------------------------
+
+
+def in_doubt(message: OutboundMessage) -> OutboundMessage:
+    return replace(message, in_doubt=True)
+
+
+def test_an_in_doubt_message_twilio_took_is_found_not_sent_again(twilio: MockTwilio) -> None:
+    message = sms("acct-12:2026-11-23", to="+14155550104")
+    twilio.fault(kind="server_error", status=500, channel="sms", commit_first=True)
+    (first,) = send(twilio.adapter(), [message])
+    assert first.outcome == SendOutcome.AMBIGUOUS
+    (row,) = twilio.ledger.vendor_rows("twilio", "+14155550104")
+
+    twilio.now[0] += 5  # still queued at Twilio: not sent yet, so a DateSent filter misses it
+    (again,) = send(twilio.adapter(), [in_doubt(message)])
+    assert (again.outcome, again.duplicate, again.gateway_message_id) == (
+        SendOutcome.ACCEPTED,
+        True,
+        row.id,
+    )
+    assert len(twilio.ledger.vendor_rows("twilio", "+14155550104")) == 1
+    lookup = twilio.requests[-1]
+    assert (lookup.method, lookup.url.path) == (
+        "GET",
+        f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+    )
+    assert "DateSent" not in str(lookup.url) and lookup.url.params["To"] == "+14155550104"
+
+
+def test_an_in_doubt_message_twilio_does_not_have_is_sent_once(twilio: MockTwilio) -> None:
+    other = sms("acct-13:2026-11-22", to="+14155550105", body="Another text")
+    send(twilio.adapter(), [other])  # same number, another body: not ours
+    service = twilio.adapter(from_number=None, messaging_service_sid=SERVICE_SID)
+    send(service, [sms("acct-13:2026-11-21", to="+14155550105")])  # same body, another sender
+    message = sms("acct-13:2026-11-23", to="+14155550105")
+    (result,) = send(twilio.adapter(), [in_doubt(message)])
+    assert result.outcome == SendOutcome.ACCEPTED and not result.duplicate
+    rows = twilio.ledger.vendor_rows("twilio", "+14155550105")
+    assert [r.id for r in rows][-1] == result.gateway_message_id and len(rows) == 3
+
+
+def test_an_identical_text_older_than_the_window_is_not_taken_as_ours(twilio: MockTwilio) -> None:
+    message = sms("acct-14:2026-11-23", to="+14155550106")
+    send(twilio.adapter(), [message])
+    twilio.now[0] += 25 * 3600  # the window is 24 hours
+    (result,) = send(twilio.adapter(), [in_doubt(message)])
+    assert result.outcome == SendOutcome.ACCEPTED and not result.duplicate
+    assert len(twilio.ledger.vendor_rows("twilio", "+14155550106")) == 2
+
+
+def test_a_messaging_service_message_is_found_by_its_service(twilio: MockTwilio) -> None:
+    service = twilio.adapter(from_number=None, messaging_service_sid=SERVICE_SID)
+    message = sms("acct-15:2026-11-23", to="+14155550107")
+    (first,) = send(service, [message])
+    (again,) = send(service, [in_doubt(message)])
+    assert (again.duplicate, again.gateway_message_id) == (True, first.gateway_message_id)
+
+
+def test_when_twilio_cannot_say_the_message_stays_in_doubt_and_is_not_sent(
+    twilio: MockTwilio,
+) -> None:
+    message = sms("acct-16:2026-11-23", to="+14155550108")
+    twilio.fault(kind="server_error", status=500, channel="sms")
+    (result,) = send(twilio.adapter(), [in_doubt(message)])
+    assert result.outcome == SendOutcome.AMBIGUOUS
+    assert result.reason is not None and result.reason.startswith("lookup failed")
+    assert twilio.ledger.vendor_rows("twilio", "+14155550108") == []
+
+
+def test_more_pages_in_the_window_than_a_lookup_reads_is_cannot_tell(twilio: MockTwilio) -> None:
+    to = "+14155550109"
+    adapter = twilio.adapter(lookup_max_pages=1, max_concurrency=None)
+    send(adapter, [sms(f"acct-17:{i}", to=to, body=f"Reminder {i}") for i in range(51)])
+    (result,) = send(twilio.adapter(lookup_max_pages=1), [in_doubt(sms("acct-17:x", to=to))])
+    assert result.outcome == SendOutcome.AMBIGUOUS
+    assert len(twilio.ledger.vendor_rows("twilio", to)) == 51
+    (found,) = send(
+        twilio.adapter(lookup_max_pages=2), [in_doubt(sms("acct-17:0", to=to, body="Reminder 0"))]
+    )
+    assert found.duplicate  # the oldest, on the second page
+
+
+# -- check -------------------------------------------------------------------------------------
+
+
+def check(adapter: TwilioSmsAdapter) -> str | None:
+    return run(adapter, lambda a: a.check())
+
+
+def test_check_reads_the_account_without_sending(twilio: MockTwilio) -> None:
+    assert check(twilio.adapter()) is None
+    (request,) = twilio.requests
+    assert (request.method, request.url.path) == ("GET", f"/2010-04-01/Accounts/{ACCOUNT_SID}.json")
+    keyed = twilio.adapter(
+        auth_token_env=None, api_key_sid=API_KEY_SID, api_key_secret_env="TWILIO_API_KEY_SECRET"
+    )
+    assert check(keyed) is None  # an API key may not read the account: one page of messages
+    assert twilio.requests[-1].url.path.endswith("/Messages.json")
+    assert twilio.ledger.vendor_rows("twilio") == []
+
+
+def test_check_names_a_refused_credential_by_its_variable(
+    twilio: MockTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "not-the-token")
+    assert check(twilio.adapter()) == "credentials refused (TWILIO_AUTH_TOKEN)"
+    wrong_account = twilio.adapter(account_sid="AC" + "4" * 32)
+    assert check(wrong_account) == "credentials refused (TWILIO_AUTH_TOKEN)"
+
+
+def test_check_says_when_twilio_cannot_be_reached(twilio: MockTwilio) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    adapter = TwilioSmsAdapter(
+        TwilioOptions(
+            account_sid=ACCOUNT_SID, auth_token_env="TWILIO_AUTH_TOKEN", from_number=SENDER
+        ),
+        transport=httpx.MockTransport(refuse),
+    )
+    assert check(adapter) == "cannot reach https://api.twilio.com (connection error: ConnectError)"
