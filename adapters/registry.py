@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from adapters.actions.base import TARGET, ActionAdapter
 from adapters.base import AdapterOptions, GatewayAdapter
 from dunning.config.actions import ActionsConfig
-from dunning.config.channels import ChannelsConfig
+from dunning.config.channels import DEFAULT_ROUTE, ChannelsConfig
 from dunning.errors import ConfigError, ConfigProblem, DunningError
 from dunning.types import Channel
 
@@ -210,29 +210,78 @@ def adapter_class(name: str) -> type[GatewayAdapter]:
     return _load(_MESSAGE, name)
 
 
+def _sends_any(cls: type[GatewayAdapter], channel: Channel | None) -> str | None:
+    return None if channel is None else _sends_other_channel(cls, channel)
+
+
+_PROVIDER: _Kind[GatewayAdapter, Channel | None] = _Kind(
+    GROUP, GatewayAdapter, "adapter", CONFIG_FILE, _sends_any
+)
+
+
 def check_channels(config: ChannelsConfig) -> list[ConfigProblem]:
     """Everything wrong with the adapters config/channels.yaml chooses and their options.
 
     The config models import no adapter, so a loaded file is checked here: by `dunning config
-    check`, and by bootstrap() before anything runs. Keys are those build_adapter names.
+    check`, and by bootstrap() before anything runs. Keys are those build_provider names: a
+    named provider's under `providers.<name>`, a channel's own adapter under
+    `channels.<channel>`; a provider must send the channel whose routes name it.
     """
-    return [
+    problems = [
         ConfigProblem(CONFIG_FILE, f"channels.{channel.value}.{key}", why)
         for channel, entry in config.channels.items()
+        if entry.adapter is not None
         for key, why in _problems(_choose(_MESSAGE, channel, entry.adapter, entry.options))
     ]
+    serves = config.channel_of_provider()
+    for name, provider in config.providers.items():
+        chosen = _choose(_PROVIDER, serves.get(name), provider.adapter, provider.options)
+        problems += [
+            ConfigProblem(CONFIG_FILE, f"providers.{name}.{key}", why)
+            for key, why in _problems(chosen)
+        ]
+    return problems
+
+
+def _provider_where(name: str, config: ChannelsConfig) -> str:
+    if name in config.providers:
+        return f"providers.{name}"
+    for channel, entry in config.channels.items():
+        if entry.adapter == name:
+            return f"channels.{channel.value}"
+    return f"providers.{name}"
+
+
+def build_provider(name: str, channels_config: ChannelsConfig, state_dir: Path) -> GatewayAdapter:
+    """The provider called `name` (config/channels.yaml), options validated; ConfigError names
+    the key. A channel given as `adapter:` is a provider named after its adapter."""
+    entry = channels_config.all_providers().get(name)
+    where = _provider_where(name, channels_config)
+    if entry is None:
+        known = ", ".join(sorted(channels_config.all_providers())) or "none"
+        raise ConfigError(
+            [ConfigProblem(CONFIG_FILE, where, f"no provider {name!r} (defined: {known})")]
+        )
+    channel = channels_config.channel_of_provider().get(name)
+    if channel is None:  # a provider no route names: it serves its adapter's channel
+        try:
+            channel = adapter_class(entry.adapter).channel
+        except DunningError as exc:
+            raise ConfigError([ConfigProblem(CONFIG_FILE, f"{where}.adapter", str(exc))]) from exc
+    context = AdapterContext(channel=channel, state_dir=state_dir, config=channels_config)
+    return _build(_MESSAGE, channel, where, entry.adapter, entry.options, context)
 
 
 def build_adapter(
     channel: Channel, channels_config: ChannelsConfig, state_dir: Path
 ) -> GatewayAdapter:
-    """The configured adapter for `channel`, options validated; ConfigError names the key."""
+    """The first provider of `channel`'s default route, options validated; ConfigError names
+    the key."""
     where = f"channels.{channel.value}"
-    entry = channels_config.adapter_for(channel)
-    if entry is None:
+    if channels_config.adapter_for(channel) is None:
         raise ConfigError([ConfigProblem(CONFIG_FILE, where, "no adapter is configured")])
-    context = AdapterContext(channel=channel, state_dir=state_dir, config=channels_config)
-    return _build(_MESSAGE, channel, where, entry.adapter, entry.options, context)
+    (first, *_) = channels_config.routes_of(channel)[DEFAULT_ROUTE]
+    return build_provider(first, channels_config, state_dir)
 
 
 # -- action adapters ----------------------------------------------------------------------------

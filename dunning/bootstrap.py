@@ -20,7 +20,12 @@ from sqlalchemy import Engine
 
 from adapters.actions.base import ActionAdapter
 from adapters.base import AdapterFactory, GatewayAdapter
-from adapters.registry import build_action_adapter, build_adapter, check_actions, check_channels
+from adapters.registry import (
+    build_action_adapter,
+    build_provider,
+    check_actions,
+    check_channels,
+)
 from dunning.compliance import ApprovalBook
 from dunning.config.runners import load_runners
 from dunning.db.documents import DocumentStore
@@ -33,11 +38,11 @@ from dunning.rendering import Renderer, TemplateStore
 from dunning.services.contact.policy import ContactPolicy, send_gate
 from dunning.services.daily import ActionDispatch, Dispatcher, Outreach, WorkerSpec
 from dunning.services.dispatch.printing import LetterPress, Printing, default_workers
+from dunning.services.dispatch.routing import Circuits, Routing
 from dunning.services.lifecycle.actions import ActionAdapterFactory
 from dunning.services.outreach import ApprovalCheck, Planner
 from dunning.services.runs import Liveness, RunBook
 from dunning.services.runtime import Runtime
-from dunning.types import Channel
 
 __all__ = ["Runtime", "bootstrap", "outreach", "outreach_in_worker"]
 
@@ -119,21 +124,27 @@ def outreach(
         start_printing=printing.start,
         clock=clock,
     )
+    routing = (
+        Routing.by_channel(adapters)
+        if adapters is not None
+        else Routing.from_config(channels, partial(_provider, project))
+    )
     dispatcher = Dispatcher(
         engine=runtime.engine,
-        adapters=adapters or partial(_adapter, project),
+        routing=routing,
         documents=documents,
         gate=send_gate(policy, approved),
         settings=channels.dispatch,
         printing=printing,
         actions=_action_dispatch(project, planner.has_actions, action_adapters),
         clock=clock,
+        circuits=Circuits(open_seconds=channels.dispatch.circuit_open_seconds),
     )
     return Outreach(runtime=runtime, planner=planner, dispatcher=dispatcher, press=press)
 
 
-def _adapter(project: Project, channel: Channel) -> GatewayAdapter:
-    return build_adapter(channel, project.channels, project.state_dir)
+def _provider(project: Project, name: str) -> GatewayAdapter:
+    return build_provider(name, project.channels, project.state_dir)
 
 
 def _action_adapter(project: Project, target: str) -> ActionAdapter:

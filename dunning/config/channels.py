@@ -7,6 +7,7 @@ module imports no adapter, so configuration loads without them.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -17,14 +18,61 @@ from dunning.types import Channel
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 
 
-class ChannelAdapter(ConfigModel):
-    """Which adapter sends one channel's messages, and its options."""
+NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+DEFAULT_ROUTE = "default"
+"""The route of every jurisdiction a channel's `routes` does not name."""
 
-    adapter: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="registry name")
+
+class ProviderEntry(ConfigModel):
+    """One provider: an adapter with its options (one vendor account), under a name."""
+
+    adapter: str = Field(pattern=NAME, description="registry name")
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="checked against the adapter's options model by the adapter registry",
     )
+    rate_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="the vendor account's rate limit, held across every dispatcher together "
+        "(each process's adapter also keeps its own rate_per_second)",
+    )
+
+
+class ChannelAdapter(ConfigModel):
+    """How one channel's messages are sent: one adapter for every jurisdiction (`adapter`,
+    `options`: a provider named after the adapter), or `routes` from the account's
+    jurisdiction (its policy pack code) to an ordered list of providers, tried in turn when
+    one is down."""
+
+    adapter: str | None = Field(default=None, pattern=NAME, description="registry name")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="checked against the adapter's options model by the adapter registry",
+    )
+    routes: dict[str, list[str]] | None = Field(
+        default=None,
+        description="jurisdiction -> providers in order of preference; `default` for the rest",
+    )
+
+    @model_validator(mode="after")
+    def _adapter_or_routes(self) -> Self:
+        if (self.adapter is None) == (self.routes is None):
+            raise ValueError("give either `adapter` (one for every jurisdiction) or `routes`")
+        if self.routes is not None:
+            if self.options:
+                raise ValueError("`options` go with `adapter`; a route names providers")
+            if DEFAULT_ROUTE not in self.routes:
+                raise ValueError(
+                    "routes need a `default` entry (the providers of every other jurisdiction)"
+                )
+            for key, providers in self.routes.items():
+                if not providers:
+                    raise ValueError(f"route {key!r} names no provider")
+                if len(set(providers)) != len(providers):
+                    raise ValueError(f"route {key!r} names a provider twice")
+        return self
 
 
 def _default_channels() -> dict[Channel, ChannelAdapter]:
@@ -54,6 +102,13 @@ class DispatchSettings(ConfigModel):
         le=50_000,
         description="messages a dispatcher claims at once, then sends and records before the "
         "next claim; dispatchers running side by side share the outbox in claims of this size",
+    )
+    circuit_open_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="after a provider is found down (nothing it was given went through), the "
+        "dispatcher sends past it to the route's next provider this long before trying it again",
     )
 
 
@@ -184,9 +239,61 @@ class MockGatewaySettings(ConfigModel):
 
 
 class ChannelsConfig(ConfigModel):
+    providers: dict[str, ProviderEntry] = Field(
+        default_factory=dict, description="named vendor accounts the channels' routes name"
+    )
     channels: dict[Channel, ChannelAdapter] = Field(default_factory=_default_channels)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     mock_gateway: MockGatewaySettings = Field(default_factory=MockGatewaySettings)
 
+    @model_validator(mode="after")
+    def _routes_name_providers(self) -> Self:
+        for name in self.providers:
+            if not re.match(NAME, name):
+                raise ValueError(f"provider name {name!r} must match {NAME}")
+        for channel, entry in self.channels.items():
+            if entry.adapter is not None and entry.adapter in self.providers:
+                raise ValueError(
+                    f"channels.{channel.value}.adapter {entry.adapter!r} is also a provider's "
+                    "name; route to the provider instead"
+                )
+            for key, names in (entry.routes or {}).items():
+                for name in names:
+                    if name not in self.providers:
+                        known = ", ".join(sorted(self.providers)) or "none"
+                        raise ValueError(
+                            f"channels.{channel.value}.routes.{key} names provider {name!r}, "
+                            f"which `providers` does not define (defined: {known})"
+                        )
+        return self
+
     def adapter_for(self, channel: Channel) -> ChannelAdapter | None:
         return self.channels.get(channel)
+
+    def all_providers(self) -> dict[str, ProviderEntry]:
+        """Every provider by name: those of `providers`, and one per channel given as
+        `adapter:` (named after its adapter)."""
+        found = dict(self.providers)
+        for entry in self.channels.values():
+            if entry.adapter is not None:
+                found[entry.adapter] = ProviderEntry(adapter=entry.adapter, options=entry.options)
+        return found
+
+    def routes_of(self, channel: Channel) -> dict[str, tuple[str, ...]]:
+        """Jurisdiction -> providers in order, with `default`; empty when the channel has no
+        entry."""
+        entry = self.channels.get(channel)
+        if entry is None:
+            return {}
+        if entry.adapter is not None:
+            return {DEFAULT_ROUTE: (entry.adapter,)}
+        return {key: tuple(names) for key, names in (entry.routes or {}).items()}
+
+    def channel_of_provider(self) -> dict[str, Channel]:
+        """The channel each routed provider serves (a provider serves one channel)."""
+        return {
+            name: channel
+            for channel in self.channels
+            for names in self.routes_of(channel).values()
+            for name in names
+        }

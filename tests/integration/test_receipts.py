@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select, update
 
 from adapters import DeliveryStatus, GatewayAdapter, OutboundMessage, SendResult, StatusReport
+from adapters.base import SentMessage
 from dunning.bootstrap import Runtime
 from dunning.db.tables import EVENT, OUTBOX
 from dunning.services.daily import Outreach
@@ -362,6 +363,9 @@ class SwapsKeys:
             replace(second, idempotency_key=first.idempotency_key),
             *rest,
         ]
+
+    async def fetch_receipts(self, messages: Sequence[SentMessage]) -> list[StatusReport]:
+        return await self.fetch_statuses([m.gateway_message_id for m in messages])
 
 
 def test_a_polled_receipt_naming_two_messages_is_left_out_and_the_others_recorded(

@@ -6,7 +6,7 @@ runtime they share. Tests build them with fakes through the same builder's param
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -17,6 +17,7 @@ from dunning.config.channels import DispatchSettings
 from dunning.db.documents import DocumentStore
 from dunning.db.models import utcnow
 from dunning.services.dispatch.printing import LetterPress, Printing
+from dunning.services.dispatch.routing import Circuits, Routing
 from dunning.services.dispatch.send import SendGate
 from dunning.services.lifecycle.actions import ActionAdapterFactory
 from dunning.services.outreach.planner import Planner
@@ -37,7 +38,8 @@ class Dispatcher:
     """What sending a batch needs: the gateways, the send-time gate, the letters printed."""
 
     engine: Engine
-    adapters: AdapterFactory
+    routing: Routing
+    """Which provider sends each message (per channel and jurisdiction), with failover."""
     documents: DocumentStore
     gate: SendGate
     settings: DispatchSettings
@@ -45,6 +47,13 @@ class Dispatcher:
     actions: ActionDispatch | None
     """None: the strategy has no action steps and there is no config/actions.yaml."""
     clock: Callable[[], datetime] = utcnow
+    circuits: Circuits = field(default_factory=Circuits)
+    """Providers this process found down, and until when it sends past them."""
+
+    @property
+    def adapters(self) -> AdapterFactory:
+        """Each channel's default provider (receipt tools, tests)."""
+        return self.routing.for_channel
 
     @property
     def lease(self) -> timedelta:

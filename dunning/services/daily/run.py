@@ -133,4 +133,4 @@ def dispatch_due_now(outreach: Outreach) -> DispatchReport:
 
 def poll_receipts(outreach: Outreach) -> ReceiptReport:
     """Ask the gateways about every message still `sent`, and record what they say."""
-    return reconcile_receipts(outreach.engine, outreach.dispatcher.adapters)
+    return reconcile_receipts(outreach.engine, outreach.dispatcher.routing)

@@ -66,7 +66,7 @@ def dispatch_batch(
     printed = dispatcher.printing.finish(lo, hi)
     report = dispatch_due(
         dispatcher.engine,
-        dispatcher.adapters,
+        dispatcher.routing,
         dispatcher.documents,
         scope=Scope(account_lo=lo, account_hi=hi, as_of=as_of),
         clock=dispatcher.clock,
@@ -74,6 +74,7 @@ def dispatch_batch(
         max_attempts=settings.max_attempts,
         chunk=settings.claim_size,
         gate=dispatcher.gate,
+        circuits=dispatcher.circuits,
     )
     report.timings["print_letters"] += printed.seconds
     report.timings["print_wait"] += printed.waited

@@ -13,11 +13,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from adapters.base import AdapterFactory, DeliveryStatus, StatusReport
+from adapters.base import AdapterFactory, DeliveryStatus, SentMessage, StatusReport
 from dunning.db.models import utcnow
 from dunning.db.sql import chunked, insert_ignoring_conflicts
 from dunning.db.tables import EVENT, NONCE, OUTBOX
 from dunning.errors import ReceiptConflict
+from dunning.services.dispatch.routing import Routing
 from dunning.types import Channel, OutboxStatus
 
 log = logging.getLogger("dunning.receipts")
@@ -231,16 +232,28 @@ def apply_early_receipts(connection: Connection, sent: Sequence[int], now: datet
 
 
 def reconcile_receipts(
-    engine: Engine, factory: AdapterFactory, *, chunk: int = 1000
+    engine: Engine, factory: AdapterFactory | Routing, *, chunk: int = 1000
 ) -> ReceiptReport:
-    """Poll the gateways for every message still `sent`, and record what they say."""
+    """Poll the gateways for every message still `sent`, and record what they say.
+
+    Each message is asked of the provider that took it (outbox_message.provider; a message
+    sent before providers were recorded, of its channel's default provider)."""
+    routing = factory if isinstance(factory, Routing) else Routing.by_channel(factory)
     report = ReceiptReport()
     o = OUTBOX.c
     last_id = 0
     while True:
         with engine.connect() as connection:
             rows = connection.execute(
-                select(o.id, o.channel, o.gateway_message_id)
+                select(
+                    o.id,
+                    o.channel,
+                    o.provider,
+                    o.gateway_message_id,
+                    o.idempotency_key,
+                    o.recipient,
+                    o.sent_at,
+                )
                 .where(
                     o.status == OutboxStatus.SENT.value,
                     o.id > last_id,
@@ -252,10 +265,21 @@ def reconcile_receipts(
         if not rows:
             break
         last_id = rows[-1][0]
-        by_channel: dict[Channel, list[str]] = defaultdict(list)
-        for _, channel, gateway_id in rows:
-            by_channel[Channel(channel)].append(gateway_id)
-        reports = asyncio.run(_fetch(factory, by_channel))
+        by_provider: dict[str, list[SentMessage]] = defaultdict(list)
+        for row in rows:
+            provider = row.provider
+            if provider is None or not routing.knows(provider):
+                # Sent before providers were recorded, or through a provider since renamed.
+                provider = routing.default(Channel(row.channel)) or row.channel
+            by_provider[provider].append(
+                SentMessage(
+                    gateway_message_id=row.gateway_message_id,
+                    idempotency_key=row.idempotency_key,
+                    recipient=row.recipient or "",
+                    sent_at=row.sent_at,
+                )
+            )
+        reports = asyncio.run(_fetch(routing, by_provider))
         report.checked += len(rows)
         for item in reports:
             report.by_status[item.status.value] += 1
@@ -268,14 +292,12 @@ def reconcile_receipts(
     return report
 
 
-async def _fetch(
-    factory: AdapterFactory, by_channel: dict[Channel, list[str]]
-) -> list[StatusReport]:
-    async def one(channel: Channel, ids: list[str]) -> list[StatusReport]:
-        async with factory(channel) as adapter:
-            return await adapter.fetch_statuses(ids)
+async def _fetch(routing: Routing, by_provider: dict[str, list[SentMessage]]) -> list[StatusReport]:
+    async def one(provider: str, messages: list[SentMessage]) -> list[StatusReport]:
+        async with routing.build(provider) as adapter:
+            return await adapter.fetch_receipts(messages)
 
-    groups = await asyncio.gather(*(one(ch, ids) for ch, ids in by_channel.items()))
+    groups = await asyncio.gather(*(one(name, sent) for name, sent in by_provider.items()))
     return [item for group in groups for item in group]
 
 

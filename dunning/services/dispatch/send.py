@@ -22,21 +22,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, or_, select, update
 
-from adapters.base import AdapterFactory, OutboundMessage, SendOutcome, SendResult
+from adapters.base import AdapterFactory, OutboundMessage, RejectCode, SendOutcome, SendResult
 from dunning.crashpoints import crash_point
 from dunning.db.claims import new_token
 from dunning.db.documents import DocumentStore
 from dunning.db.models import utcnow
 from dunning.db.ranges import in_accounts
+from dunning.db.sql import chunked
 from dunning.db.tables import ACCOUNT, CUSTOMER, EVENT, OUTBOX
 from dunning.services.dispatch.receipts import apply_early_receipts
+from dunning.services.dispatch.routing import Circuits, Routing, SharedPace
 from dunning.types import Channel, OutboxStatus
 
 """Builds a fresh adapter for a channel; called inside the event loop that uses it."""
@@ -65,6 +67,10 @@ class Claimed:
     in_doubt: bool = False
     """Claimed back from `sending` (a lease ran out): an earlier send may have reached the
     gateway."""
+    provider: str | None = None
+    """The provider an earlier attempt went to (in doubt: the only one that may have it)."""
+    vendor: Mapping[str, Any] | None = None
+    """The template's vendor metadata and rendered parameters (outbox_message.vendor)."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,12 @@ class DispatchReport:
     deferred: int = 0
     in_doubt: int = 0
     """Answers the adapter could not settle (AMBIGUOUS): left `sending` until the lease ends."""
+    failed_over: int = 0
+    """Sends that a provider certainly did not take and that went on to the next provider."""
     held: Counter[str] = field(default_factory=Counter)
     by_channel: Counter[str] = field(default_factory=Counter)
+    by_provider: Counter[str] = field(default_factory=Counter)
+    """Messages sent (accepted) by each provider."""
     actions: Counter[str] = field(default_factory=Counter)
     """Counts of the action dispatch that ran with this one (see lifecycle.actions)."""
     timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -98,6 +108,7 @@ class DispatchReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.held.update(other.held)
         self.by_channel.update(other.by_channel)
+        self.by_provider.update(other.by_provider)
         self.actions.update(other.actions)
         for stage, seconds in other.timings.items():
             self.timings[stage] += seconds
@@ -112,8 +123,10 @@ class DispatchReport:
             "retry": self.retry,
             "deferred": self.deferred,
             "in_doubt": self.in_doubt,
+            "failed_over": self.failed_over,
             "held_by_suppression": dict(self.held),
             "sent_by_channel": dict(self.by_channel),
+            "sent_by_provider": dict(self.by_provider),
             "actions": dict(self.actions),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
@@ -123,13 +136,24 @@ class DispatchReport:
         report = cls(**{k: data.get(k, 0) for k in _COUNTS})
         report.held.update(data.get("held_by_suppression", {}))
         report.by_channel.update(data.get("sent_by_channel", {}))
+        report.by_provider.update(data.get("sent_by_provider", {}))
         report.actions.update(data.get("actions", {}))
         for stage, seconds in data.get("timings", {}).items():
             report.timings[stage] += seconds
         return report
 
 
-_COUNTS = ("printed", "claimed", "sent", "duplicates", "failed", "retry", "deferred", "in_doubt")
+_COUNTS = (
+    "printed",
+    "claimed",
+    "sent",
+    "duplicates",
+    "failed",
+    "retry",
+    "deferred",
+    "in_doubt",
+    "failed_over",
+)
 
 
 @dataclass(frozen=True)
@@ -202,6 +226,8 @@ def claim(
             o.tier,
             o.run_id,
             o.last_error,
+            o.provider,
+            o.vendor,
         )
     )
     rows = connection.execute(statement).all()
@@ -221,6 +247,8 @@ def claim(
             tier=r.tier,
             run_id=r.run_id,
             in_doubt=r.last_error == IN_DOUBT,
+            provider=r.provider,
+            vendor=r.vendor,
         )
         for r in rows
     ]
@@ -263,32 +291,168 @@ def to_outbound(
             "run_id": str(message.run_id),
         },
         template_id=message.template_id,
+        vendor=message.vendor or {},
         jurisdiction=recipient.jurisdiction,
         country=recipient.country,
         in_doubt=message.in_doubt,
     )
 
 
-async def send_all(
-    factory: AdapterFactory, messages: Sequence[OutboundMessage]
+async def send_to(
+    routing: Routing, pace: SharedPace | None, provider: str, batch: Sequence[OutboundMessage]
 ) -> list[SendResult]:
-    """Send each channel's messages through its adapter, channels concurrently."""
-    by_channel: dict[Channel, list[OutboundMessage]] = defaultdict(list)
+    """Send one provider's messages through its adapter, within its shared rate."""
+    results: list[SendResult] = []
+    rate = routing.rates.get(provider)
+    async with routing.build(provider) as adapter:
+        # An adapter runs up to max_concurrency requests of max_batch at once.
+        # (getattr: wrappers that pass an adapter through may not declare it).
+        size = max(1, adapter.max_batch) * max(1, getattr(adapter, "max_concurrency", 1))
+        for start in range(0, len(batch), size):
+            part = batch[start : start + size]
+            if rate is not None and pace is not None:
+                await pace.reserve(provider, len(part), rate)
+            results.extend(await adapter.send(part))
+    return results
+
+
+async def send_all(
+    factory: AdapterFactory | Routing, messages: Sequence[OutboundMessage]
+) -> list[SendResult]:
+    """Send each channel's messages through its default provider, channels concurrently
+    (no failover: `send_routed` is what the dispatcher uses)."""
+    routing = factory if isinstance(factory, Routing) else Routing.by_channel(factory)
+    by_provider: dict[str, list[OutboundMessage]] = defaultdict(list)
     for message in messages:
-        by_channel[message.channel].append(message)
-
-    async def one_channel(channel: Channel, batch: list[OutboundMessage]) -> list[SendResult]:
-        results: list[SendResult] = []
-        async with factory(channel) as adapter:
-            # An adapter runs up to max_concurrency requests of max_batch at once.
-            # (getattr: wrappers that pass an adapter through may not declare it).
-            size = max(1, adapter.max_batch) * max(1, getattr(adapter, "max_concurrency", 1))
-            for start in range(0, len(batch), size):
-                results.extend(await adapter.send(batch[start : start + size]))
-        return results
-
-    groups = await asyncio.gather(*(one_channel(ch, batch) for ch, batch in by_channel.items()))
+        by_provider[routing.default(message.channel) or message.channel.value].append(message)
+    groups = await asyncio.gather(
+        *(send_to(routing, None, name, batch) for name, batch in by_provider.items())
+    )
     return [result for group in groups for result in group]
+
+
+def _route(routing: Routing, message: Claimed, jurisdiction: str | None) -> tuple[str, ...]:
+    """The providers a claimed message may go to, in order: a message in doubt goes first
+    to the provider that may have it (its lookup settles it there)."""
+    route = routing.candidates(message.channel, jurisdiction)
+    if message.in_doubt and message.provider is not None:
+        return (message.provider, *(name for name in route if name != message.provider))
+    return route
+
+
+@dataclass
+class Routed:
+    """The answers of one claim's sends, and the provider each message went to last."""
+
+    results: list[SendResult] = field(default_factory=list)
+    providers: dict[int, str] = field(default_factory=dict)
+    failed_over: int = 0
+
+
+async def _send_each(
+    routing: Routing, pace: SharedPace | None, batches: Mapping[str, Sequence[OutboundMessage]]
+) -> list[list[SendResult]]:
+    """Each provider's batch, providers concurrently; answers in the order of `batches`."""
+    return await asyncio.gather(
+        *(send_to(routing, pace, name, batch) for name, batch in batches.items())
+    )
+
+
+def send_routed(
+    engine: Any,
+    routing: Routing,
+    claimed: Sequence[Claimed],
+    outbound: Mapping[int, OutboundMessage],
+    facts: Mapping[int, Recipient],
+    *,
+    token: str,
+    clock: Callable[[], datetime],
+    circuits: Circuits,
+    pace: SharedPace | None,
+) -> Routed:
+    """Send claimed messages, each through the first provider of its route that takes it.
+
+    Before each round the chosen provider is written on every row (under our claim), so that
+    a crash or an ambiguous answer leaves the row naming the one vendor that may have it. A
+    RETRY answer (certainly not taken) moves the message to its route's next provider; every
+    other answer is final for this claim.
+    """
+    routed = Routed()
+    pending = []
+    for message in claimed:
+        if message.in_doubt and message.provider and not routing.knows(message.provider):
+            # Only that vendor can say whether it has the message: never send it elsewhere.
+            routed.results.append(
+                SendResult(
+                    message.idempotency_key,
+                    SendOutcome.REJECTED,
+                    code=RejectCode.IN_DOUBT.value,
+                    reason=f"in doubt at provider {message.provider!r}, which no route names "
+                    "any more: not sent again; check with that vendor",
+                )
+            )
+        else:
+            pending.append(message)
+    routes = {m.id: _route(routing, m, facts.get(m.id, Recipient()).jurisdiction) for m in pending}
+    hop = dict.fromkeys(routes, 0)
+    while pending:
+        assigned: dict[str, list[Claimed]] = defaultdict(list)
+        for message in pending:
+            route = routes[message.id]
+            index = hop[message.id]
+            settling = message.in_doubt and index == 0 and message.provider is not None
+            while index < len(route) and not settling and circuits.is_open(route[index]):
+                index += 1  # down a moment ago: send past it
+            if index >= len(route):
+                reason = (
+                    f"no provider of its route took it ({', '.join(route)})"
+                    if route
+                    else f"no provider routes {message.channel.value}"
+                )
+                routed.results.append(
+                    SendResult(message.idempotency_key, SendOutcome.RETRY, reason=reason)
+                )
+                continue
+            hop[message.id] = index
+            assigned[route[index]].append(message)
+        if not assigned:
+            break
+        with engine.begin() as connection:
+            for provider, messages in assigned.items():
+                for part in chunked([m.id for m in messages], 900):
+                    connection.execute(
+                        update(OUTBOX)
+                        .where(OUTBOX.c.id.in_(part), OUTBOX.c.claim_token == token)
+                        .values(provider=provider, updated_at=clock())
+                    )
+        crash_point("dispatch.after-route")
+        batches = {
+            provider: [
+                outbound[m.id] if hop[m.id] == 0 else replace(outbound[m.id], in_doubt=False)
+                for m in messages
+            ]
+            for provider, messages in assigned.items()
+        }
+
+        answers = asyncio.run(_send_each(routing, pace, batches))
+        pending = []
+        for (provider, messages), results in zip(assigned.items(), answers, strict=True):
+            by_key = {result.idempotency_key: result for result in results}
+            if results and all(r.outcome == SendOutcome.RETRY for r in results):
+                circuits.trip(provider)
+            elif any(r.outcome == SendOutcome.ACCEPTED for r in results):
+                circuits.close(provider)
+            for message in messages:
+                routed.providers[message.id] = provider
+                result = by_key.get(message.idempotency_key)
+                moves_on = hop[message.id] + 1 < len(routes[message.id])
+                if result is not None and result.outcome == SendOutcome.RETRY and moves_on:
+                    hop[message.id] += 1
+                    routed.failed_over += 1
+                    pending.append(message)
+                elif result is not None:
+                    routed.results.append(result)
+    return routed
 
 
 def record_results(
@@ -300,8 +464,11 @@ def record_results(
     now: datetime,
     max_attempts: int,
     report: DispatchReport,
+    providers: Mapping[int, str] | None = None,
 ) -> None:
-    """Write each gateway answer onto its row, if the row still holds our claim."""
+    """Write each gateway answer onto its row, if the row still holds our claim.
+
+    `providers`: the provider each message went to last (its sent count, per provider)."""
     by_key = {result.idempotency_key: result for result in results}
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -318,16 +485,25 @@ def record_results(
             "not_before": None,
             "sent_at": None,
             "final_at": None,
+            "segments": None,
+            "price": None,
+            "price_unit": None,
         }
         if result.outcome == SendOutcome.ACCEPTED:
             values.update(
                 status=OutboxStatus.SENT.value,
                 gateway_message_id=result.gateway_message_id,
                 sent_at=now,
+                segments=result.segments,
+                price=result.price,
+                price_unit=result.price_unit,
             )
             report.sent += 1
             report.duplicates += int(result.duplicate)
             report.by_channel[message.channel.value] += 1
+            provider = (providers or {}).get(message.id)
+            if provider is not None:
+                report.by_provider[provider] += 1
         elif result.outcome == SendOutcome.AMBIGUOUS and message.attempts < max_attempts:
             # The gateway may have it: leave the row `sending` under our claim. When the
             # lease runs out it is claimed again, in doubt, and its adapter asks the gateway
@@ -386,6 +562,9 @@ def record_results(
             not_before=bindparam("not_before"),
             sent_at=bindparam("sent_at"),
             final_at=bindparam("final_at"),
+            segments=bindparam("segments"),
+            price=bindparam("price"),
+            price_unit=bindparam("price_unit"),
             claim_token=None,
             claimed_until=None,
             updated_at=now,
@@ -477,7 +656,7 @@ def apply_verdicts(
 
 def dispatch_due(
     engine: Any,
-    factory: AdapterFactory,
+    factory: AdapterFactory | Routing,
     documents: DocumentStore,
     *,
     scope: Scope,
@@ -486,9 +665,17 @@ def dispatch_due(
     max_attempts: int = 8,
     chunk: int = 2000,
     gate: SendGate | None = None,
+    circuits: Circuits | None = None,
+    pace: SharedPace | None = None,
 ) -> DispatchReport:
-    """Claim, check, send and record until nothing in scope is due."""
+    """Claim, check, send (routed, with failover) and record until nothing in scope is due.
 
+    `factory`: the routes and providers, or (tests, embedders) an adapter per channel."""
+
+    routing = factory if isinstance(factory, Routing) else Routing.by_channel(factory)
+    circuits = circuits or Circuits()
+    if pace is None and routing.rates:
+        pace = SharedPace(engine)
     report = DispatchReport()
     while True:
         token = new_token()
@@ -514,8 +701,19 @@ def dispatch_due(
         if not claimed:
             continue
         started = time.perf_counter()
-        outbound = [to_outbound(message, documents, facts.get(message.id)) for message in claimed]
-        results = asyncio.run(send_all(factory, outbound))
+        outbound = {m.id: to_outbound(m, documents, facts.get(m.id)) for m in claimed}
+        routed = send_routed(
+            engine,
+            routing,
+            claimed,
+            outbound,
+            facts,
+            token=token,
+            clock=clock,
+            circuits=circuits,
+            pace=pace,
+        )
+        report.failed_over += routed.failed_over
         crash_point("dispatch.after-send")
         report.timings["dispatch"] += time.perf_counter() - started
         started = time.perf_counter()
@@ -523,11 +721,12 @@ def dispatch_due(
             record_results(
                 connection,
                 claimed,
-                results,
+                routed.results,
                 token=token,
                 now=clock(),
                 max_attempts=max_attempts,
                 report=report,
+                providers=routed.providers,
             )
             crash_point("dispatch.before-record-commit")
         report.timings["record"] += time.perf_counter() - started
