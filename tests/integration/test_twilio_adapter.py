@@ -598,3 +598,10 @@ def test_check_says_when_twilio_cannot_be_reached(twilio: MockTwilio) -> None:
         transport=httpx.MockTransport(refuse),
     )
     assert check(adapter) == "cannot reach https://api.twilio.com (connection error: ConnectError)"
+
+
+def test_the_mock_like_twilio_refuses_an_api_key_on_the_account(twilio: MockTwilio) -> None:
+    path = f"/2010-04-01/Accounts/{ACCOUNT_SID}.json"
+    assert twilio.admin("GET", path, auth=(ACCOUNT_SID, AUTH_TOKEN)).json()["status"] == "active"
+    refused = twilio.admin("GET", path, auth=(API_KEY_SID, API_KEY_SECRET))
+    assert (refused.status_code, refused.json()["code"]) == (401, 20003)
