@@ -228,6 +228,12 @@ def _scrub(text: str) -> str:
     return _LONG_DIGITS.sub("…", " ".join(text.split()))[:200]
 
 
+def _failure_reason(err_code: str | None) -> str:
+    if not err_code:
+        return "Aliyun reported a failure without an ErrCode"
+    return f"Aliyun ErrCode {_scrub(err_code)}"
+
+
 def _china_time(text: Any) -> datetime | None:
     if not isinstance(text, str) or not text:
         return None
@@ -421,7 +427,8 @@ class AliyunSmsAdapter(HttpGatewayAdapter):
         if code == "SignatureNonceUsed":
             # The next attempt is signed afresh with a new nonce.
             return RequestFailure(SendOutcome.RETRY, reason, vendor_code=code)
-        if code.startswith(_CONFIG_PREFIXES):
+        if code.startswith(_CONFIG_PREFIXES) or answer.status_code in (401, 403):
+            # 403: the RAM user may not call dysmsapi (Forbidden.RAM, NoPermission...).
             return RequestFailure(
                 SendOutcome.RETRY, self._config_hint(reason), again=False, vendor_code=code
             )
@@ -542,7 +549,7 @@ class AliyunSmsAdapter(HttpGatewayAdapter):
             idempotency_key=key,
             status=status,
             occurred_at=occurred,
-            reason=f"Aliyun ErrCode {_scrub(str(err_code))}" if failed and err_code else None,
+            reason=_failure_reason(err_code) if failed else None,
             vendor_code=err_code,
         )
 
@@ -725,7 +732,7 @@ class AliyunSmsAdapter(HttpGatewayAdapter):
             idempotency_key=out_id,
             status=status,
             occurred_at=_china_time(item.get("report_time")) or request.received_at,
-            reason=None if success else f"Aliyun ErrCode {_scrub(str(err_code))}",
+            reason=None if success else _failure_reason(err_code),
             event_id=f"aliyun-report:{biz_id}:{status.value}",
             vendor_code=err_code,
             segments=segments,

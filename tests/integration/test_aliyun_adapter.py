@@ -302,20 +302,25 @@ def scripted(*answers: dict[str, Any]) -> tuple[httpx.MockTransport, list[httpx.
 
 
 @pytest.mark.parametrize(
-    ("code", "outcome", "reject", "requests"),
+    ("status", "code", "outcome", "reject", "requests"),
     [
-        ("isv.BLACK_KEY_CONTROL_LIMIT", "rejected", "blocked", 1),
-        ("isv.DENY_IP_RANGE", "rejected", "blocked", 1),
-        ("isv.SOMETHING_NEW", "rejected", "rejected", 1),
-        ("Throttling.User", "accepted", None, 2),
-        ("SignatureNonceUsed", "accepted", None, 2),
+        (200, "isv.BLACK_KEY_CONTROL_LIMIT", "rejected", "blocked", 1),
+        (200, "isv.DENY_IP_RANGE", "rejected", "blocked", 1),
+        (200, "isv.SOMETHING_NEW", "rejected", "rejected", 1),
+        (400, "Throttling.User", "accepted", None, 2),
+        (400, "SignatureNonceUsed", "accepted", None, 2),
+        (403, "Forbidden.RAM", "retry", None, 1),
     ],
 )
 def test_codes_the_mock_does_not_produce(
-    monkeypatch: pytest.MonkeyPatch, code: str, outcome: str, reject: str | None, requests: int
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    code: str,
+    outcome: str,
+    reject: str | None,
+    requests: int,
 ) -> None:
     monkeypatch.setenv(SECRET_ENV, ACCESS_KEY_SECRET)
-    status = 400 if code[0].isupper() else 200
     transport, seen = scripted(
         {"_status": status, "Code": code, "Message": "拒绝 13800138001", "RequestId": "r"},
         {"Code": "OK", "Message": "OK", "BizId": "900^0", "RequestId": "r"},
@@ -338,6 +343,8 @@ def test_codes_the_mock_does_not_produce(
     else:
         assert result.vendor_code == code
         assert "13800138001" not in (result.reason or "")
+    if outcome == "retry":  # the RAM user may not send: our configuration, not the message
+        assert SECRET_ENV in (result.reason or "")
 
 
 def test_use_batch_and_key_options_are_checked() -> None:
@@ -520,6 +527,13 @@ def test_sms_report_pushes_become_receipts_behind_the_url_token(mock: Mock) -> N
         with pytest.raises(WebhookRefused, match=why) as refused:
             adapter.read_webhook(pushed(push, url), "status")
         assert refused.value.status == 401
+    # A report of a message not sent by Dunning (no OutId) is acknowledged and ignored.
+    foreign = [{**json.loads(push.content)[0], "out_id": None, "biz_id": "777^0"}]
+    ignored = adapter.read_webhook(
+        WebhookRequest("POST", str(push.url), {}, json.dumps(foreign).encode(), datetime.now(UTC)),
+        "status",
+    )
+    assert (ignored.statuses, ignored.body) == ([], ACK)
     with pytest.raises(WebhookRefused, match="no push token is configured") as unconfigured:
         mock.adapter(push_token_env=None).read_webhook(pushed(push), "status")
     assert unconfigured.value.status == 401
