@@ -14,17 +14,18 @@ CI (CI set), where a missing Prism fails them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -32,8 +33,18 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
+from adapters.base import DeliveryStatus, GatewayAdapter, OutboundMessage, SendOutcome
+from adapters.registry import adapter_class
+from dunning.types import Channel
 from tests.helpers import free_port
-from tests.integration._vendor_mocks import ACCOUNT_SID, AUTH_TOKEN, Gateway, vendor_gateway
+from tests.integration._vendor_mocks import (
+    ACCOUNT_SID,
+    API_KEY_SECRET,
+    API_KEY_SID,
+    AUTH_TOKEN,
+    Gateway,
+    vendor_gateway,
+)
 
 REPO = Path(__file__).parents[2]
 PRISM = REPO / "tools/prism/node_modules/.bin/prism"
@@ -41,6 +52,7 @@ SPEC = REPO / "sandbox/gateways/specs/twilio_api_v2010_messages.json"
 SENDER = "+15005550006"
 OTHER_SENDER = "+15005550010"
 SERVICE = "MG" + "3" * 32
+T = TypeVar("T")
 
 
 def prism_findings(status: int, headers: Mapping[str, str], body: str) -> list[str]:
@@ -60,7 +72,6 @@ def prism_findings(status: int, headers: Mapping[str, str], body: str) -> list[s
 class Prism:
     url: str
     log: Path
-    started_in: float
 
 
 @dataclass
@@ -150,7 +161,7 @@ def prism(
             if time.monotonic() > deadline:
                 pytest.fail(f"prism did not listen within 60 s: {log.read_text()[-4000:]}")
             time.sleep(0.05)
-        yield Prism(url, log, time.monotonic() - started)
+        yield Prism(url, log)
     finally:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
@@ -231,6 +242,116 @@ def test_prism_reports_an_answer_outside_the_description(prism: Prism, gateway: 
         "response: Unable to match the returned status code with those defined in the "
         "document: 201 (Warning)"
     ]
+
+
+# -- our adapter through Prism -----------------------------------------------------------------
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Real HTTP, keeping each answer's status and headers for the test."""
+
+    def __init__(self, recorded: Recorded) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.recorded = recorded
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        url, status, text = str(request.url), response.status_code, response.text
+        self.recorded.add(request.method, url, status, response.headers, text)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def twilio_sms(prism: Prism, recorded: Recorded, **options: Any) -> GatewayAdapter:
+    """The provider `twilio-sms` as the registry finds it, its url pointed at Prism."""
+    cls = adapter_class("twilio-sms")
+    # A from_number's 1 message a second would only slow the test down.
+    settings = {"account_sid": ACCOUNT_SID, "url": prism.url, "rate_per_second": 100, **options}
+    validated = cls.options_model.model_validate(settings)
+    return cls(validated, transport=RecordingTransport(recorded))  # type: ignore[call-arg]
+
+
+def run(adapter: GatewayAdapter, work: Callable[[GatewayAdapter], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with adapter:
+            return await work(adapter)
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv("TWILIO_API_KEY_SECRET", API_KEY_SECRET)
+
+
+@pytest.mark.usefixtures("secrets")
+def test_the_adapter_sends_polls_and_looks_up_within_twilios_description(
+    prism: Prism, gateway: Gateway
+) -> None:
+    recorded = Recorded()
+    callback = f"{gateway.hooks.url}/webhooks/providers/twilio-us/status"
+    options = {"auth_token_env": "TWILIO_AUTH_TOKEN", "from_number": SENDER}
+    adapter = twilio_sms(prism, recorded, status_callback=callback, **options)
+    to = "+14155550211"
+    first = OutboundMessage("acct-21:2026-11-23", Channel.SMS, to, "Payment of $80.00 is late.")
+    (sent,) = run(adapter, lambda a: a.send([first]))
+    assert (sent.outcome, sent.segments) == (SendOutcome.ACCEPTED, 1)
+    sid = str(sent.gateway_message_id)
+
+    (report,) = run(adapter, lambda a: a.fetch_statuses([sid]))
+    assert (report.gateway_message_id, report.status) == (sid, DeliveryStatus.DELIVERED)
+    assert (report.price, report.price_unit) == ("-0.00790", "USD")
+
+    # Come back in doubt: the lookup finds it at Twilio, and nothing is sent again.
+    (found,) = run(adapter, lambda a: a.send([replace(first, in_doubt=True)]))
+    assert (found.outcome, found.duplicate, found.gateway_message_id) == (
+        SendOutcome.ACCEPTED,
+        True,
+        sid,
+    )
+    # One that Twilio does not have: looked up, not found, sent once.
+    second = OutboundMessage("acct-22:2026-11-23", Channel.SMS, to, "Another reminder.")
+    (resent,) = run(adapter, lambda a: a.send([replace(second, in_doubt=True)]))
+    assert (resent.outcome, resent.duplicate) == (SendOutcome.ACCEPTED, False)
+    assert [r.id for r in gateway.ledger.vendor_rows("twilio", to)] == [
+        sid,
+        resent.gateway_message_id,
+    ]
+    assert run(adapter, lambda a: a.check()) is None  # Fetch an Account
+    assert [(e.method, e.status) for e in recorded.exchanges] == [
+        ("POST", 201),
+        ("GET", 200),
+        ("GET", 200),
+        ("GET", 200),
+        ("POST", 201),
+        ("GET", 200),
+    ]
+    recorded.assert_clean(prism.log)
+
+
+@pytest.mark.usefixtures("secrets")
+def test_the_adapter_with_an_api_key_and_a_messaging_service(
+    prism: Prism, gateway: Gateway
+) -> None:
+    recorded = Recorded()
+    keyed = {"api_key_sid": API_KEY_SID, "api_key_secret_env": "TWILIO_API_KEY_SECRET"}
+    adapter = twilio_sms(prism, recorded, messaging_service_sid=SERVICE, **keyed)
+    message = OutboundMessage("acct-23:2026-11-23", Channel.SMS, "+14155550212", "x" * 200)
+    (sent,) = run(adapter, lambda a: a.send([message]))
+    assert (sent.outcome, sent.segments) == (SendOutcome.ACCEPTED, 2)
+    (found,) = run(adapter, lambda a: a.send([replace(message, in_doubt=True)]))
+    assert (found.duplicate, found.gateway_message_id) == (True, sent.gateway_message_id)
+    assert run(adapter, lambda a: a.check()) is None  # one page of messages: keys may not
+    assert [(e.method, e.status) for e in recorded.exchanges] == [
+        ("POST", 201),
+        ("GET", 200),
+        ("GET", 200),
+    ]
+    recorded.assert_clean(prism.log)
 
 
 def test_the_vendored_excerpt_is_twilios_published_file(repo_dir: Path) -> None:
