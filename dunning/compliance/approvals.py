@@ -4,7 +4,9 @@
     book.is_approved(ref.id, ref.content_hash)                   # dispatch holds when False
 
 Fail closed: a template is approved only when its current content hash (file bytes, plus the
-CSS for letters) is the hash of its latest approval. No file means nothing is approved; an
+CSS for letters) is the hash of its latest approval. The file's bytes include its front matter,
+so a changed vendor block (an Aliyun template code or parameter) needs approving again, while
+templates without one keep their approvals. No file means nothing is approved; an
 invalid file is a ConfigError (nothing runs). One entry per template id: approving again
 replaces the entry and moves the previous one into its `history`. The approved text is kept
 beside the hash, so `dunning templates status` can show what changed since.

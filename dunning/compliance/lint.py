@@ -15,6 +15,11 @@ config/lender.yaml and the dates (pay-by, validation notice) of the template's p
 numbers point at the template file; a finding about rendered text points at the source line
 holding the phrase when there is one, else at the first line of the template's body (after
 the front matter).
+
+A template with a `vendor.aliyun` block goes out as the text registered with Aliyun under its
+code (templates/registered/aliyun.yaml, `compliance.registered`): for each sample account, that
+text filled with the block's rendered parameters must be exactly the rendered template
+(vendor.drift), and the code and parameter names must be the registered ones (vendor.registered).
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
+from dunning.compliance.registered import (
+    ALIYUN_FILE,
+    aliyun_drift,
+    aliyun_problems,
+    load_registered,
+)
 from dunning.compliance.sms import sms_length
 from dunning.config import BannedPhrases, CompliancePack, DpdRange, load_file
 from dunning.config.packs import load_packs
@@ -37,6 +48,7 @@ from dunning.rendering import (
     LenderView,
     MessageContext,
     Purpose,
+    RegisteredTexts,
     RenderedMessage,
     Renderer,
     TemplateRef,
@@ -116,6 +128,23 @@ RULES: dict[str, tuple[Severity, str, str]] = {
         "a banned phrase in the template or its rendered text",
         "config/compliance/banned_phrases.yaml",
     ),
+    "vendor.registered": (
+        "error",
+        "the template's vendor code is not registered, or its parameters are not the ones the "
+        "registered text uses",
+        "front matter `vendor`, templates/registered/aliyun.yaml",
+    ),
+    "vendor.render": (
+        "error",
+        "a vendor parameter fails to render a sample account",
+        "front matter `vendor.<vendor>.params`",
+    ),
+    "vendor.drift": (
+        "error",
+        "the registered text with the rendered parameters is not the text the template renders "
+        "(the vendor would send something else)",
+        "templates/registered/aliyun.yaml",
+    ),
 }
 """Every rule id: (severity, what it checks, where its limit comes from)."""
 
@@ -173,6 +202,8 @@ class LintRules:
     """The lender by locale (config/lender.yaml); the demo lender for locales it lacks."""
     tiers: Mapping[str, DpdRange] = field(default_factory=dict)
     """Tier DPD ranges (config/strategy.yaml), for the sample DPDs."""
+    aliyun: RegisteredTexts | None = None
+    """The Aliyun SMS templates as registered (templates/registered/aliyun.yaml), if any."""
 
     @classmethod
     def from_project(cls, project: Project) -> LintRules:
@@ -189,6 +220,7 @@ class LintRules:
             banned=load_file(banned_path, BannedPhrases, project.root),
             lenders=lenders,
             tiers={tier.name: tier.dpd for tier in project.strategy.tiers},
+            aliyun=load_registered(project.templates_dir.parent, project.root),
         )
 
     def lender(self, locale: str) -> LenderView:
@@ -309,6 +341,8 @@ class Linter:
             if samples:
                 _check_disclosures(check, pack, samples)
         _check_banned(check, self.rules.banned, samples)
+        if ref.metadata.vendor is not None:
+            _check_vendor(check, self.renderer, self.rules.aliyun, samples)
         return sorted(set(check.findings))
 
 
@@ -512,6 +546,68 @@ def _check_sms(check: _Check, pack: CompliancePack, samples: Sequence[Sample]) -
             f"no opt-out instruction: the {jurisdiction} pack requires {wanted}",
             check.last_line,
         )
+
+
+def _check_vendor(
+    check: _Check, renderer: Renderer, aliyun: RegisteredTexts | None, samples: Sequence[Sample]
+) -> None:
+    """The registered text, filled with the parameters rendered for each sample account, must
+    be exactly the text the template renders for it: that is what the vendor sends."""
+    ref = check.ref
+    problems = aliyun_problems(ref, aliyun)
+    for key, reason in problems:
+        check.error("vendor.registered", f"{key}: {reason}", _header_key_line(check, _leaf(key)))
+    for sample in samples:
+        try:
+            params = renderer.vendor_params(ref, sample.context)
+        except TemplateError as exc:
+            check.error(
+                "vendor.render",
+                f"with the sample account at DPD {sample.dpd}: {_without_id(ref, exc)}",
+                _header_key_line(check, "params"),
+            )
+            return
+        if problems or aliyun is None:
+            continue  # nothing registered to compare with: reported above
+        body = sample.message.text
+        position = aliyun_drift(ref, aliyun, params.get("aliyun", {}), body)
+        if position is not None:
+            code = ref.metadata.vendor.aliyun.template_code  # type: ignore[union-attr]
+            sent = aliyun.sent_text(code, params.get("aliyun", {})) or ""
+            check.error(
+                "vendor.drift",
+                f"{code}: with the sample account at DPD {sample.dpd}, Aliyun would send other "
+                f"text than the template renders (the registered text in templates/{ALIYUN_FILE}"
+                f", 【sign_name】 first, filled with the rendered vendor.aliyun.params): they "
+                f"differ from character {position + 1}: registered {_around(sent, position)} "
+                f"but the template {_around(body, position)}",
+                _header_key_line(check, "template_code"),
+            )
+            return
+
+
+def _header_key_line(check: _Check, key: str) -> int:
+    """The line of a (possibly nested) front matter key; the `vendor` line failing that."""
+    header = check.source[: _offset_of_line(check.source, check.body_line)]
+    for wanted in (key, "vendor"):
+        match = re.search(rf"^[ \t]*{re.escape(wanted)}[ \t]*:", header, re.MULTILINE)
+        if match:
+            return check.line_at(match.start())
+    return 1
+
+
+def _leaf(key: str) -> str:
+    """The front matter key a dotted path ends in, to find its line (`params`, `amount`)."""
+    return key.rsplit(".", 1)[-1]
+
+
+def _around(text: str, position: int) -> str:
+    """A few characters of a sample's text from `position` (sample data only, never a real
+    customer's: lint renders sample accounts)."""
+    shown = text[max(position - 8, 0) : position + 16]
+    if not shown:
+        return "ends there"
+    return f"{'…' if position > 8 else ''}{shown!r}{'…' if position + 16 < len(text) else ''}"
 
 
 def push_payload(message: RenderedMessage) -> bytes:

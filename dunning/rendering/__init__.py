@@ -5,7 +5,8 @@
     message = Renderer(store).render(ref, context)      # RenderedMessage(subject, text, html)
     pdf = LetterPrinter().pdf(message)                   # letters only
 
-Template layout, front matter and CSS: `_store` and `_metadata`; what each channel's template
+Template layout, front matter and CSS: `_store` and `_metadata`; vendor metadata and the texts
+registered with vendors (Aliyun): `_vendor`; what each channel's template
 yields and the filters: `_renderer`; PDFs: `_pdf`.
 """
 
@@ -25,6 +26,15 @@ from dunning.rendering._samples import (
     sample_extra,
 )
 from dunning.rendering._store import TemplateRef, TemplateStore
+from dunning.rendering._vendor import (
+    AliyunTemplate,
+    RegisteredTemplate,
+    RegisteredTexts,
+    VendorBlock,
+    aliyun_text,
+    first_difference,
+    placeholders,
+)
 from dunning.rendering.context import (
     AccountView,
     AddressView,
@@ -46,6 +56,7 @@ __all__ = [
     "STEP_VARIABLES",
     "AccountView",
     "AddressView",
+    "AliyunTemplate",
     "Amounts",
     "CustomerView",
     "Deadlines",
@@ -56,16 +67,22 @@ __all__ = [
     "PlanTerms",
     "PromiseTerms",
     "Purpose",
+    "RegisteredTemplate",
+    "RegisteredTexts",
     "RenderedMessage",
     "Renderer",
     "TemplateMetadata",
     "TemplateRef",
     "TemplateStore",
     "ValidationNotice",
+    "VendorBlock",
+    "aliyun_text",
     "context_paths",
+    "first_difference",
     "format_date",
     "format_money",
     "mask",
+    "placeholders",
     "render_document",
     "sample_context",
     "sample_dpds",

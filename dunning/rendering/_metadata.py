@@ -27,6 +27,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from dunning.rendering._vendor import VendorBlock
 from dunning.rendering.context import InstalmentTerms, MessageContext, PlanTerms, PromiseTerms
 from dunning.types import Channel
 
@@ -83,6 +84,11 @@ class TemplateMetadata(BaseModel):
     variables: tuple[VariablePath, ...] = Field(
         description="dotted context paths the template uses (all of them, and nothing else: "
         "`dunning templates lint` checks both ways), e.g. amount.overdue"
+    )
+    vendor: VendorBlock | None = Field(
+        default=None,
+        description="what a vendor that sends only registered templates needs: the template's "
+        "code there and its parameters (`vendor.aliyun`, SMS only; see _vendor)",
     )
 
     def declares(self, path: str) -> bool:

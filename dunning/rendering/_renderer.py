@@ -55,6 +55,7 @@ from dunning.rendering._printable import (
 )
 from dunning.rendering._store import TemplateRef, TemplateStore
 from dunning.rendering._text import html_to_text, one_paragraph
+from dunning.rendering._vendor import PLACEHOLDER
 from dunning.rendering.context import (
     AccountView,
     AddressView,
@@ -176,6 +177,7 @@ class Renderer:
         self._text_env = _environment(autoescape=False)
         self._html_env = _environment(autoescape=True)
         self._compiled: dict[str, tuple[str, Template]] = {}
+        self._params: dict[str, tuple[str, dict[tuple[str, str], Template]]] = {}
 
     def render(self, ref: TemplateRef, context: MessageContext) -> RenderedMessage:
         template = self.compile(ref)
@@ -204,6 +206,72 @@ class Renderer:
             html = _with_css(output.strip(), ref.css or "")
             return RenderedMessage(None, html_to_text(html), html)
         return RenderedMessage(None, one_paragraph(output), None)
+
+    def vendor_params(self, ref: TemplateRef, context: MessageContext) -> dict[str, dict[str, str]]:
+        """Each vendor family's parameters (front matter `vendor.<family>.params`), rendered
+        with the context as the body is, in the same sandbox; {} without a vendor block.
+
+        A parameter's text is shaped like SMS text (one line, stripped). TemplateError names
+        the template and the parameter (`vendor.aliyun.params.amount`), never a value.
+        """
+        compiled = self.compile_params(ref)
+        if not compiled:
+            return {}
+        variables = template_variables(context)
+        rendered: dict[str, dict[str, str]] = {}
+        for (family, name), template in compiled.items():
+            where = f"{ref.id}: vendor.{family}.params.{name}"
+            try:
+                output = concat(template.root_render_func(template.new_context(variables)))
+            except Exception as exc:
+                raise _render_error(ref, template, exc, where=where) from None
+            if python_repr_in(output):
+                raise TemplateError(
+                    f"{where}: the output shows a Python method, function or object as text"
+                )
+            value = one_paragraph(output)
+            if PLACEHOLDER.search(value):
+                # Aliyun would read it as a parameter of its own.
+                raise TemplateError(f"{where}: the output holds a ${{...}} parameter")
+            rendered.setdefault(family, {})[name] = value
+        return rendered
+
+    def render_vendor(
+        self, ref: TemplateRef, context: MessageContext
+    ) -> dict[str, dict[str, Any]] | None:
+        """What the outbox keeps for the gateway (outbox_message.vendor): by vendor family, the
+        template's code there and its rendered parameters; None without a vendor block."""
+        vendor = ref.metadata.vendor
+        if vendor is None or not vendor.families():
+            return None
+        params = self.vendor_params(ref, context)
+        return {
+            family: {"template_code": block.template_code, "params": params.get(family, {})}
+            for family, block in vendor.families().items()
+        }
+
+    def compile_params(self, ref: TemplateRef) -> dict[tuple[str, str], Template]:
+        """The compiled `vendor.<family>.params` texts by (family, name); TemplateError for a
+        syntax error, naming the parameter."""
+        cached = self._params.get(ref.id)
+        if cached is not None and cached[0] == ref.content_hash:
+            return cached[1]
+        compiled: dict[tuple[str, str], Template] = {}
+        vendor = ref.metadata.vendor
+        for family, block in (vendor.families() if vendor else {}).items():
+            for name, text in block.params.items():
+                try:
+                    code = self._text_env.compile(text, name=ref.id, filename=str(ref.path))
+                except TemplateSyntaxError as exc:
+                    raise TemplateError(
+                        f"{ref.id}: vendor.{family}.params.{name}: syntax error: {exc.message}"
+                    ) from None
+                env = self._text_env
+                compiled[(family, name)] = env.template_class.from_code(
+                    env, code, env.make_globals(None)
+                )
+        self._params[ref.id] = (ref.content_hash, compiled)
+        return compiled
 
     def compile(self, ref: TemplateRef) -> Template:
         """The compiled template; TemplateError for syntax errors and missing push blocks."""
@@ -257,9 +325,22 @@ class Renderer:
         assigned = {
             node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param")
         }
+        reads = list(_reads(tree))
+        vendor = ref.metadata.vendor
+        for family, block in (vendor.families() if vendor else {}).items():
+            for name, text in block.params.items():
+                try:
+                    param_tree = self._text_env.parse(text)
+                except TemplateSyntaxError as exc:
+                    raise TemplateError(
+                        f"{ref.id}: vendor.{family}.params.{name}: syntax error: {exc.message}"
+                    ) from None
+                # A parameter's reads count as the template's, at the header line holding it.
+                line = _line_of(ref.source, text)
+                reads += [(path, line, computed) for path, _, computed in _reads(param_tree)]
         lines: dict[str, int] = {}
         computed: dict[str, int] = {}
-        for path, line, is_computed in _reads(tree):
+        for path, line, is_computed in reads:
             if path.split(".")[0] in assigned:
                 continue
             lines[path] = min(line, lines.get(path, line))
@@ -323,6 +404,12 @@ def _reads(node: nodes.Node) -> Iterator[tuple[str, int, bool]]:
         yield from _reads(child)
 
 
+def _line_of(source: str, text: str) -> int:
+    """The line of `source` where `text` first appears (1 when it does not)."""
+    found = source.find(text)
+    return source.count("\n", 0, found) + 1 if found >= 0 else 1
+
+
 def _with_css(html: str, css: str) -> str:
     style = f"<style {CSS_MARKER}>\n{css}\n</style>\n"
     head_end = html.find("</head>")
@@ -348,9 +435,12 @@ def _spelled_in(ref: TemplateRef, name: str) -> bool:
     return name.isidentifier() and re.search(rf"\b{re.escape(name)}\b", ref.source) is not None
 
 
-def _render_error(ref: TemplateRef, template: Template, exc: Exception) -> TemplateError:
-    line = _template_line(template, exc.__traceback__)
-    where = f"{ref.id}: line {line}" if line is not None else ref.id
+def _render_error(
+    ref: TemplateRef, template: Template, exc: Exception, *, where: str | None = None
+) -> TemplateError:
+    if where is None:
+        line = _template_line(template, exc.__traceback__)
+        where = f"{ref.id}: line {line}" if line is not None else ref.id
     if isinstance(exc, UndefinedError):
         # Messages look like "'x' is undefined" or "'T object' has no attribute 'x'"; x may
         # come from a context value (a dynamic subscript), so it is shown only when the

@@ -46,7 +46,8 @@ class TemplateRef:
     locale: str
     path: Path
     content_hash: str
-    """sha256 hex of the template file's bytes followed by its CSS files' bytes (letters)."""
+    """sha256 hex of the template file's bytes followed by its CSS files' bytes (letters); the
+    front matter, its vendor block included, is part of the file."""
     metadata: TemplateMetadata
     source: str
     """The template text, front matter included."""
@@ -149,6 +150,8 @@ class TemplateStore:
                 raise _Problem(
                     f"front matter: {key} is {str(declared)!r} but the path says {str(value)!r}"
                 )
+        if metadata.vendor is not None and metadata.vendor.aliyun and channel is not Channel.SMS:
+            raise _Problem("front matter: vendor.aliyun: Aliyun SMS templates are sms templates")
 
         css: str | None = None
         digest = hashlib.sha256(data)

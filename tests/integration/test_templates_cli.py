@@ -17,12 +17,14 @@ SHIPPED = len(list((REPO / "templates/messages").glob("*/*/*.*.*")))
 
 @pytest.fixture
 def program(tmp_path: Path, env: Path) -> Path:
-    """A copy of the repository's program directory, without approvals."""
+    """A copy of the repository's program directory, without approvals (with the registered
+    Aliyun texts)."""
     root = tmp_path / "program"
     root.mkdir()
     shutil.copy(REPO / "dunning.yaml", root / "dunning.yaml")
     shutil.copytree(REPO / "config", root / "config")
     shutil.copytree(REPO / "templates/messages", root / "templates/messages")
+    shutil.copytree(REPO / "templates/registered", root / "templates/registered")
     return root
 
 
