@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     func,
+    null,
     select,
 )
 
@@ -62,6 +63,8 @@ class PlannedMessage:
     hold: str | None = None
     error: str | None = None
     """Why the message could not be rendered (no PII: template id, line and kind of error)."""
+    vendor: dict[str, dict[str, Any]] | None = None
+    """The template's vendor code and rendered parameters (Planner.vendor); None without."""
     not_before: datetime | None = None
 
 
@@ -279,6 +282,7 @@ def plan_batch(
         )
         try:
             rendered = planner.renderer.render(template, context)
+            message.vendor = planner.vendor(template, context, rendered.text)
         except TemplateError as exc:
             # One account's data must not stop the day's outreach: this message is held with
             # the reason, the others go on. The error names the template, line and kind only.
@@ -323,6 +327,8 @@ def plan_batch(
                 "status": (OutboxStatus.HELD if held else OutboxStatus.PLANNED).value,
                 "suppression": message.hold,
                 "last_error": message.error,
+                # SQL NULL, not JSON null, for a template without vendor metadata.
+                "vendor": null() if message.vendor is None else message.vendor,
                 "not_before": message.not_before,
                 "attempts": 0,
                 "created_at": now,

@@ -11,13 +11,20 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from dunning.compliance.registered import (
+    ALIYUN_FILE,
+    aliyun_drift,
+    aliyun_problems,
+    load_registered,
+)
 from dunning.config import Strategy, Tier
 from dunning.config.actions import ActionsConfig
 from dunning.config.lender import LenderProfile
 from dunning.db.documents import DocumentStore
 from dunning.db.models import utcnow
 from dunning.domain.zones import candidate_zones
-from dunning.rendering import Renderer, TemplateRef, TemplateStore
+from dunning.errors import TemplateError
+from dunning.rendering import MessageContext, RegisteredTexts, Renderer, TemplateRef, TemplateStore
 from dunning.rendering.context import Deadlines, LenderView
 from dunning.services.contact.policy import Check, ContactPolicy
 from dunning.types import Channel, Suppression
@@ -42,6 +49,9 @@ class Planner:
     start_printing: PrintStarter | None = None
     """None: letters are printed by dispatch (or not at all, in a dry run)."""
     clock: Callable[[], datetime] = utcnow
+    aliyun: RegisteredTexts | None = None
+    """The Aliyun SMS templates as registered: by default read from the templates' program
+    directory (templates/registered/aliyun.yaml beside templates/messages/), if it has one."""
     tiers: dict[str, Tier] = field(init=False)
     has_actions: bool = field(init=False)
     """Whether any cadence step is an action (else planning skips looking for them)."""
@@ -49,8 +59,14 @@ class Planner:
     _deadlines: dict[tuple[str, date], Deadlines] = field(
         default_factory=dict, init=False, repr=False
     )
+    _vendor_problems: dict[tuple[str, str], str | None] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
+        if self.aliyun is None:
+            templates_root = self.templates.templates_dir.parent
+            self.aliyun = load_registered(templates_root, templates_root.parent)
         self.tiers = {tier.name: tier for tier in self.strategy.tiers}
         self.has_actions = any(
             step.action is not None for tier in self.strategy.tiers for step in tier.cadence
@@ -81,6 +97,44 @@ class Planner:
         if self.approved(template.id, template.content_hash):
             return None
         return Suppression.TEMPLATE_UNAPPROVED
+
+    def vendor(
+        self, template: TemplateRef, context: MessageContext, body: str
+    ) -> dict[str, dict[str, Any]] | None:
+        """What the outbox keeps for the gateway (outbox_message.vendor): the template's
+        vendor code and its parameters rendered for this message; None without a vendor block.
+
+        Fail closed, as lint checks it for the sample accounts: TemplateError (the message is
+        held render_failed) when a parameter does not render, the code is not registered, or
+        the registered text with this message's parameters is not `body`, the text rendered
+        for it (the vendor would send something other than what the outbox records). The
+        errors name the template, the code and a position, never a value.
+        """
+        vendor = self.renderer.render_vendor(template, context)
+        if vendor is None:
+            return None
+        block = template.metadata.vendor.aliyun if template.metadata.vendor else None
+        if block is None:
+            return vendor
+        key = (template.id, template.content_hash)
+        if key not in self._vendor_problems:
+            problems = aliyun_problems(template, self.aliyun)
+            self._vendor_problems[key] = (
+                "; ".join(f"{where}: {reason}" for where, reason in problems) or None
+            )
+        problem = self._vendor_problems[key]
+        if problem is not None:
+            raise TemplateError(f"{template.id}: {problem}")
+        assert self.aliyun is not None  # aliyun_problems says so without the file
+        params = vendor["aliyun"]["params"]
+        position = aliyun_drift(template, self.aliyun, params, body)
+        if position is not None:
+            raise TemplateError(
+                f"{template.id}: vendor.aliyun: the registered text of {block.template_code} "
+                f"(templates/{ALIYUN_FILE}) with this message's parameters differs from the "
+                f"rendered text from character {position + 1}"
+            )
+        return vendor
 
     def timing(self, row: Any, channel: Channel, now: datetime) -> Check:
         """When the contact rules let this customer be reached on `channel`: now, later, never."""
