@@ -439,13 +439,15 @@ class HttpExchange:
         request: Callable[[list[Item]], VendorRequest],
         classify: Callable[[list[Item], VendorAnswer], Mapping[str, Answer] | RequestFailure],
         unsettled: Callable[[str, RequestFailure], Answer],
+        maybe_taken: set[str] | None = None,
     ) -> list[Answer]:
         """Send the items until each has a final answer or the attempts run out; one per item.
 
         `request` builds the request for the items still pending; `classify` reads the answer
         per key (ValueError: malformed) or for the whole request; `unsettled` makes the
         answer of a key from a RequestFailure. Per key, RETRY stays pending and is sent again;
-        AMBIGUOUS too when the other side deduplicates, else it is final.
+        AMBIGUOUS too when the other side deduplicates, else it is final. The keys that had
+        an AMBIGUOUS answer on the way are added to `maybe_taken`.
         """
         pending: dict[str, Item] = {}
         for item in items:
@@ -459,6 +461,8 @@ class HttpExchange:
             retry_after: float | None = None
             if isinstance(verdict, RequestFailure):
                 reason, retry_after = verdict.reason, verdict.retry_after
+                if verdict.outcome == SendOutcome.AMBIGUOUS and maybe_taken is not None:
+                    maybe_taken.update(pending)
                 if verdict.outcome == SendOutcome.AMBIGUOUS and self.deduplicates:
                     verdict = replace(verdict, outcome=SendOutcome.RETRY)
                 if verdict.outcome != SendOutcome.RETRY or not verdict.again:
@@ -472,6 +476,8 @@ class HttpExchange:
                 for answered_key, result in verdict.items():
                     if answered_key not in pending:
                         continue
+                    if maybe_taken is not None and _outcome(result) == SendOutcome.AMBIGUOUS:
+                        maybe_taken.add(answered_key)
                     again = result.outcome == SendOutcome.RETRY or (
                         result.outcome == SendOutcome.AMBIGUOUS and self.deduplicates
                     )
@@ -769,9 +775,19 @@ class HttpGatewayAdapter(HttpExchange, GatewayAdapter):
         def unsettled(key: str, failure: RequestFailure) -> SendResult:
             return failure.result(key)
 
-        return await self._settle(
-            chunk, lambda m: m.idempotency_key, self.send_request, classify, unsettled
+        # An in-doubt message here was looked up and not found, unless the gateway deduplicates
+        # (then it is simply sent again, and the earlier send may have reached it).
+        maybe = {m.idempotency_key for m in chunk if m.in_doubt and self.deduplicates}
+        results = await self._settle(
+            chunk, lambda m: m.idempotency_key, self.send_request, classify, unsettled, maybe
         )
+        # A RETRY the gateway certainly did not take may go to another provider (failover).
+        return [
+            replace(r, not_taken=True)
+            if r.outcome == SendOutcome.RETRY and r.idempotency_key not in maybe
+            else r
+            for r in results
+        ]
 
     async def _fetch_chunk(self, ids: Sequence[str]) -> list[StatusReport]:
         reason = "not asked"
@@ -795,6 +811,10 @@ class HttpGatewayAdapter(HttpExchange, GatewayAdapter):
                 break
             await self.timing.sleep(delay)
         raise TransientGatewayError(f"{self.name}: statuses: {reason}")
+
+
+def _outcome(answer: object) -> SendOutcome | None:
+    return getattr(answer, "outcome", None)
 
 
 def _short(exc: BaseException) -> str:

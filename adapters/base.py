@@ -109,6 +109,11 @@ class SendResult:
     """What the vendor charged, as a decimal string in `price_unit` (e.g. "-0.0079")."""
     price_unit: str | None = None
     """ISO 4217 currency of `price`."""
+    not_taken: bool = False
+    """With RETRY: the gateway certainly does not have this message (a refused connection, an
+    answer that says so; never after a timeout, nor for a message in doubt that was not looked
+    up), so another provider may send it (failover). False, the safe default, keeps the
+    message with this provider."""
 
 
 class DeliveryStatus(StrEnum):

@@ -178,12 +178,27 @@ def _build(
             [ConfigProblem(kind.config_file, f"{where}.{key}", why) for key, why in chosen]
         )
     cls, validated = chosen
-    from_config = getattr(cls, "from_config", None)
-    if from_config is not None:
-        return cast(A, cast(_FromConfig, from_config)(validated, context))
-    # The base classes have no constructor; the registry's convention is `cls(options)`.
-    construct = cast(Callable[[AdapterOptions], A], cls)
-    return construct(validated)
+    try:
+        from_config = getattr(cls, "from_config", None)
+        if from_config is not None:
+            return cast(A, cast(_FromConfig, from_config)(validated, context))
+        # The base classes have no constructor; the registry's convention is `cls(options)`.
+        construct = cast(Callable[[AdapterOptions], A], cls)
+        return construct(validated)
+    except ConfigError as exc:
+        # An adapter names its entry as a channel's (it does not know it is a named
+        # provider): say where it really is.
+        raise ConfigError([_at(problem, where) for problem in exc.problems]) from None
+
+
+def _at(problem: ConfigProblem, where: str) -> ConfigProblem:
+    """The problem with its key under `where` (its own ".options..." tail kept)."""
+    if problem.file != CONFIG_FILE or problem.key.startswith(where):
+        return problem
+    head, dot, tail = problem.key.partition(".options")
+    if not dot or not head.startswith(("channels.", "providers.")):
+        return problem
+    return ConfigProblem(problem.file, f"{where}{dot}{tail}", problem.reason)
 
 
 # -- message adapters ---------------------------------------------------------------------------
@@ -240,6 +255,24 @@ def check_channels(config: ChannelsConfig) -> list[ConfigProblem]:
             ConfigProblem(CONFIG_FILE, f"providers.{name}.{key}", why)
             for key, why in _problems(chosen)
         ]
+    named = set(config.providers) | {e.adapter for e in config.channels.values() if e.adapter}
+    for channel in config.channels:
+        for route, names in config.routes_of(channel).items():
+            for name in names:
+                if name in named:
+                    continue
+                # Not a provider: an adapter named outright, with its default options.
+                chosen = _choose(_MESSAGE, channel, name, {})
+                problems += [
+                    ConfigProblem(
+                        CONFIG_FILE,
+                        f"channels.{channel.value}.routes.{route}",
+                        f"{name!r} is no provider under `providers`, and as an adapter: {why}"
+                        if key == "adapter"
+                        else f"adapter {name!r} with its default options: {key}: {why}",
+                    )
+                    for key, why in _problems(chosen)
+                ]
     return problems
 
 

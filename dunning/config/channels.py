@@ -53,7 +53,9 @@ class ChannelAdapter(ConfigModel):
     )
     routes: dict[str, list[str]] | None = Field(
         default=None,
-        description="jurisdiction -> providers in order of preference; `default` for the rest",
+        description="jurisdiction -> providers in order of preference (names under "
+        "`providers`, or adapter names for an adapter with its default options); `default` "
+        "for every other jurisdiction",
     )
 
     @model_validator(mode="after")
@@ -259,11 +261,10 @@ class ChannelsConfig(ConfigModel):
                 )
             for key, names in (entry.routes or {}).items():
                 for name in names:
-                    if name not in self.providers:
-                        known = ", ".join(sorted(self.providers)) or "none"
+                    if not re.match(NAME, name):
                         raise ValueError(
-                            f"channels.{channel.value}.routes.{key} names provider {name!r}, "
-                            f"which `providers` does not define (defined: {known})"
+                            f"channels.{channel.value}.routes.{key}: {name!r} is not a provider "
+                            f"or adapter name ({NAME})"
                         )
         return self
 
@@ -271,12 +272,17 @@ class ChannelsConfig(ConfigModel):
         return self.channels.get(channel)
 
     def all_providers(self) -> dict[str, ProviderEntry]:
-        """Every provider by name: those of `providers`, and one per channel given as
-        `adapter:` (named after its adapter)."""
+        """Every provider by name: those of `providers`, one per channel given as `adapter:`
+        (named after its adapter), and one per adapter a route names outright (its defaults).
+        """
         found = dict(self.providers)
         for entry in self.channels.values():
             if entry.adapter is not None:
                 found[entry.adapter] = ProviderEntry(adapter=entry.adapter, options=entry.options)
+            for names in (entry.routes or {}).values():
+                for name in names:
+                    # A route may name an adapter outright: a provider with its defaults.
+                    found.setdefault(name, ProviderEntry(adapter=name))
         return found
 
     def routes_of(self, channel: Channel) -> dict[str, tuple[str, ...]]:

@@ -374,8 +374,10 @@ def send_routed(
 
     Before each round the chosen provider is written on every row (under our claim), so that
     a crash or an ambiguous answer leaves the row naming the one vendor that may have it. A
-    RETRY answer (certainly not taken) moves the message to its route's next provider; every
-    other answer is final for this claim.
+    RETRY the adapter marks `not_taken` (the vendor certainly does not have it) moves the
+    message to its route's next provider; a RETRY it does not mark stays with its provider
+    (left `sending` as an AMBIGUOUS answer when the route has others); every other answer is
+    final for this claim.
     """
     routed = Routed()
     pending = []
@@ -444,13 +446,19 @@ def send_routed(
                 circuits.close(provider)
             for message in messages:
                 routed.providers[message.id] = provider
-                result = by_key.get(message.idempotency_key)
+                result = by_key.get(message.idempotency_key) or SendResult(
+                    message.idempotency_key, SendOutcome.RETRY, reason="the adapter gave no answer"
+                )
                 moves_on = hop[message.id] + 1 < len(routes[message.id])
-                if result is not None and result.outcome == SendOutcome.RETRY and moves_on:
+                if result.outcome == SendOutcome.RETRY and moves_on and result.not_taken:
                     hop[message.id] += 1
                     routed.failed_over += 1
                     pending.append(message)
-                elif result is not None:
+                elif result.outcome == SendOutcome.RETRY and len(routes[message.id]) > 1:
+                    # Not taken for certain (a timeout on the way), and another provider could
+                    # be chosen next time: keep it with this one, as an ambiguous answer.
+                    routed.results.append(replace(result, outcome=SendOutcome.AMBIGUOUS))
+                else:
                     routed.results.append(result)
     return routed
 
