@@ -20,6 +20,7 @@ before that question is asked.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -37,11 +38,14 @@ from dunning.db.models import utcnow
 from dunning.db.ranges import in_accounts
 from dunning.db.sql import chunked
 from dunning.db.tables import ACCOUNT, CUSTOMER, EVENT, OUTBOX
+from dunning.errors import ConfigError
 from dunning.services.dispatch.receipts import apply_early_receipts
 from dunning.services.dispatch.routing import Circuits, Routing, SharedPace
 from dunning.types import Channel, OutboxStatus
 
 """Builds a fresh adapter for a channel; called inside the event loop that uses it."""
+
+log = logging.getLogger("dunning.dispatch")
 
 RETRY_DELAY = timedelta(minutes=5)
 """A message the gateway could not take (retries used up) waits this long before the next try."""
@@ -304,7 +308,21 @@ async def send_to(
     """Send one provider's messages through its adapter, within its shared rate."""
     results: list[SendResult] = []
     rate = routing.rates.get(provider)
-    async with routing.build(provider) as adapter:
+    try:
+        built = routing.build(provider)
+    except ConfigError as exc:
+        # A provider that cannot be built (a missing secret, say) took nothing: the others of
+        # the route may send what it was given. A message in doubt there stays in doubt:
+        # only that provider can say whether it has it.
+        log.error("provider %s cannot be built: %s", provider, exc)
+        reason = f"provider {provider!r} cannot be built: {exc}"[:500]
+        return [
+            SendResult(m.idempotency_key, SendOutcome.AMBIGUOUS, reason=reason)
+            if m.in_doubt
+            else SendResult(m.idempotency_key, SendOutcome.RETRY, reason=reason, not_taken=True)
+            for m in batch
+        ]
+    async with built as adapter:
         # An adapter runs up to max_concurrency requests of max_batch at once.
         # (getattr: wrappers that pass an adapter through may not declare it).
         size = max(1, adapter.max_batch) * max(1, getattr(adapter, "max_concurrency", 1))
@@ -454,9 +472,15 @@ def send_routed(
                     hop[message.id] += 1
                     routed.failed_over += 1
                     pending.append(message)
-                elif result.outcome == SendOutcome.RETRY and len(routes[message.id]) > 1:
-                    # Not taken for certain (a timeout on the way), and another provider could
-                    # be chosen next time: keep it with this one, as an ambiguous answer.
+                elif (
+                    result.outcome == SendOutcome.RETRY
+                    and not result.not_taken
+                    and len(routes[message.id]) > 1
+                ):
+                    # Not certainly not taken (a timeout on the way), and another provider
+                    # could be chosen next time: keep it with this one, as an ambiguous answer.
+                    # (Certainly not taken by the route's last provider: a plain RETRY, planned
+                    # again for later.)
                     routed.results.append(replace(result, outcome=SendOutcome.AMBIGUOUS))
                 else:
                     routed.results.append(result)
