@@ -162,7 +162,8 @@ class SharedPace:
             # reserve the same moment.
             next_free = float(connection.execute(statement).scalar_one())
         self._known.add(provider)
-        return max(0.0, next_free - cost - now)
+        # From the clock again: the time spent waiting for the row's lock is already waited.
+        return max(0.0, next_free - cost - self._wall())
 
     async def reserve(self, provider: str, n: int, rate: float) -> None:
         wait = await asyncio.to_thread(self._reserve_now, provider, n, rate)
