@@ -82,6 +82,12 @@ class HttpAdapterOptions(AdapterOptions):
     url: str | None = Field(
         default=None, description="gateway base URL; none: the adapter's default (in-process)"
     )
+    url_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="environment variable holding the gateway base URL, read when the adapter "
+        "is built (it takes the place of `url`; unset: a configuration error naming it)",
+    )
     timeout: float = Field(default=10.0, gt=0, le=300, description="seconds per request")
     max_attempts: int = Field(default=5, ge=1, le=20, description="tries per request")
     backoff_base: float = Field(default=0.5, ge=0, le=60, description="first backoff, seconds")
@@ -636,6 +642,8 @@ class HttpGatewayAdapter(HttpExchange, GatewayAdapter):
         timing: Timing | None = None,
     ) -> None:
         self.options = options if options is not None else self._default_options()
+        if self.options.url_env is not None:
+            self.options = self.options.model_copy(update={"url": self._url_from_env()})
         # The contract declares the vendor's limits on the class; options may narrow or widen
         # them for one deployment, and the dispatcher reads them from the instance.
         if self.options.max_batch is not None:
@@ -645,6 +653,20 @@ class HttpGatewayAdapter(HttpExchange, GatewayAdapter):
         if self.options.max_concurrency is not None:
             self.max_concurrency = self.options.max_concurrency  # type: ignore[misc]
         self._open(transport, timing, self.rate_per_second)
+
+    def _url_from_env(self) -> str:
+        """The base URL from the variable `url_env` names (never a secret: may be shown)."""
+        name = self.options.url_env or ""
+        value = os.environ.get(name, "").strip()
+        try:
+            checked = HttpAdapterOptions._http_url(value)
+        except ValueError as exc:
+            why = f"environment variable {name} is not set" if not value else str(exc)
+            raise ConfigError(
+                [ConfigProblem(self.config_file, f"{self._config_key()}.options.url_env", why)]
+            ) from None
+        assert checked is not None
+        return checked
 
     def _default_options(self) -> HttpAdapterOptions:
         options = self.options_model()

@@ -22,6 +22,9 @@ from dunning.config.lender import LenderProfile
 from dunning.config.packs import load_packs
 from dunning.errors import ProjectNotFound
 
+CHANNELS_FILE_ENV = "DUNNING_CHANNELS_FILE"
+"""A channels file to use instead of config/channels.yaml (relative to the program)."""
+
 if TYPE_CHECKING:
     from dunning.config.actions import ActionsConfig
     from dunning.config.channels import ChannelsConfig
@@ -115,8 +118,15 @@ class Project:
 
     @cached_property
     def channels(self) -> ChannelsConfig:
+        return load_file(self.channels_file, ChannelsConfig, self.root)
 
-        return load_file(self.config_dir / "channels.yaml", ChannelsConfig, self.root)
+    @property
+    def channels_file(self) -> Path:
+        """config/channels.yaml, or the file DUNNING_CHANNELS_FILE names (relative to the
+        program directory): the same program sent through other gateways, e.g. the demo's
+        vendor mocks over loopback HTTP (config/channels.sandbox.yaml), or a staging setup."""
+        chosen = os.environ.get(CHANNELS_FILE_ENV, "").strip()
+        return self.root / chosen if chosen else self.config_dir / "channels.yaml"
 
     @cached_property
     def lender(self) -> LenderProfile:

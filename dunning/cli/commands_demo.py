@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, datetime
 from typing import Any
 
 import typer
 
 from dunning.cli._common import STATE, JsonOption, as_of_option, console, print_json, progress_bar
+from dunning.cli._sandbox import sandbox_available, sandbox_served
 from dunning.cli.commands_data import print_tiers, tiers_as_json
 from dunning.cli.commands_run import InProcessOption, print_summary, run_daily
 from dunning.demo import population as demo_service
@@ -36,12 +38,17 @@ def _seed(accounts: int, seed: int, as_of: date, as_json: bool) -> demo_service.
 
 
 def _gateway_counts() -> dict[str, int]:
+    """What the mock gateways hold, by channel, and by vendor API for SMS (sms:twilio, ...)."""
     # The demo's mock gateways are the sandbox's: an optional part, imported only when counted.
     from sandbox import GatewayLedger, ledger_path
 
     project = STATE.project()
     book = GatewayLedger(ledger_path(project.channels.mock_gateway, project.state_dir))
-    return {channel: book.count(channel) for channel in ("sms", "push", "letter")}
+    counts = {channel: book.count(channel) for channel in ("sms", "push", "letter")}
+    apis = Counter(row.api for row in book.rows("sms"))
+    if set(apis) - {"mock"}:
+        counts.update({f"sms:{api}": n for api, n in sorted(apis.items())})
+    return counts
 
 
 def register(app: typer.Typer) -> None:
@@ -58,6 +65,13 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(42, "--seed", help="Random seed: same seed, same population."),
         as_of: datetime | None = as_of_option(),
         in_process: bool = InProcessOption,
+        gateways: str = typer.Option(
+            "http",
+            "--gateways",
+            help="http: serve the sandbox's mock gateways on a loopback port and send through "
+            "the vendors' wire APIs (config/channels.sandbox.yaml: CN SMS via Aliyun SMS, US SMS "
+            "via Twilio); in-process: the program's own config/channels.yaml.",
+        ),
         as_json: bool = JsonOption,
     ) -> None:
         """Seed the demo population (if absent) and run its month: the history day 30 days
@@ -68,6 +82,22 @@ def register(app: typer.Typer) -> None:
         """
         if ctx.invoked_subcommand is not None:
             return
+        if gateways not in ("http", "in-process"):
+            raise typer.BadParameter("use http or in-process", param_hint="--gateways")
+        if gateways == "http" and sandbox_available(STATE.project()):
+            with sandbox_served() as served:
+                if not as_json:
+                    console.print(
+                        f"sandbox gateways on {served.url} ({served.channels_file})",
+                        highlight=False,
+                    )
+                _demo(accounts, seed, as_of, in_process, as_json)
+        else:
+            _demo(accounts, seed, as_of, in_process, as_json)
+
+    def _demo(
+        accounts: int, seed: int, as_of: datetime | None, in_process: bool, as_json: bool
+    ) -> None:
         day = _day(as_of)
         seeded = _seed(accounts, seed, day, as_json)
         runtime = STATE.runtime()

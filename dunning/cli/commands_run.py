@@ -86,6 +86,13 @@ def print_summary(summary: dict[str, Any]) -> None:
             for key, count in sorted(messages[section].items()):
                 grid.add_row(section[3:], key, f"{count:,}")
         console.print(grid)
+        if messages.get("by_provider"):
+            providers = Table(title="through each provider (channel: provider)")
+            providers.add_column("provider")
+            providers.add_column("messages", justify="right")
+            for key, count in sorted(messages["by_provider"].items()):
+                providers.add_row(key, f"{count:,}")
+            console.print(providers)
     if messages["held_by_suppression"]:
         held = Table(title="held, by suppression")
         held.add_column("suppression")

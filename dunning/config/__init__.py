@@ -14,6 +14,8 @@ from dunning.config.strategy import DpdRange, Step, Strategy, Tier
 
 register("strategy.yaml", Strategy, required=True)
 register("channels.yaml", ChannelsConfig, required=True)
+# Other channels files for the same program (DUNNING_CHANNELS_FILE): the demo's sandbox, staging.
+register("channels.*.yaml", ChannelsConfig)
 register("lender.yaml", LenderProfile)
 register("compliance/[A-Z]*.yaml", CompliancePack)
 register("compliance/banned_phrases.yaml", BannedPhrases)

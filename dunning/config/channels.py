@@ -202,6 +202,11 @@ class MockAliyunSettings(ConfigModel):
         default_factory=dict,
         description="registered template codes and their texts, with ${name} parameters",
     )
+    registered_file: str | None = Field(
+        default=None,
+        description="also register the codes, texts and signature of this file (relative to "
+        "the program directory; templates/registered/aliyun.yaml), as the console has them",
+    )
     report_url: str | None = Field(
         default=None, description="push delivery reports (SmsReport) here; none: poll only"
     )

@@ -56,7 +56,7 @@ class MockGatewayAdapter(HttpGatewayAdapter):
     def from_config(cls, options: MockAdapterOptions, context: AdapterContext) -> Self:
         """With no url, the mock app in this process, reached over ASGI: same HTTP path."""
         transport: httpx.AsyncBaseTransport | None = None
-        if options.url is None:
+        if options.url is None and options.url_env is None:
             app = create_mock_gateway_app(context.config.mock_gateway, context.state_dir)
             # A bug in the app answers 500, as a real server would, instead of raising here.
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

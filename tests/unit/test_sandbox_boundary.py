@@ -15,7 +15,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 # Commands whose whole purpose is the sandbox: they import it inside the command function.
-LAZY_ONLY = {"dunning/cli/commands_gateway.py", "dunning/cli/commands_demo.py"}
+LAZY_ONLY = {
+    "dunning/cli/commands_gateway.py",
+    "dunning/cli/commands_demo.py",
+    "dunning/cli/_sandbox.py",
+}
 
 
 def _sandbox_imports(path: Path) -> list[tuple[int, bool]]:

@@ -31,7 +31,7 @@ from dunning.services.daily.deps import Dispatcher, Outreach
 from dunning.services.dispatch.send import DispatchReport, Scope, dispatch_due
 from dunning.services.outreach import PlanReport, plan_batch
 from dunning.services.runs import Batch, account_batches
-from dunning.types import Suppression
+from dunning.types import OutboxStatus, Suppression
 
 StopCheck = Callable[[], bool]
 """Asked between batches; True ends the run there (the single-box scheduler's shutdown)."""
@@ -249,26 +249,42 @@ def message_counts(
     connection: Connection, as_of: date, account_range: tuple[int, int] | None = None
 ) -> dict[str, dict[str, int]]:
     """Every message for the date (of the accounts in the range, if given), by tier, channel,
-    status and suppression."""
+    status and suppression; and those a provider took (sent or later), by provider."""
     o = OUTBOX.c
     lo, hi = account_range or (None, None)
     rows = connection.execute(
-        select(o.tier, o.channel, o.status, o.suppression, func.count())
+        select(o.tier, o.channel, o.status, o.suppression, o.provider, func.count())
         .where(o.as_of == as_of, in_accounts(o.account_id, lo, hi))
-        .group_by(o.tier, o.channel, o.status, o.suppression)
+        .group_by(o.tier, o.channel, o.status, o.suppression, o.provider)
     ).all()
     counts: dict[str, dict[str, int]] = {
         "by_tier": {},
         "by_channel": {},
         "by_status": {},
         "held_by_suppression": {},
+        "by_provider": {},
     }
-    for tier, channel, status, reason, n in rows:
+    for tier, channel, status, reason, provider, n in rows:
         for bucket, key in (("by_tier", tier), ("by_channel", channel), ("by_status", status)):
             counts[bucket][key] = counts[bucket].get(key, 0) + n
         if reason:
             counts["held_by_suppression"][reason] = counts["held_by_suppression"].get(reason, 0) + n
+        if provider and status in _TAKEN:
+            key = f"{channel}:{provider}"
+            counts["by_provider"][key] = counts["by_provider"].get(key, 0) + n
     return counts
+
+
+_TAKEN = frozenset(
+    status.value
+    for status in (
+        OutboxStatus.SENT,
+        OutboxStatus.DELIVERED,
+        OutboxStatus.FAILED,
+        OutboxStatus.UNDELIVERABLE,
+    )
+)
+"""Statuses of a message a provider took (failed: a receipt said so, or a refusal)."""
 
 
 def summarise(
