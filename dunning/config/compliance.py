@@ -9,6 +9,7 @@ holds the phrases no template may use, in every language.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, time, timedelta
 from functools import cache
 from typing import Literal, Self
@@ -158,7 +159,14 @@ class CompliancePack(ConfigModel):
     holidays: HolidayRule | None = None
     frequency_caps: list[FrequencyCap] = Field(default_factory=list)
     consent_required: list[Channel] = Field(default_factory=list)
-    opt_out_keywords: list[str] = Field(default_factory=list)
+    opt_out_keywords: list[str] = Field(
+        default_factory=list, description="replies that opt the customer out of SMS"
+    )
+    opt_in_keywords: list[str] = Field(
+        default_factory=list,
+        description="replies that lift an opt-out made by reply, where the law allows it; "
+        "none: a reply never re-subscribes (fail closed)",
+    )
     stops: list[Suppression] = Field(default_factory=lambda: list(STOPPABLE))
     sms: SmsRules = Field(default_factory=SmsRules)
     push: PushRules = Field(default_factory=PushRules)
@@ -210,6 +218,24 @@ class CompliancePack(ConfigModel):
             )
         return notice
 
+    @field_validator("opt_out_keywords", "opt_in_keywords")
+    @classmethod
+    def _readable_keywords(cls, keywords: list[str]) -> list[str]:
+        empty = [k for k in keywords if not normal_reply(k)]
+        if empty:
+            raise ValueError(f"keywords {empty} are empty once spacing and punctuation go")
+        return keywords
+
+    @model_validator(mode="after")
+    def _opt_in_is_not_opt_out(self) -> Self:
+        both = sorted(
+            {normal_reply(k) for k in self.opt_in_keywords}
+            & {normal_reply(k) for k in self.opt_out_keywords}
+        )
+        if both:
+            raise ValueError(f"opt_in_keywords and opt_out_keywords both list {both}")
+        return self
+
     @model_validator(mode="after")
     def _unique_ids(self) -> Self:
         ids = [cap.id for cap in self.frequency_caps] + [rule.id for rule in self.disclosures]
@@ -239,9 +265,26 @@ class CompliancePack(ConfigModel):
         return channel in self.contact_windows
 
     def is_opt_out(self, text: str) -> bool:
-        """Whether an inbound reply is an opt-out (whole message, case and spacing ignored)."""
-        normal = re.sub(r"\s+", " ", text.strip()).upper()
-        return normal in {re.sub(r"\s+", " ", k.strip()).upper() for k in self.opt_out_keywords}
+        """Whether an inbound reply is an opt-out: the whole message is one of the keywords,
+        case, width, spacing and the punctuation around it ignored ("Stop.", " 退订！")."""
+        return normal_reply(text) in {normal_reply(k) for k in self.opt_out_keywords}
+
+    def is_opt_in(self, text: str) -> bool:
+        """Whether an inbound reply asks to receive SMS again (START, UNSTOP), read as
+        is_opt_out reads; always False for a pack without opt_in_keywords."""
+        return normal_reply(text) in {normal_reply(k) for k in self.opt_in_keywords}
+
+
+_AROUND = re.compile(r"^[\W_]+|[\W_]+$")
+"""Spacing, punctuation and symbols (emoji) at either end of a reply; CJK characters are word
+characters, so 退订 stays whole."""
+
+
+def normal_reply(text: str) -> str:
+    """A reply as keywords are compared: NFKC (full-width ＳＴＯＰ is STOP), without the spacing
+    and punctuation around it, inner spacing single, upper case."""
+    folded = unicodedata.normalize("NFKC", text)
+    return re.sub(r"\s+", " ", _AROUND.sub("", folded)).upper()
 
 
 class BannedPhrase(ConfigModel):
