@@ -31,24 +31,41 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Protocol
+from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.base import DeliveryStatus, StatusReport
+from adapters.base import (
+    DeliveryStatus,
+    GatewayAdapter,
+    StatusReport,
+    WebhookAnswer,
+    WebhookRefused,
+    WebhookRequest,
+)
 from dunning.errors import DunningError, ReceiptConflict
 from dunning.types import Channel
 
+log = logging.getLogger("dunning.webhooks")
+
 SECRET_ENV = "DUNNING_WEBHOOK_SECRET"
+PUBLIC_URL_ENV = "DUNNING_PUBLIC_URL"
+"""Where vendors reach this app (https://hooks.example.com): the vendors' webhook URLs are
+rebuilt from it, as they signed them; proxy headers (X-Forwarded-*) are never believed."""
+VENDOR_KINDS = ("status", "inbound")
 SIGNATURE_HEADER = "Dunning-Signature"
 MIN_SECRET_LENGTH = 16
 MAX_BODY_BYTES = 1024 * 1024
@@ -59,6 +76,47 @@ _HEADER = re.compile(r"^t=(?P<t>\d{1,12})(?P<sigs>(,v1=[0-9a-f]{64})+)$")
 
 class WebhookSecretMissing(DunningError):
     pass
+
+
+class BadPublicUrl(DunningError):
+    pass
+
+
+def check_public_url(url: str) -> str:
+    """The public URL without a trailing slash; BadPublicUrl unless it is http(s)://host[:port]
+    with an optional path prefix, and no query, fragment or credentials."""
+    parts = urlsplit(url.strip())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise BadPublicUrl(
+            f"{PUBLIC_URL_ENV} must be http(s)://host[:port][/prefix], the address vendors "
+            "call this app at, without a query or fragment"
+        )
+    try:
+        parts.port  # noqa: B018  (raises for a port that is not a number)
+    except ValueError as exc:
+        raise BadPublicUrl(f"{PUBLIC_URL_ENV} has a port that is not a number") from exc
+    return url.strip().rstrip("/")
+
+
+@dataclass(frozen=True)
+class VendorHooks:
+    """How the app reaches the configured providers for their webhooks
+    (POST /webhooks/providers/{provider}/{kind})."""
+
+    providers: Collection[str]
+    """The providers' names (config/channels.yaml); any other name is 404."""
+    build: Callable[[str], GatewayAdapter]
+    """The provider's adapter (adapters.registry.build_provider); ConfigError when it cannot be
+    built (a secret's variable unset)."""
+    record: Callable[[str, WebhookAnswer], object]
+    """Record what the adapter read (receipts, replies) in one transaction; idempotent: a call
+    the vendor repeats changes nothing."""
 
 
 class ReceiptSink(Protocol):
@@ -208,9 +266,16 @@ def create_webhook_app(
     tolerance_seconds: int = 300,
     clock: Callable[[], float] = time.time,
     inbound: InboundHandler | None = None,
+    vendors: VendorHooks | None = None,
+    public_url: str | None = None,
 ) -> Starlette:
-    """The ASGI app; refuses to be built without a secret (fail closed)."""
+    """The ASGI app; refuses to be built without a secret (fail closed).
+
+    `vendors` serves the providers' own webhooks; they need `public_url` (without it they
+    answer 503, so that vendors retry once it is set).
+    """
     check_secret(secret)
+    base = check_public_url(public_url) if public_url else None
     if tolerance_seconds < 1:
         raise ValueError("tolerance_seconds must be at least 1")
     channels = {channel.value for channel in Channel}
@@ -295,6 +360,51 @@ def create_webhook_app(
         opted_out = inbound(message.sender, message.text, message.received_at)
         return JSONResponse({"opt_out": opted_out})
 
+    async def vendor(request: Request) -> Response:
+        provider, kind = request.path_params["provider"], request.path_params["kind"]
+        if vendors is None or kind not in VENDOR_KINDS or provider not in vendors.providers:
+            return _error(404, "unknown_webhook", "no such provider webhook", unread=True)
+        if base is None:
+            return _error(
+                503,
+                "no_public_url",
+                f"{PUBLIC_URL_ENV} is not set: vendors' signatures cannot be checked",
+                unread=True,
+            )
+        body = await read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            return _error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes", unread=True)
+        call = WebhookRequest(
+            method=request.method,
+            url=base + _path_and_query(request),
+            headers={name.lower(): value for name, value in request.headers.items()},
+            body=body,
+            received_at=datetime.fromtimestamp(clock(), UTC),
+        )
+        try:
+            adapter = vendors.build(provider)
+        except DunningError as exc:
+            # A ConfigError names keys and variables, never a secret's value.
+            log.error("provider %s cannot take webhooks: %s", provider, exc)
+            return _error(503, "provider_unavailable", f"provider {provider} is not usable")
+        try:
+            answer = adapter.read_webhook(call, kind)
+        except WebhookRefused as exc:
+            return _error(exc.status, "refused", exc.reason)
+        except Exception as exc:
+            # Not the vendor's fault, and the request may hold a customer's phone: its type only.
+            log.error("provider %s: reading a %s webhook failed (%s)", provider, kind, type(exc))
+            return _error(500, "unreadable", "the webhook could not be read")
+        finally:
+            await adapter.aclose()
+        try:
+            await run_in_threadpool(vendors.record, provider, answer)
+        except Exception as exc:
+            # A database error's text would carry the phone numbers it was given: its type only.
+            log.error("provider %s: recording a %s webhook failed (%s)", provider, kind, type(exc))
+            return _error(503, "not_recorded", "nothing was recorded; try again")
+        return Response(answer.body, status_code=answer.status_code, media_type=answer.content_type)
+
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
@@ -302,9 +412,19 @@ def create_webhook_app(
         routes=[
             Route("/webhooks/receipts/{channel}", receipts, methods=["POST"]),
             Route("/webhooks/inbound/sms", inbound_sms, methods=["POST"]),
+            Route("/webhooks/providers/{provider}/{kind}", vendor, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
         ]
     )
+
+
+def _path_and_query(request: Request) -> str:
+    """The path and query exactly as the vendor sent them (percent-encoding kept): what it
+    signed, after the public URL."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) and raw else request.url.path
+    query = request.scope.get("query_string", b"")
+    return path + (f"?{query.decode('latin-1')}" if query else "")
 
 
 def _first_problem(exc: ValidationError) -> str:

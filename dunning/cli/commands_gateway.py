@@ -5,15 +5,25 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 
+from adapters.base import GatewayAdapter, WebhookAnswer
+from adapters.registry import build_provider
 from dunning.bootstrap import Runtime
 from dunning.cli._common import STATE, console
+from dunning.cli._sandbox import with_registered_texts
+from dunning.services.contact.replies import VendorWebhookRecord, record_vendor_webhook
 from dunning.services.contact.stops import inbound_sms
 from dunning.services.dispatch.receipts import DatabaseReceiptSink
 
+if TYPE_CHECKING:
+    from dunning.webhooks import VendorHooks
+
 HOST_HELP = "Interface to listen on; the default keeps it on this machine."
+PUBLIC_URL_ENV = "DUNNING_PUBLIC_URL"
+"""dunning.webhooks.PUBLIC_URL_ENV, named here without loading the web app."""
 
 
 def inbound_handler(runtime: Runtime) -> Callable[[str, str, datetime], bool]:
@@ -26,6 +36,25 @@ def inbound_handler(runtime: Runtime) -> Callable[[str, str, datetime], bool]:
             return inbound_sms(connection, sender, text, received_at, packs)
 
     return handle
+
+
+def vendor_hooks(runtime: Runtime) -> VendorHooks:
+    """The providers of config/channels.yaml for their webhooks: each call builds the
+    provider's adapter, and what it read is recorded in one transaction."""
+    # The web app (Starlette) loads only for the `serve` commands and the tests that use it.
+    from dunning.webhooks import VendorHooks
+
+    project = runtime.project
+    channels, packs = project.channels, project.compliance_packs
+
+    def build(name: str) -> GatewayAdapter:
+        return build_provider(name, channels, project.state_dir)
+
+    def record(name: str, answer: WebhookAnswer) -> VendorWebhookRecord:
+        with runtime.unit_of_work() as connection:
+            return record_vendor_webhook(connection, name, answer.statuses, answer.replies, packs)
+
+    return VendorHooks(frozenset(channels.all_providers()), build, record)
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +80,7 @@ def register(app: typer.Typer) -> None:
         from sandbox import create_mock_gateway_app, ledger_path
 
         project = STATE.project()
-        settings = project.channels.mock_gateway
+        settings = with_registered_texts(project.channels.mock_gateway, project.root)
         app = create_mock_gateway_app(settings, project.state_dir)
         console.print(
             f"mock gateways on http://{host}:{port} "
@@ -65,23 +94,47 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help=HOST_HELP),
         port: int = typer.Option(8766, "--port", min=1, max=65535),
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level"),
+        public_url: str | None = typer.Option(
+            None,
+            "--public-url",
+            envvar=PUBLIC_URL_ENV,
+            help="Where vendors reach this server, e.g. https://hooks.example.com: the URL "
+            "their webhook signatures cover (proxy headers are not believed); or "
+            f"{PUBLIC_URL_ENV}.",
+        ),
     ) -> None:
-        """Accept signed delivery receipts (POST /webhooks/receipts/{channel}) and SMS replies
-        (POST /webhooks/inbound/sms: opt-out keywords such as STOP or 退订 end the channel).
+        """Accept signed delivery receipts (POST /webhooks/receipts/{channel}), SMS replies
+        (POST /webhooks/inbound/sms: opt-out keywords such as STOP or 退订 end the channel), and
+        each provider's own webhooks (POST /webhooks/providers/{provider}/{status|inbound}).
 
         The secret comes from DUNNING_WEBHOOK_SECRET; without it the webhook does not start.
+        The providers' webhooks need the public URL; without it they answer 503.
         """
         # The HTTP server loads only for the `serve` commands.
         import uvicorn
 
         # FastAPI loads only for the `serve` commands.
-        from dunning.webhooks import SECRET_ENV, check_secret, create_webhook_app
+        from dunning.webhooks import SECRET_ENV, check_public_url, check_secret, create_webhook_app
 
         secret = os.environ.get(SECRET_ENV, "")
         check_secret(secret)  # fail closed before touching the database: no secret, no server
+        base = check_public_url(public_url) if public_url else None
         runtime = STATE.runtime()
         app = create_webhook_app(
-            secret, DatabaseReceiptSink(runtime.engine), inbound=inbound_handler(runtime)
+            secret,
+            DatabaseReceiptSink(runtime.engine),
+            inbound=inbound_handler(runtime),
+            vendors=vendor_hooks(runtime),
+            public_url=base,
         )
         console.print(f"receipts webhook on http://{host}:{port}/webhooks/receipts/{{channel}}")
+        if base is None:
+            console.print(
+                f"{PUBLIC_URL_ENV} is not set: the providers' webhooks answer 503", highlight=False
+            )
+        else:
+            console.print(
+                f"providers' webhooks at {base}/webhooks/providers/{{provider}}/{{kind}}",
+                highlight=False,
+            )
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

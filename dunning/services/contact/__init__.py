@@ -1,6 +1,7 @@
 """The contact rules: when and how a customer may be reached, at plan time and again at send
 time (`policy`: windows, caps, consent, the send-time gate), and what stops contact at once
-(`stops`: opt-outs, the customer's flags, promises, grace and plans in force).
+(`stops`: opt-outs, the customer's flags, promises, grace and plans in force), and the
+customers' replies and receipts that vendors push (`replies`: STOP, 退订, START).
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from dunning.services.contact.policy import (
     Check,
     ContactPolicy,
     send_gate,
+)
+from dunning.services.contact.replies import (
+    ReplyMeaning,
+    VendorWebhookRecord,
+    record_reply,
+    record_vendor_webhook,
 )
 from dunning.services.contact.stops import (
     Stops,
@@ -26,11 +33,15 @@ __all__ = [
     "NO_POLICY_PACK",
     "Check",
     "ContactPolicy",
+    "ReplyMeaning",
     "Stops",
+    "VendorWebhookRecord",
     "hold_suppressed",
     "inbound_sms",
     "opt_out",
     "opt_out_customer",
+    "record_reply",
+    "record_vendor_webhook",
     "send_gate",
     "stops_in_force",
 ]

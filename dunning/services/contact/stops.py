@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, or_, select, update
 
@@ -167,14 +168,26 @@ def _hold_messages(
     return int(result.rowcount or 0)
 
 
-def opt_out(connection: Connection, customer_ids: list[int], channel: Channel, at: datetime) -> int:
-    """Record the opt-out (the first time is kept) and hold the channel's waiting messages."""
+def opt_out(
+    connection: Connection,
+    customer_ids: list[int],
+    channel: Channel,
+    at: datetime,
+    source: str | None = None,
+) -> int:
+    """Record the opt-out (the first time, and for SMS its source, are kept) and hold the
+    channel's waiting messages.
+
+    `source` says who recorded it ("operator", "import", "reply:<provider>"): an opt-in reply
+    lifts only an opt-out made by reply (replies.record_reply)."""
     column = CUSTOMER.c[f"{channel.value}_opted_out_at"]
-    connection.execute(
-        update(CUSTOMER)
-        .where(CUSTOMER.c.id.in_(customer_ids), column.is_(None))
-        .values({column: at, CUSTOMER.c.updated_at: utcnow()})
-    )
+    values: dict[Any, Any] = {column: at, CUSTOMER.c.updated_at: utcnow()}
+    if channel == Channel.SMS:
+        values[CUSTOMER.c.sms_opt_out_source] = source
+    for chunk in chunked(customer_ids, CHUNK):
+        connection.execute(
+            update(CUSTOMER).where(CUSTOMER.c.id.in_(chunk), column.is_(None)).values(values)
+        )
     return _hold_messages(
         connection, OUTBOX.c.customer_id.in_(customer_ids), channel, Suppression.OPTED_OUT, at
     )
@@ -284,7 +297,7 @@ def opt_out_customer(
     ).first()
     if found is None:
         raise NotFound(f"no customer {external_id}")
-    return opt_out(connection, [int(found[0])], channel, at)
+    return opt_out(connection, [int(found[0])], channel, at, source="operator")
 
 
 def inbound_sms(
@@ -316,5 +329,5 @@ def inbound_sms(
     )
     if not customers:
         return False
-    opt_out(connection, customers, Channel.SMS, received_at)
+    opt_out(connection, customers, Channel.SMS, received_at, source="reply")
     return True

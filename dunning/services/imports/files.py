@@ -416,6 +416,12 @@ def _upsert(
     return len(inserts), len(updates), len(records) - len(inserts) - len(updates)
 
 
+def kept_by_dunning(source: str | None) -> bool:
+    """Whether an SMS opt-out of this source stays whatever an import says: one the customer
+    made by reply (reply, reply:<provider>) or an operator recorded."""
+    return source is not None and (source == "operator" or source.split(":")[0] == "reply")
+
+
 def _customers(
     connection: Connection, rows: list[ParsedRow], problems: _Problems, progress: Progress | None
 ) -> tuple[int, int, int]:
@@ -428,6 +434,7 @@ def _customers(
         "external_id",
         (r.values["external_id"] for r in rows),
         *(f"{c}_opted_out_at" for c in CONSENT_CHANNELS),
+        "sms_opt_out_source",
     )
     now = utcnow()
     records = []
@@ -471,6 +478,18 @@ def _customers(
                 previous._mapping[f"{channel}_opted_out_at"] if previous else None
             )
             record[f"{channel}_opted_out_at"] = (kept or now) if opted_out else None
+        # An SMS opt-out the customer made by reply, or an operator recorded, is theirs: a file
+        # that does not know of it (the lender's next export) does not lift it. Only one an
+        # import made (or one from before sources were kept) follows the file.
+        source = previous._mapping["sms_opt_out_source"] if previous else None
+        held_since = previous._mapping["sms_opted_out_at"] if previous else None
+        if kept_by_dunning(source) and held_since is not None:
+            record["sms_opted_out_at"] = held_since
+            record["sms_opt_out_source"] = source
+        elif record["sms_opted_out_at"] is not None:
+            record["sms_opt_out_source"] = source or "import"
+        else:
+            record["sms_opt_out_source"] = None
         records.append(record)
     compare = [name for name in records[0] if name != "external_id"] if records else []
     return _upsert(connection, CUSTOMER, ["external_id"], records, compare, progress)
