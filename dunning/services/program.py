@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Callable
 
 from adapters.registry import check_actions, check_channels
+from dunning.compliance.registered import load_registered
 from dunning.errors import ConfigError, ConfigProblem, DunningError
 from dunning.project import Project
 from dunning.rendering import TemplateStore
@@ -98,9 +99,14 @@ def extra_config_checks(project: Project) -> list[Callable[[], None]]:
     def packs() -> None:
         _ = project.compliance_packs
 
+    def registered_texts() -> None:
+        # The daily run reads them (a bad file stops it), so the check names the file and key.
+        load_registered(project.templates_dir.parent, project.root)
+
     return [
         settings,
         packs,
         lambda: check_adapters(project),
         lambda: check_templates_exist(project),
+        registered_texts,
     ]

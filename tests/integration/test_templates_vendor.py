@@ -247,6 +247,27 @@ def test_a_bad_registered_file_is_refused_naming_file_and_key(
     assert "templates.SMS-1" in result.err
 
 
+def test_config_check_names_a_bad_registered_file(
+    capsys: pytest.CaptureFixture[str], program: Path
+) -> None:
+    project = ("--project-dir", str(program))
+    assert invoke(capsys, *project, "config", "check").code == 0
+    edit(
+        program / "templates/registered/aliyun.yaml",
+        "    name: 逾期提醒（早期）\n",
+        "    note: x\n",
+    )
+    result = invoke(capsys, *project, "config", "check", "--json")
+    assert result.code == 1
+    assert [(p["file"], p["key"], p["reason"]) for p in result.json()["problems"]] == [
+        (
+            "templates/registered/aliyun.yaml",
+            f"templates.{CODE}.note",
+            "Extra inputs are not permitted",
+        )
+    ]
+
+
 def test_the_approval_covers_the_vendor_block(
     capsys: pytest.CaptureFixture[str], program: Path
 ) -> None:
