@@ -14,24 +14,30 @@ import logging
 import sys
 import textwrap
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from sqlalchemy import select, update
+from twilio.request_validator import RequestValidator
 
 from adapters import registry
+from adapters.twilio import EMPTY_TWIML
 from dunning.bootstrap import Runtime
 from dunning.cli.commands_gateway import PUBLIC_URL_ENV as CLI_PUBLIC_URL_ENV
 from dunning.cli.commands_gateway import inbound_handler, vendor_hooks
 from dunning.config.channels import ChannelsConfig
 from dunning.db.tables import ACCOUNT, CUSTOMER, EVENT, OUTBOX, REPLY
+from dunning.services.daily import run_daily_outreach
 from dunning.services.dispatch.receipts import DatabaseReceiptSink
 from dunning.services.outreach.plan import plan_batch
 from dunning.webhooks import MAX_BODY_BYTES, PUBLIC_URL_ENV, create_webhook_app
 from tests.factories import CN_CUSTOMER, OPEN_FOR_ALL, US_CUSTOMER, add_account
 from tests.helpers import invoke, outreach_at, write_csv
+from tests.integration import _vendor_mocks as mocks
 
 SECRET = "a-test-secret-of-some-length"
 PUBLIC = "https://hooks.lender.example"
@@ -535,3 +541,218 @@ def test_an_import_lifts_only_the_opt_outs_imports_made(
         "C-operator": ("+13125550177", True, "operator"),
         "C-import": ("+13125550188", False, None),
     }
+
+
+# -- end to end, through the real adapters and the vendors' own formats -------------------------
+
+TWILIO_TOKEN_ENV = "E2E_TWILIO_AUTH_TOKEN"
+ALIYUN_SECRET_ENV = "E2E_ALIYUN_SECRET"
+ALIYUN_PUSH_ENV = "E2E_ALIYUN_PUSH_TOKEN"
+PUSH_TOKEN = "aliyun-push-token-of-some-length"
+SENDER = "+15005550006"
+BYSTANDER = "+13125550199"
+
+
+def vendor_channels(gateway_url: str) -> dict[str, Any]:
+    """US SMS through Twilio, CN SMS through Aliyun SMS (both the served mock), the rest in
+    process through the mock's own API."""
+    return {
+        "providers": {
+            "twilio-us": {
+                "adapter": "twilio-sms",
+                "options": {
+                    "account_sid": mocks.ACCOUNT_SID,
+                    "auth_token_env": TWILIO_TOKEN_ENV,
+                    "from_number": SENDER,
+                    "url": gateway_url,
+                },
+            },
+            "aliyun-cn": {
+                "adapter": "aliyun-sms",
+                "options": {
+                    "access_key_id": mocks.ACCESS_KEY_ID,
+                    "access_key_secret_env": ALIYUN_SECRET_ENV,
+                    "sign_name": mocks.SIGN_NAME,
+                    "push_token_env": ALIYUN_PUSH_ENV,
+                    "url": gateway_url,
+                },
+            },
+        },
+        "channels": {
+            "sms": {"routes": {"US": ["twilio-us"], "CN": ["aliyun-cn"], "default": ["mock-sms"]}},
+            "push": {"adapter": "mock-push"},
+            "letter": {"adapter": "mock-letter"},
+        },
+    }
+
+
+def twilio_call(
+    hooks: Hooks, kind: str, params: dict[str, str], token: str = mocks.AUTH_TOKEN
+) -> httpx.Response:
+    """A call as Twilio makes it: form fields, signed by the twilio SDK's RequestValidator over
+    the public URL."""
+    path = f"/webhooks/providers/twilio-us/{kind}"
+    signature = RequestValidator(token).compute_signature(PUBLIC + path, params)
+    return hooks.post(
+        path,
+        urlencode(params).encode(),
+        {
+            "X-Twilio-Signature": signature,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "I-Twilio-Idempotency-Token": "ignored",
+        },
+    )
+
+
+def twilio_reply(sid: str, sender: str, text: str) -> dict[str, str]:
+    return {
+        "AccountSid": mocks.ACCOUNT_SID,
+        "ApiVersion": "2010-04-01",
+        "Body": text,
+        "From": sender,
+        "MessageSid": sid,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+        "SmsStatus": "received",
+        "To": SENDER,
+    }
+
+
+def aliyun_up(hooks: Hooks, items: list[dict[str, Any]], token: str | None) -> httpx.Response:
+    query = f"?token={token}" if token is not None else ""
+    return hooks.post(
+        f"/webhooks/providers/aliyun-cn/inbound{query}",
+        json.dumps(items, ensure_ascii=False).encode(),
+        {"Content-Type": "application/json"},
+    )
+
+
+def sms_up(sequence: int, phone: str, text: str) -> dict[str, Any]:
+    """One SmsUp item as Aliyun pushes it (mainland numbers without +86)."""
+    return {
+        "phone_number": phone.removeprefix("+86"),
+        "send_time": "2026-11-24 09:00:00",
+        "content": text,
+        "sign_name": mocks.SIGN_NAME,
+        "dest_code": "1234",
+        "sequence_id": sequence,
+    }
+
+
+@pytest.fixture
+def vendors(
+    repo_dir: Path, tmp_path: Path, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Hooks, mocks.Gateway]]:
+    monkeypatch.setenv(TWILIO_TOKEN_ENV, mocks.AUTH_TOKEN)
+    monkeypatch.setenv(ALIYUN_SECRET_ENV, mocks.ACCESS_KEY_SECRET)
+    monkeypatch.setenv(ALIYUN_PUSH_ENV, PUSH_TOKEN)
+    with mocks.vendor_gateway(repo_dir, tmp_path / "gateway") as gateway:
+        yield Hooks(with_channels(runtime, vendor_channels(gateway.url))), gateway
+
+
+def sms_ledger(gateway: mocks.Gateway) -> list[tuple[str, str]]:
+    """(vendor API, recipient) of every SMS the served mock took."""
+    return sorted((row.api, row.recipient) for row in gateway.ledger.rows() if row.channel == "sms")
+
+
+def test_stop_and_tuiding_through_the_vendors_webhooks_stop_every_later_sms_to_the_number(
+    vendors: tuple[Hooks, mocks.Gateway],
+) -> None:
+    hooks, gateway = vendors
+    runtime = hooks.runtime
+    with runtime.unit_of_work() as c:
+        us_sms = add_account(c, dpd=3, as_of=AS_OF)  # an SMS today
+        us_push = add_account(c, dpd=1, as_of=AS_OF)  # the same phone: a push today
+        bystander = add_account(c, dpd=3, as_of=AS_OF, phone=BYSTANDER)
+        cn_sms = add_account(c, dpd=3, as_of=AS_OF, jurisdiction="CN")
+        cn_push = add_account(c, dpd=1, as_of=AS_OF, jurisdiction="CN")
+
+    stop = twilio_reply("SM" + "a" * 32, US_PHONE, "Stop")
+    first = twilio_call(hooks, "inbound", stop)
+    again = twilio_call(hooks, "inbound", stop)  # Twilio retries: recorded once
+    assert first.status_code == again.status_code == 200
+    assert first.content == again.content == EMPTY_TWIML
+    assert first.headers["content-type"].startswith("text/xml")
+    tuiding = [sms_up(90001, CN_PHONE, "退订")]
+    assert aliyun_up(hooks, tuiding, PUSH_TOKEN).json() == {"code": 0, "msg": "成功"}
+    assert aliyun_up(hooks, tuiding, PUSH_TOKEN).json() == {"code": 0, "msg": "成功"}
+
+    # Forged and unauthenticated calls for the bystander change nothing.
+    forged = twilio_call(hooks, "inbound", twilio_reply("SM" + "f" * 32, BYSTANDER, "STOP"), "x")
+    assert forged.status_code == 401
+    assert aliyun_up(hooks, [sms_up(90002, BYSTANDER, "TD")], None).status_code == 401
+    assert aliyun_up(hooks, [sms_up(90003, BYSTANDER, "TD")], "guessed").status_code == 401
+    assert replies(runtime) == [
+        ("twilio-us", "SM" + "a" * 32, "opt_out", 2),
+        ("aliyun-cn", "aliyun-up:90001", "opt_out", 2),
+    ]
+    opted = {phone: (out, source) for phone, out, source in customers(runtime).values()}
+    assert opted == {
+        US_PHONE: (True, "reply:twilio-us"),
+        BYSTANDER: (False, None),
+        CN_PHONE: (True, "reply:aliyun-cn"),
+    }
+
+    summary = run_daily_outreach(outreach_at(runtime, approved=True), AS_OF)
+
+    names = account_ids(runtime)
+    outbox = outbox_of(runtime)
+    assert {account: outbox[names[account]] for account in (us_sms, cn_sms)} == {
+        us_sms: [("sms", "held", "opted_out")],
+        cn_sms: [("sms", "held", "opted_out")],
+    }
+    assert [status for _, status, _ in outbox[names[us_push]]] == ["sent"]
+    assert [status for _, status, _ in outbox[names[cn_push]]] == ["sent"]
+    assert outbox[names[bystander]] == [("sms", "sent", None)]
+    assert sms_ledger(gateway) == [("twilio", BYSTANDER)]  # nothing to either opted-out phone
+    assert summary["this_run"]["dispatch"]["sent"] == 3
+
+    # Twilio's StatusCallback for the bystander's message, through the same route.
+    with runtime.engine.connect() as connection:
+        (sid,) = connection.execute(
+            select(OUTBOX.c.gateway_message_id).where(OUTBOX.c.provider == "twilio-us")
+        ).scalars()
+    status = {
+        "AccountSid": mocks.ACCOUNT_SID,
+        "ApiVersion": "2010-04-01",
+        "From": SENDER,
+        "MessageSid": sid,
+        "MessageStatus": "delivered",
+        "SmsSid": sid,
+        "SmsStatus": "delivered",
+        "To": BYSTANDER,
+    }
+    for _ in range(2):
+        answer = twilio_call(hooks, "status", status)
+        assert answer.status_code == 200
+    assert outbox_of(runtime)[names[bystander]] == [("sms", "delivered", None)]
+    with runtime.engine.connect() as connection:
+        events = connection.execute(
+            select(EVENT.c.event_id).where(EVENT.c.source == "webhook")
+        ).scalars()
+        assert list(events) == [f"{sid}:delivered"]
+
+
+def test_start_through_twilio_re_subscribes_a_us_number_and_its_next_sms_goes(
+    vendors: tuple[Hooks, mocks.Gateway],
+) -> None:
+    hooks, gateway = vendors
+    runtime = hooks.runtime
+    with runtime.unit_of_work() as c:
+        account = add_account(c, dpd=3, as_of=AS_OF)
+    assert twilio_call(hooks, "inbound", twilio_reply("SM" + "1" * 32, US_PHONE, "STOP")).is_success
+    run_daily_outreach(outreach_at(runtime, approved=True), AS_OF)
+    name = account_ids(runtime)[account]
+    assert outbox_of(runtime)[name] == [("sms", "held", "opted_out")]
+
+    start = twilio_reply("SM" + "2" * 32, US_PHONE, "START")
+    assert twilio_call(hooks, "inbound", start).status_code == 200
+    assert list(customers(runtime).values()) == [(US_PHONE, False, None)]
+
+    later = AS_OF + timedelta(days=4)  # DPD 7: the next SMS step
+    run_daily_outreach(outreach_at(runtime, OPEN_FOR_ALL + timedelta(days=4), approved=True), later)
+    assert outbox_of(runtime)[name] == [("sms", "held", "opted_out"), ("sms", "sent", None)]
+    assert sms_ledger(gateway) == [("twilio", US_PHONE)]
+    assert [r[2:] for r in replies(runtime)] == [("opt_out", 1), ("opt_in", 1)]

@@ -160,8 +160,10 @@ def _first_time(connection: Connection, provider: str, reply: InboundReply) -> b
         dialect.insert(REPLY)
         .values(row)
         .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+        .returning(REPLY.c.id)
     )
-    return bool(connection.execute(statement).rowcount)
+    # The row it returns, not rowcount: PostgreSQL's driver gives -1 for this statement.
+    return connection.execute(statement).first() is not None
 
 
 def _customers_of(connection: Connection, phone: str) -> dict[int, set[str | None]]:
