@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from adapters.registry import build_provider, check_channels
 from dunning.config import load_file
@@ -432,3 +434,33 @@ def test_reservations_made_at_the_same_moment_never_share_a_turn(database_url: s
     assert next_free(database_url)["sms-a"] == pytest.approx(7_000.8)
     for p in paces:
         p.engine.dispose()
+
+
+def test_a_turn_is_reserved_from_when_the_lock_was_had_not_from_before_the_wait(
+    database_url: str,
+) -> None:
+    """A dispatcher that waited for provider_pace's lock (another dispatcher was reserving)
+    reserves from the moment it got it: a turn reserved from before the wait would already be
+    past and go at once, beside the turns of the others that waited too (a burst)."""
+    clock, waits = Clock(1_000.0), Waits()
+    first = pace(database_url, clock, waits)
+    asyncio.run(first.reserve("sms-a", 4, 40.0))  # the row exists; next free at 1000.1
+    clock.now = 1_001.0
+    holder = create_db_engine(database_url)
+    with holder.connect() as connection:
+        transaction = connection.begin()
+        connection.execute(
+            update(PACE).where(PACE.c.provider == "sms-a").values(next_free=PACE.c.next_free)
+        )
+        second = pace(database_url, clock, waits)
+        reserving = threading.Thread(target=asyncio.run, args=(second.reserve("sms-a", 4, 40.0),))
+        reserving.start()
+        time.sleep(0.3)  # let it reach the lock (not an assertion on time)
+        clock.now = 1_006.0  # the lock is held five seconds
+        transaction.commit()
+    reserving.join(timeout=60)
+    assert not reserving.is_alive()
+    assert next_free(database_url)["sms-a"] == pytest.approx(1_006.1)
+    assert waits.waits == []
+    for engine in (first.engine, second.engine, holder):
+        engine.dispose()

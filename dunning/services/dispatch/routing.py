@@ -143,13 +143,21 @@ class SharedPace:
     def _reserve_now(self, provider: str, n: int, rate: float) -> float:
         """Seconds to wait before sending n messages (runs in a worker thread)."""
         cost = n / rate
-        now = self._wall()
+        p = PACE.c
         with self.engine.begin() as connection:
             if provider not in self._known:
                 insert_ignoring_conflicts(
                     connection, PACE, [{"provider": provider, "next_free": 0.0}], "provider"
                 )
-            p = PACE.c
+            # Take the row's lock first (SQLite: the write lock; PostgreSQL: the row), then
+            # read the clock: a `now` read before a wait for the lock would be stale, and a
+            # turn reserved from a moment already past would go at once, together with the
+            # turns of every other dispatcher that waited for the lock alongside (a burst
+            # beyond the rate).
+            connection.execute(
+                update(PACE).where(p.provider == provider).values(next_free=p.next_free)
+            )
+            now = self._wall()
             start = case((p.next_free > now, p.next_free), else_=now)
             statement = (
                 update(PACE)
@@ -162,7 +170,7 @@ class SharedPace:
             # reserve the same moment.
             next_free = float(connection.execute(statement).scalar_one())
         self._known.add(provider)
-        # From the clock again: the time spent waiting for the row's lock is already waited.
+        # From the clock again: the time the commit took is already waited.
         return max(0.0, next_free - cost - self._wall())
 
     async def reserve(self, provider: str, n: int, rate: float) -> None:
