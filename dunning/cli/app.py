@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from sqlalchemy.exc import StatementError
 from typer.exceptions import TyperException
 
@@ -112,7 +113,8 @@ def run(argv: list[str] | None = None) -> None:
     except DunningError as exc:
         if STATE.debug:
             traceback.print_exc()
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # The message is text, not markup: a "[/prefix]" in it must not be read as a tag.
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         code = 1
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -121,7 +123,8 @@ def run(argv: list[str] | None = None) -> None:
         if STATE.debug:
             traceback.print_exc()
         err_console.print(
-            f"[red]error:[/red] unexpected {_safe_message(exc)} (run with --debug for details)",
+            f"[red]error:[/red] unexpected {escape(_safe_message(exc))} "
+            "(run with --debug for details)",
             highlight=False,
             soft_wrap=True,
         )

@@ -36,7 +36,7 @@ from dunning.services.dispatch.receipts import DatabaseReceiptSink
 from dunning.services.outreach.plan import plan_batch
 from dunning.webhooks import MAX_BODY_BYTES, PUBLIC_URL_ENV, create_webhook_app
 from tests.factories import CN_CUSTOMER, OPEN_FOR_ALL, US_CUSTOMER, add_account
-from tests.helpers import invoke, outreach_at, write_csv
+from tests.helpers import dunning_served, invoke, outreach_at, write_csv
 from tests.integration import _vendor_mocks as mocks
 
 SECRET = "a-test-secret-of-some-length"
@@ -756,3 +756,48 @@ def test_start_through_twilio_re_subscribes_a_us_number_and_its_next_sms_goes(
     assert outbox_of(runtime)[name] == [("sms", "held", "opted_out"), ("sms", "sent", None)]
     assert sms_ledger(gateway) == [("twilio", US_PHONE)]
     assert [r[2:] for r in replies(runtime)] == [("opt_out", 1), ("opt_in", 1)]
+
+
+# -- `dunning webhook serve` --------------------------------------------------------------------
+
+
+def test_webhook_serve_takes_a_twilio_stop_at_its_public_url(
+    runtime: Runtime, repo_dir: Path, tmp_path: Path
+) -> None:
+    """The served app, as an operator starts it: providers from the channels file, the public
+    URL from DUNNING_PUBLIC_URL, the reply recorded in the database."""
+    with runtime.unit_of_work() as c:
+        add_account(c, dpd=3, as_of=AS_OF)
+    channels = tmp_path / "channels.yaml"
+    channels.write_text(json.dumps(vendor_channels("http://127.0.0.1:9")))  # JSON is YAML
+    env = {
+        "DUNNING_WEBHOOK_SECRET": SECRET,
+        PUBLIC_URL_ENV: PUBLIC,
+        "DUNNING_CHANNELS_FILE": str(channels),
+        TWILIO_TOKEN_ENV: mocks.AUTH_TOKEN,
+    }
+    path = "/webhooks/providers/twilio-us/inbound"
+    params = twilio_reply("SM" + "c" * 32, US_PHONE, "unsubscribe")
+    signature = RequestValidator(mocks.AUTH_TOKEN).compute_signature(PUBLIC + path, params)
+    with dunning_served(repo_dir, tmp_path / "state", "webhook", env) as (url, _):
+        answer = httpx.post(
+            url + path,
+            content=urlencode(params).encode(),
+            headers={
+                "X-Twilio-Signature": signature,
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+    assert (answer.status_code, answer.content) == (200, EMPTY_TWIML)
+    assert list(customers(runtime).values()) == [(US_PHONE, True, "reply:twilio-us")]
+
+
+@pytest.mark.usefixtures("env")
+def test_webhook_serve_refuses_a_public_url_that_is_not_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DUNNING_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv(PUBLIC_URL_ENV, "hooks.lender.example/dunning?x=1")
+    result = invoke(capsys, "webhook", "serve", "--port", "1")
+    assert result.code == 1
+    assert "DUNNING_PUBLIC_URL must be http(s)://host" in result.err
