@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from adapters.base import GatewayAdapter, WebhookAnswer
 from adapters.registry import build_provider
 from dunning.bootstrap import Runtime
-from dunning.cli._common import STATE, console
+from dunning.cli._common import STATE, JsonOption, console, print_json
 from dunning.cli._sandbox import with_registered_texts
+from dunning.ops.gateways import ProvidersUnusable, check_providers
 from dunning.services.contact.replies import VendorWebhookRecord, record_vendor_webhook
 from dunning.services.contact.stops import inbound_sms
 from dunning.services.dispatch.receipts import DatabaseReceiptSink
@@ -88,6 +90,37 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+    @gateway.command("check")
+    def gateway_check(
+        provider: list[str] = typer.Argument(
+            None, help="Providers to check (default: every one the channels file configures)."
+        ),
+        as_json: bool = JsonOption,
+    ) -> None:
+        """Try each configured provider's credentials and reachability without sending a
+        message: one line per provider, saying what is wrong. Exit status 1 if any is.
+
+        Secrets are read from the environment, as a dispatch reads them, and never printed.
+        """
+        project = STATE.project()
+        checks = check_providers(project.channels, project.state_dir, provider or ())
+        if as_json:
+            print_json({"providers": [check.as_dict() for check in checks]})
+        else:
+            for check in checks:
+                where = escape(", ".join(check.routes) or "no route")
+                verdict = (
+                    "[green]ok[/green]" if check.ok else f"[red]{escape(check.problem or '')}[/red]"
+                )
+                name, adapter = escape(check.provider), escape(check.adapter)
+                console.print(
+                    f"{name} ({adapter}; {where}): {verdict}", highlight=False, soft_wrap=True
+                )
+        bad = [check.provider for check in checks if not check.ok]
+        if bad:
+            # A DunningError, not typer.Exit (whose code `run` does not see): exit status 1.
+            raise ProvidersUnusable(f"{len(bad)} provider(s) cannot be used: {', '.join(bad)}")
 
     @webhook.command("serve")
     def webhook_serve(

@@ -19,6 +19,11 @@ from dunning.config.channels import ChannelsConfig
 from dunning.errors import ConfigError, DunningError
 from dunning.masking import mask_text
 
+
+class ProvidersUnusable(DunningError):
+    """`dunning gateway check` found a provider that cannot be used (exit status 1)."""
+
+
 CHECK_TIMEOUT = 30.0
 """Longest wait for one provider's answer (its own timeouts and retries are shorter)."""
 

@@ -99,6 +99,18 @@ class MockGatewayAdapter(HttpGatewayAdapter):
                 )
         return results
 
+    async def check(self) -> str | None:
+        """Ask the mock the status of a message nobody sent: reachability and the API key."""
+        answer = await self.call(self.status_request(["dunning-gateway-check"]))
+        if answer.ok:
+            return None
+        where = self.options.url or "the in-process mock gateway"
+        if answer.response is None:
+            return f"cannot reach {where}: {answer.error or 'no answer'}"
+        if answer.status_code in (401, 403):
+            return f"{where} refuses the API key (api_key_env {self.options.api_key_env})"
+        return f"{where} answers HTTP {answer.status_code}"
+
     def status_request(self, gateway_message_ids: Sequence[str]) -> VendorRequest:
         return VendorRequest(
             "POST", f"/v1/{self.channel.value}/statuses", json={"ids": list(gateway_message_ids)}
