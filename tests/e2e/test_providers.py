@@ -139,6 +139,11 @@ class KilledAfterFirstSend:
             KilledAfterFirstSend.killed = True
             os.kill(self.pid, signal.SIGKILL)
             died(self.pid)
+            # Its kept-alive connection goes with it, as the client sees once the gateway's
+            # FIN arrives. (A request written on a connection that dies under it before the
+            # FIN is seen is ambiguous: the messages stay with this provider, in doubt, to be
+            # settled there; tests/integration/test_routing_dispatch.py covers that.)
+            await self.inner.aclose()
         return results
 
 
