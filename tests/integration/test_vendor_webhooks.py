@@ -801,3 +801,35 @@ def test_webhook_serve_refuses_a_public_url_that_is_not_one(
     result = invoke(capsys, "webhook", "serve", "--port", "1")
     assert result.code == 1
     assert "DUNNING_PUBLIC_URL must be http(s)://host" in result.err
+
+
+def test_twilio_refusing_a_number_as_unsubscribed_records_its_opt_out(
+    vendors: tuple[Hooks, mocks.Gateway],
+) -> None:
+    """Twilio's 21610 (the number sent STOP to our sender at Twilio): the message fails
+    opted_out, and Dunning records the opt-out for every customer with that number."""
+    hooks, gateway = vendors
+    runtime = hooks.runtime
+    unsubscribed = "+15005550004"  # the mock's magic number for 21610, as Twilio's
+    with runtime.unit_of_work() as c:
+        refused = add_account(c, dpd=3, as_of=AS_OF, phone=unsubscribed)
+        bystander = add_account(c, dpd=3, as_of=AS_OF, phone=BYSTANDER)
+    summary = run_daily_outreach(outreach_at(runtime, approved=True), AS_OF)
+
+    names = account_ids(runtime)
+    assert outbox_of(runtime)[names[refused]] == [("sms", "failed", None)]
+    assert outbox_of(runtime)[names[bystander]] == [("sms", "sent", None)]
+    assert summary["this_run"]["dispatch"]["vendor_opt_outs"] == 1
+    opted = {phone: (out, source) for phone, out, source in customers(runtime).values()}
+    assert opted == {unsubscribed: (True, "vendor:twilio-us"), BYSTANDER: (False, None)}
+    with runtime.engine.connect() as connection:
+        error = connection.execute(
+            select(OUTBOX.c.last_error).where(OUTBOX.c.recipient == unsubscribed)
+        ).scalar_one()
+    assert "21610" in error and unsubscribed not in error
+
+    # The next SMS step plans nothing for the number: held opted_out before it is sent.
+    later = AS_OF + timedelta(days=4)
+    run_daily_outreach(outreach_at(runtime, OPEN_FOR_ALL + timedelta(days=4), approved=True), later)
+    assert outbox_of(runtime)[names[refused]][1:] == [("sms", "held", "opted_out")]
+    assert [row for row in sms_ledger(gateway) if row[1] == unsubscribed] == []

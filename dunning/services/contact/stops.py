@@ -12,7 +12,7 @@ definition the send-time gate, the action dispatcher and these holds share.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from dunning.db.sql import chunked
 from dunning.db.tables import ACCOUNT, ACTION, CUSTOMER, GRACE, OUTBOX, PLAN, PROMISE
 from dunning.domain.decide import CUSTOMER_STOPS, first_stop
 from dunning.errors import NotFound
+from dunning.services.dispatch.send import VendorOptOut
 from dunning.types import Channel, OutboxStatus, PromiseStatus, Suppression
 
 STOPS = CUSTOMER_STOPS
@@ -286,6 +287,38 @@ def hold_suppressed(connection: Connection, account_ids: Iterable[int], at: date
                         updated_at=at,
                     )
                 )
+    return held
+
+
+def vendor_opt_outs(connection: Connection, refused: Sequence[VendorOptOut], at: datetime) -> int:
+    """Record the opt-outs vendors reported by refusing messages (Twilio's 21610: the number
+    replied STOP to that sender there): every customer with the message's contact point, on
+    its channel, source `vendor:<provider>`; their waiting messages are held. How many were."""
+    held = 0
+    o, c = OUTBOX.c, CUSTOMER.c
+    by_source: dict[tuple[Channel, str], set[int]] = defaultdict(set)
+    for chunk in chunked([r.outbox_id for r in refused], CHUNK):
+        rows = connection.execute(
+            select(o.id, o.customer_id, o.recipient).where(o.id.in_(chunk))
+        ).all()
+        facts = {row.id: row for row in rows}
+        for refusal in refused:
+            row = facts.get(refusal.outbox_id)
+            if row is None:
+                continue
+            customers = {int(row.customer_id)}
+            if refusal.channel == Channel.SMS and row.recipient:
+                # The number opted out, whoever's it is.
+                customers |= {
+                    int(found)
+                    for found in connection.execute(
+                        select(c.id).where(c.phone == row.recipient)
+                    ).scalars()
+                }
+            source = f"vendor:{refusal.provider or refusal.channel.value}"
+            by_source[(refusal.channel, source)] |= customers
+    for (channel, source), customers in by_source.items():
+        held += opt_out(connection, sorted(customers), channel, at, source=source)
     return held
 
 

@@ -43,7 +43,6 @@ from dunning.services.dispatch.receipts import apply_early_receipts
 from dunning.services.dispatch.routing import Circuits, Routing, SharedPace
 from dunning.types import Channel, OutboxStatus
 
-"""Builds a fresh adapter for a channel; called inside the event loop that uses it."""
 
 log = logging.getLogger("dunning.dispatch")
 
@@ -78,6 +77,20 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class VendorOptOut:
+    """A message a vendor refused because its recipient opted out there (Twilio's 21610: the
+    number replied STOP to that sender): Dunning records the opt-out too."""
+
+    outbox_id: int
+    channel: Channel
+    provider: str | None
+
+
+OptOutHook = Callable[[Connection, Sequence[VendorOptOut], datetime], int]
+"""Records vendors' opt-outs in the transaction that records the sends (contact.stops)."""
+
+
+@dataclass(frozen=True)
 class Recipient:
     """What the adapter may know about a message's account and customer besides the text."""
 
@@ -99,6 +112,8 @@ class DispatchReport:
     """Answers the adapter could not settle (AMBIGUOUS): left `sending` until the lease ends."""
     failed_over: int = 0
     """Sends that a provider certainly did not take and that went on to the next provider."""
+    vendor_opt_outs: int = 0
+    """Messages refused because the recipient opted out at the vendor: recorded as opt-outs."""
     held: Counter[str] = field(default_factory=Counter)
     by_channel: Counter[str] = field(default_factory=Counter)
     by_provider: Counter[str] = field(default_factory=Counter)
@@ -128,6 +143,7 @@ class DispatchReport:
             "deferred": self.deferred,
             "in_doubt": self.in_doubt,
             "failed_over": self.failed_over,
+            "vendor_opt_outs": self.vendor_opt_outs,
             "held_by_suppression": dict(self.held),
             "sent_by_channel": dict(self.by_channel),
             "sent_by_provider": dict(self.by_provider),
@@ -157,6 +173,7 @@ _COUNTS = (
     "deferred",
     "in_doubt",
     "failed_over",
+    "vendor_opt_outs",
 )
 
 
@@ -497,6 +514,7 @@ def record_results(
     max_attempts: int,
     report: DispatchReport,
     providers: Mapping[int, str] | None = None,
+    opt_outs: OptOutHook | None = None,
 ) -> None:
     """Write each gateway answer onto its row, if the row still holds our claim.
 
@@ -608,6 +626,19 @@ def record_results(
     sent = [u["_id"] for u in updates if u["status"] == OutboxStatus.SENT.value]
     if sent:
         apply_early_receipts(connection, sent, now)
+    opted_out = {
+        key
+        for key, answer in by_key.items()
+        if answer.outcome == SendOutcome.REJECTED and answer.code == RejectCode.OPTED_OUT.value
+    }
+    refusals = [
+        VendorOptOut(message.id, message.channel, (providers or {}).get(message.id))
+        for message in claimed
+        if message.id in held_by_us and message.idempotency_key in opted_out
+    ]
+    if refusals and opt_outs is not None:
+        opt_outs(connection, refusals, now)
+        report.vendor_opt_outs += len(refusals)
 
 
 @dataclass(frozen=True)
@@ -699,6 +730,7 @@ def dispatch_due(
     gate: SendGate | None = None,
     circuits: Circuits | None = None,
     pace: SharedPace | None = None,
+    opt_outs: OptOutHook | None = None,
 ) -> DispatchReport:
     """Claim, check, send (routed, with failover) and record until nothing in scope is due.
 
@@ -759,6 +791,7 @@ def dispatch_due(
                 max_attempts=max_attempts,
                 report=report,
                 providers=routed.providers,
+                opt_outs=opt_outs,
             )
             crash_point("dispatch.before-record-commit")
         report.timings["record"] += time.perf_counter() - started
