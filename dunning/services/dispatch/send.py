@@ -43,7 +43,6 @@ from dunning.services.dispatch.receipts import apply_early_receipts
 from dunning.services.dispatch.routing import Circuits, Routing, SharedPace
 from dunning.types import Channel, OutboxStatus
 
-
 log = logging.getLogger("dunning.dispatch")
 
 RETRY_DELAY = timedelta(minutes=5)
