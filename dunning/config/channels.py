@@ -8,7 +8,7 @@ module imports no adapter, so configuration loads without them.
 from __future__ import annotations
 
 import re
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -51,7 +51,7 @@ class ChannelAdapter(ConfigModel):
         default_factory=dict,
         description="checked against the adapter's options model by the adapter registry",
     )
-    routes: dict[str, list[str]] | None = Field(
+    routes: dict[str, list[Annotated[str, Field(pattern=NAME)]]] | None = Field(
         default=None,
         description="jurisdiction -> providers in order of preference (names under "
         "`providers`, or adapter names for an adapter with its default options); `default` "
@@ -264,13 +264,6 @@ class ChannelsConfig(ConfigModel):
                     f"channels.{channel.value}.adapter {entry.adapter!r} is also a provider's "
                     "name; route to the provider instead"
                 )
-            for key, names in (entry.routes or {}).items():
-                for name in names:
-                    if not re.match(NAME, name):
-                        raise ValueError(
-                            f"channels.{channel.value}.routes.{key}: {name!r} is not a provider "
-                            f"or adapter name ({NAME})"
-                        )
         return self
 
     def adapter_for(self, channel: Channel) -> ChannelAdapter | None:

@@ -122,6 +122,8 @@ BAD_CHANNELS = (
     "  push: {adapter: mock-sms}\n"
     "  letter: {adapter: nope}\n"
 )
+
+
 def bad_channels_problems() -> list[str]:
     """What check_channels says of BAD_CHANNELS, with the adapters installed now."""
     names = ", ".join(available())
