@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from dunning.config._base import ConfigModel
 from dunning.types import Channel
@@ -21,6 +21,12 @@ ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 DEFAULT_ROUTE = "default"
 """The route of every jurisdiction a channel's `routes` does not name."""
+
+
+def _a_name(value: str) -> str:
+    if not re.match(NAME, value):
+        raise ValueError(f"{value!r} is not a provider or adapter name ({NAME})")
+    return value
 
 
 class ProviderEntry(ConfigModel):
@@ -51,7 +57,7 @@ class ChannelAdapter(ConfigModel):
         default_factory=dict,
         description="checked against the adapter's options model by the adapter registry",
     )
-    routes: dict[str, list[Annotated[str, Field(pattern=NAME)]]] | None = Field(
+    routes: dict[str, list[Annotated[str, AfterValidator(_a_name)]]] | None = Field(
         default=None,
         description="jurisdiction -> providers in order of preference (names under "
         "`providers`, or adapter names for an adapter with its default options); `default` "
