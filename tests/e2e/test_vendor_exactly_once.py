@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,15 @@ from sqlalchemy import select
 
 from adapters import GatewayAdapter, OutboundMessage, SendResult
 from dunning.bootstrap import bootstrap, outreach
+from dunning.cli._common import STATE
 from dunning.db.engine import create_db_engine
 from dunning.db.tables import ACCOUNT, OUTBOX
 from dunning.project import Project
 from dunning.services.daily.run import dispatch_due_now
 from sandbox import GatewayLedger, LedgerRow, ScriptedFault
-from tests.e2e.test_kill_and_rerun import LEASE, always_open_program
+from tests.e2e.test_kill_and_rerun import always_open_program
 from tests.e2e.test_providers import died, seed_and_plan, set_env
-from tests.helpers import dunning_served
+from tests.helpers import dunning_served, invoke
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -182,6 +183,7 @@ def assert_sent_once(
 def test_a_dispatcher_killed_at_a_crash_point_sends_each_twilio_sms_once_after_a_rerun(
     point: str,
     sent_before_rerun: bool,
+    capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     repo_dir: Path,
     database_url: str,
@@ -195,17 +197,15 @@ def test_a_dispatcher_killed_at_a_crash_point_sends_each_twilio_sms_once_after_a
         planned = planned_us_sms(program, database_url)
 
         assert dispatch(env, crash=point) is None
-        killed_at = time.monotonic()
         crashed = us_sms(database_url)
         # Claimed, routed to twilio-us, and not recorded: each is left `sending`.
         assert {row["status"] for row in crashed.values()} == {"sending"}
         assert {row["provider"] for row in crashed.values()} == {"twilio-us"}
         assert len(twilio_rows(gateway)) == (len(planned) if sent_before_rerun else 0)
 
-        # The killed run's claims are free again once their lease has run out.
-        time.sleep(max(0.0, LEASE + 1 - (time.monotonic() - killed_at)))
-        report = dispatch(env)
-        assert report is not None
+        # The killed run's claims are free again once their lease has run out: the next
+        # dispatcher runs on a clock past it.
+        report = dispatch_after_lease(capsys, monkeypatch, env, database_url)
 
     after = us_sms(database_url)
     assert {row["status"] for row in after.values()} == {"sent"}
@@ -271,7 +271,11 @@ class KilledWithARequestInFlight:
 
 
 def test_a_twilio_provider_killed_mid_run_fails_over_and_its_message_in_doubt_stays(
-    tmp_path: Path, repo_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    repo_dir: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     program = twilio_program(
         repo_dir,
@@ -345,10 +349,7 @@ def test_a_twilio_provider_killed_mid_run_fails_over_and_its_message_in_doubt_st
     # next dispatcher settles the message in doubt there by lookup: the SID it already had.
     with dunning_served(program, state_a, "gateway", env=SECRETS) as (url_again, _):
         env = {**os.environ, url_env("twilio-a"): url_again}
-        claimed = claimed_until(database_url)
-        time.sleep(max(0.0, claimed - time.time()) + 1)
-        report = dispatch(env)
-    assert report is not None
+        report = dispatch_after_lease(capsys, monkeypatch, env, database_url)
     assert twilio_rows(state_a) == rows_a, "twilio-a sent the message in doubt again"
     assert twilio_rows(state_b) == rows_b
     assert report["duplicates"] == 1 and report["sent_by_provider"] == {"twilio-a": 1}
@@ -356,6 +357,25 @@ def test_a_twilio_provider_killed_mid_run_fails_over_and_its_message_in_doubt_st
     assert settled["status"] == "sent" and settled["provider"] == "twilio-a"
     by_sid = sids_a[settled["gateway_message_id"]]
     assert (by_sid.recipient, by_sid.body) == (settled["recipient"], settled["body"])
+
+
+def dispatch_after_lease(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    database_url: str,
+) -> dict[str, Any]:
+    """`dunning run dispatch --in-process --json` in this process, its clock a second past
+    the last lease still held (instead of waiting the lease out)."""
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            monkeypatch.setenv(name, value)
+    after = datetime.fromtimestamp(claimed_until(database_url) + 1, UTC)
+    monkeypatch.setattr(STATE, "clock", lambda: after)
+    result = invoke(capsys, "run", "dispatch", "--in-process", "--json")
+    assert result.code == 0, result.err[-3000:]
+    report: dict[str, Any] = result.json()
+    return report
 
 
 def claimed_until(database_url: str) -> float:
