@@ -62,6 +62,11 @@ def _postgres_ready() -> str | None:
     url = os.environ.get("DUNNING_TEST_DATABASE_URL")
     if not url:
         return None
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        # Tests on several processes (pytest -n): each its own database on the same server,
+        # since each test empties the whole database it uses.
+        url = _worker_database(url, worker)
     engine = create_db_engine(url)
     with engine.begin() as connection:
         connection.exec_driver_sql("DROP SCHEMA public CASCADE")
@@ -69,6 +74,21 @@ def _postgres_ready() -> str | None:
     upgrade(engine)
     engine.dispose()
     return url
+
+
+def _worker_database(url: str, worker: str) -> str:
+    """The URL of this xdist worker's database (created if absent) beside `url`'s."""
+    base = make_url(normalise_url(url))
+    name = f"{base.database}_{worker}"
+    server = create_db_engine(url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        ).first()
+        if exists is None:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    server.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 def _truncate_all(url: str) -> None:
