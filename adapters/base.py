@@ -56,6 +56,10 @@ class OutboundMessage:
     country: str | None = None
     """The customer's country (ISO 3166-1 alpha-2) when recorded. PII-light: never log it with
     the recipient."""
+    address: Mapping[str, Any] | None = None
+    """A letter's postal address as fields: name, lines (a list), city, region, postal_code,
+    country (ISO 3166-1 alpha-2). PII: sent to the mail house, never logged. `recipient` keeps
+    the same address as one text block for adapters that want that."""
     in_doubt: bool = False
     """An earlier claim of this message may have reached the gateway (its lease ran out while
     it was `sending`): an adapter for a gateway that does not deduplicate must find out

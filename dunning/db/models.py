@@ -29,6 +29,16 @@ class Customer(SQLModel, table=True):
     region: str | None = Field(default=None, max_length=100)
     postal_code: str | None = Field(default=None, max_length=20)
     country: str | None = Field(default=None, max_length=2, description="ISO 3166-1 alpha-2")
+    push_token_invalid_at: datetime | None = Field(
+        default=None,
+        description="when a push provider said the device token is dead (FCM UNREGISTERED, "
+        "JPush invalid registration id): not tried again until a new token is imported",
+    )
+    address_invalid_at: datetime | None = Field(
+        default=None,
+        description="when a letter came back undeliverable (returned to sender): later letters "
+        "to the address are held until a new address is imported",
+    )
     # Consent and opt-out per channel. An opt-out is kept as its time, for the record.
     sms_consent: bool = False
     push_consent: bool = False

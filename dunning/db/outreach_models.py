@@ -97,6 +97,12 @@ class OutboxMessage(SQLModel, table=True):
         sa_type=JSON,
         description="the template's vendor metadata and rendered parameters (PII possible)",
     )
+    address: dict[str, Any] | None = Field(
+        default=None,
+        sa_type=JSON,
+        description="a letter's postal address as fields (name, lines, city, region, "
+        "postal_code, country), as planned; PII",
+    )
     segments: int | None = Field(default=None, description="SMS parts billed, when reported")
     price: str | None = Field(default=None, max_length=32, description="vendor's charge")
     price_unit: str | None = Field(default=None, max_length=3)

@@ -73,6 +73,8 @@ class Claimed:
     """The provider an earlier attempt went to (in doubt: the only one that may have it)."""
     vendor: Mapping[str, Any] | None = None
     """The template's vendor metadata and rendered parameters (outbox_message.vendor)."""
+    address: Mapping[str, Any] | None = None
+    """A letter's postal address as fields (outbox_message.address)."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,7 @@ def claim(
             o.last_error,
             o.provider,
             o.vendor,
+            o.address,
         )
     )
     rows = connection.execute(statement).all()
@@ -269,6 +272,7 @@ def claim(
             in_doubt=r.last_error == IN_DOUBT,
             provider=r.provider,
             vendor=r.vendor,
+            address=r.address,
         )
         for r in rows
     ]
@@ -312,6 +316,7 @@ def to_outbound(
         },
         template_id=message.template_id,
         vendor=message.vendor or {},
+        address=message.address,
         jurisdiction=recipient.jurisdiction,
         country=recipient.country,
         in_doubt=message.in_doubt,

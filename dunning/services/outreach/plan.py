@@ -321,6 +321,9 @@ def plan_batch(
                 "template_hash": message.template_hash,
                 "locale": row.locale,
                 "recipient": None if held else row.recipient(decision.channel),
+                "address": row.address()
+                if decision.channel == Channel.LETTER and not held
+                else null(),
                 "subject": message.subject,
                 "body": message.body,
                 "document_source": source,

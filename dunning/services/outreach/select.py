@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -72,6 +73,10 @@ class BatchRow:
     push_opted_out: bool
     letter_opted_out: bool
     email_opted_out: bool
+    push_token_dead: bool
+    """A push provider said the device token is dead: no push contact point."""
+    address_returned: bool
+    """A letter to the address came back: no letter contact point."""
     deceased: bool
     bankruptcy: bool
     attorney_on_file: bool
@@ -109,9 +114,9 @@ class BatchRow:
         points = set()
         if self.phone:
             points.add(Channel.SMS)
-        if self.push_token:
+        if self.push_token and not self.push_token_dead:
             points.add(Channel.PUSH)
-        if self.address_line1 and (self.city or self.postal_code):
+        if self.address_line1 and (self.city or self.postal_code) and not self.address_returned:
             points.add(Channel.LETTER)
         if self.email:
             points.add(Channel.EMAIL)
@@ -145,6 +150,17 @@ class BatchRow:
         if channel == Channel.EMAIL:
             return self.email
         return "\n".join(self.address_lines(with_name=True))
+
+    def address(self) -> dict[str, Any]:
+        """The postal address as fields, for mail houses that take fields (Lob). PII."""
+        return {
+            "name": self.name,
+            "lines": [line for line in (self.address_line1, self.address_line2) if line],
+            "city": self.city,
+            "region": self.region,
+            "postal_code": self.postal_code,
+            "country": self.country,
+        }
 
     def address_lines(self, *, with_name: bool = False) -> list[str]:
         if self.locale.startswith("zh"):
@@ -294,6 +310,8 @@ def select_batch(
             c.push_opted_out_at.is_not(None),
             c.letter_opted_out_at.is_not(None),
             c.email_opted_out_at.is_not(None),
+            c.push_token_invalid_at.is_not(None),
+            c.address_invalid_at.is_not(None),
             c.deceased,
             c.bankruptcy,
             c.attorney_on_file,
