@@ -36,7 +36,7 @@ from dunning.logs import install_masking
 from dunning.project import Project
 from dunning.rendering import Renderer, TemplateStore
 from dunning.services.contact.policy import ContactPolicy, send_gate
-from dunning.services.contact.stops import vendor_opt_outs
+from dunning.services.contact.stops import vendor_refusals
 from dunning.services.daily import ActionDispatch, Dispatcher, Outreach, WorkerSpec
 from dunning.services.dispatch.printing import LetterPress, Printing, default_workers
 from dunning.services.dispatch.routing import Circuits, Routing
@@ -140,7 +140,7 @@ def outreach(
         actions=_action_dispatch(project, planner.has_actions, action_adapters),
         clock=clock,
         circuits=Circuits(open_seconds=channels.dispatch.circuit_open_seconds),
-        opt_outs=vendor_opt_outs,
+        refusals=vendor_refusals,
     )
     return Outreach(runtime=runtime, planner=planner, dispatcher=dispatcher, press=press)
 

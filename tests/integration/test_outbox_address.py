@@ -4,19 +4,28 @@ OutboundMessage.address); a dead device token or a returned address is no contac
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from adapters import GatewayAdapter, OutboundMessage, SendOutcome, SendResult, StatusReport
+from adapters import (
+    DeliveryStatus,
+    GatewayAdapter,
+    OutboundMessage,
+    RejectCode,
+    SendOutcome,
+    SendResult,
+    StatusReport,
+)
 from dunning.bootstrap import Runtime
-from dunning.db.tables import OUTBOX
-from dunning.services.daily import Outreach, run_daily_outreach
+from dunning.db.tables import ACCOUNT, CUSTOMER, OUTBOX
+from dunning.services.daily import Outreach, poll_receipts, run_daily_outreach
 from dunning.types import Channel
 from tests.factories import CN_CUSTOMER, OPEN_FOR_ALL, US_CUSTOMER, add_account
-from tests.helpers import outreach_at
+from tests.helpers import invoke, outreach_at, write_csv
 
 AS_OF = OPEN_FOR_ALL.date()
 GONE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -95,3 +104,118 @@ def test_a_returned_address_and_a_dead_device_token_are_no_contact_point(
     # The push step falls back to SMS when the customer has no push contact point.
     assert [(r["channel"], r["status"]) for r in rows[dead]] == [("sms", "sent")]
     assert [(r["channel"], r["status"]) for r in rows[alive]] == [("push", "sent")]
+
+
+class DeadTokens(GatewayAdapter):
+    """A push provider that knows none of the device tokens (FCM's UNREGISTERED)."""
+
+    name = "dead-tokens"
+    channel = Channel.PUSH
+
+    async def send(self, batch: Sequence[OutboundMessage]) -> list[SendResult]:
+        return [
+            SendResult(
+                m.idempotency_key,
+                SendOutcome.REJECTED,
+                reason="UNREGISTERED",
+                code=RejectCode.INVALID_NUMBER.value,
+            )
+            for m in batch
+        ]
+
+    async def fetch_statuses(self, gateway_message_ids: Sequence[str]) -> list[StatusReport]:
+        return []
+
+
+class ReturnsLetters(Keeps):
+    """Takes every message; every letter comes back (undeliverable)."""
+
+    async def fetch_statuses(self, gateway_message_ids: Sequence[str]) -> list[StatusReport]:
+        return [
+            StatusReport(gid, "", DeliveryStatus.UNDELIVERABLE, GONE, "returned_to_sender")
+            for gid in gateway_message_ids
+        ]
+
+
+def customer(runtime: Runtime, account_id: int) -> dict[str, Any]:
+    a, c = ACCOUNT.c, CUSTOMER.c
+    with runtime.engine.connect() as connection:
+        row = connection.execute(
+            select(CUSTOMER).join(ACCOUNT, a.customer_id == c.id).where(a.id == account_id)
+        ).one()
+    return dict(row._mapping)
+
+
+def test_a_push_provider_calling_a_token_dead_marks_it_and_the_next_push_goes_by_sms(
+    runtime: Runtime,
+) -> None:
+    def adapters(channel: Channel) -> GatewayAdapter:
+        return DeadTokens() if channel == Channel.PUSH else Keeps()
+
+    with runtime.unit_of_work() as c:
+        account = add_account(c, dpd=1, as_of=AS_OF)
+    parts = outreach_at(runtime, approved=True, adapters=adapters)
+    try:
+        summary = run_daily_outreach(parts, AS_OF)
+    finally:
+        parts.close()
+    assert summary["this_run"]["dispatch"]["dead_contacts"] == 1
+    assert customer(runtime, account)["push_token_invalid_at"] is not None
+    with runtime.engine.connect() as connection:
+        rows = connection.execute(select(OUTBOX.c.channel, OUTBOX.c.status)).all()
+    assert [tuple(r) for r in rows] == [("push", "failed")]
+
+
+def test_a_returned_letter_marks_the_address_and_holds_the_next_letter(runtime: Runtime) -> None:
+    with runtime.unit_of_work() as c:
+        account = add_account(c, dpd=31, as_of=AS_OF)
+    parts = outreach_at(runtime, approved=True, adapters=lambda channel: ReturnsLetters())
+    try:
+        run_daily_outreach(parts, AS_OF)
+        assert poll_receipts(parts).recorded == 1
+    finally:
+        parts.close()
+    assert customer(runtime, account)["address_invalid_at"] is not None
+    later = AS_OF + timedelta(days=30)  # DPD 61: the final demand letter
+    parts = outreach_at(runtime, OPEN_FOR_ALL + timedelta(days=30), approved=True)
+    try:
+        run_daily_outreach(parts, later)
+    finally:
+        parts.close()
+    with runtime.engine.connect() as connection:
+        rows = connection.execute(
+            select(OUTBOX.c.as_of, OUTBOX.c.status, OUTBOX.c.suppression)
+            .where(OUTBOX.c.channel == "letter")
+            .order_by(OUTBOX.c.id)
+        ).all()
+    assert [tuple(r)[1:] for r in rows] == [
+        ("undeliverable", None),
+        ("held", "no_contact_point"),
+    ]
+
+
+def test_an_import_clears_a_dead_token_or_address_only_when_it_brings_a_new_one(
+    capsys: pytest.CaptureFixture[str], runtime: Runtime, tmp_path: Path
+) -> None:
+    header = ["external_id", "name", "locale", "push_token", "address_line1", "city", "country"]
+    row = ["C1", "Ann Lee", "en-US", "tok-1", "1 Main St", "Springfield", "US"]
+    path = write_csv(tmp_path / "customers.csv", header, [row])
+    assert invoke(capsys, "import", "customers", str(path)).code == 0
+    with runtime.unit_of_work() as c:
+        c.execute(update(CUSTOMER).values(push_token_invalid_at=GONE, address_invalid_at=GONE))
+
+    def dead() -> tuple[bool, bool]:
+        with runtime.engine.connect() as connection:
+            found = connection.execute(
+                select(CUSTOMER.c.push_token_invalid_at, CUSTOMER.c.address_invalid_at)
+            ).one()
+        return found[0] is not None, found[1] is not None
+
+    assert invoke(capsys, "import", "customers", str(path)).code == 0
+    assert dead() == (True, True)  # the same token and address: still dead
+    write_csv(path, header, [[*row[:3], "tok-2", *row[4:]]])
+    assert invoke(capsys, "import", "customers", str(path)).code == 0
+    assert dead() == (False, True)
+    write_csv(path, header, [[*row[:3], "tok-2", "2 Elm St", *row[5:]]])
+    assert invoke(capsys, "import", "customers", str(path)).code == 0
+    assert dead() == (False, False)

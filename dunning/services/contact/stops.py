@@ -19,13 +19,14 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, or_, select, update
 
+from adapters.base import RejectCode
 from dunning.config.compliance import CompliancePack
 from dunning.db.models import utcnow
 from dunning.db.sql import chunked
 from dunning.db.tables import ACCOUNT, ACTION, CUSTOMER, GRACE, OUTBOX, PLAN, PROMISE
 from dunning.domain.decide import CUSTOMER_STOPS, first_stop
 from dunning.errors import NotFound
-from dunning.services.dispatch.send import VendorOptOut
+from dunning.services.dispatch.send import VendorRefusal
 from dunning.types import Channel, OutboxStatus, PromiseStatus, Suppression
 
 STOPS = CUSTOMER_STOPS
@@ -290,21 +291,33 @@ def hold_suppressed(connection: Connection, account_ids: Iterable[int], at: date
     return held
 
 
-def vendor_opt_outs(connection: Connection, refused: Sequence[VendorOptOut], at: datetime) -> int:
-    """Record the opt-outs vendors reported by refusing messages (Twilio's 21610: the number
-    replied STOP to that sender there): every customer with the message's contact point, on
-    its channel, source `vendor:<provider>`; their waiting messages are held. How many were."""
+def vendor_refusals(connection: Connection, refused: Sequence[VendorRefusal], at: datetime) -> int:
+    """Record on the customers what vendors said by refusing messages; how many waiting
+    messages were held.
+
+    - Opted out there (Twilio's 21610: the number replied STOP to that sender): the opt-out of
+      every customer with the message's contact point, on its channel, source
+      `vendor:<provider>`; their waiting messages on it are held.
+    - No such address on a push message (FCM's UNREGISTERED, JPush's unknown registration id):
+      the device token is dead (customer.push_token_invalid_at) until a new one is imported;
+      the customer's waiting push messages are held `no_contact_point`.
+    """
     held = 0
     o, c = OUTBOX.c, CUSTOMER.c
-    by_source: dict[tuple[Channel, str], set[int]] = defaultdict(set)
-    for chunk in chunked([r.outbox_id for r in refused], CHUNK):
+    opted: dict[tuple[Channel, str], set[int]] = defaultdict(set)
+    dead: set[int] = set()
+    for chunk in chunked(list(refused), CHUNK):
         rows = connection.execute(
-            select(o.id, o.customer_id, o.recipient).where(o.id.in_(chunk))
+            select(o.id, o.customer_id, o.recipient).where(o.id.in_([r.outbox_id for r in chunk]))
         ).all()
         facts = {row.id: row for row in rows}
-        for refusal in refused:
+        for refusal in chunk:
             row = facts.get(refusal.outbox_id)
             if row is None:
+                continue
+            if refusal.code == RejectCode.INVALID_NUMBER.value:
+                if refusal.channel == Channel.PUSH:
+                    dead.add(int(row.customer_id))
                 continue
             customers = {int(row.customer_id)}
             if refusal.channel == Channel.SMS and row.recipient:
@@ -316,9 +329,18 @@ def vendor_opt_outs(connection: Connection, refused: Sequence[VendorOptOut], at:
                     ).scalars()
                 }
             source = f"vendor:{refusal.provider or refusal.channel.value}"
-            by_source[(refusal.channel, source)] |= customers
-    for (channel, source), customers in by_source.items():
+            opted[(refusal.channel, source)] |= customers
+    for (channel, source), customers in opted.items():
         held += opt_out(connection, sorted(customers), channel, at, source=source)
+    for part in chunked(sorted(dead), CHUNK):
+        connection.execute(
+            update(CUSTOMER)
+            .where(c.id.in_(part), c.push_token_invalid_at.is_(None))
+            .values(push_token_invalid_at=at, updated_at=utcnow())
+        )
+        held += _hold_messages(
+            connection, o.customer_id.in_(part), Channel.PUSH, Suppression.NO_CONTACT_POINT, at
+        )
     return held
 
 

@@ -18,7 +18,7 @@ from dunning.db.documents import DocumentStore
 from dunning.db.models import utcnow
 from dunning.services.dispatch.printing import LetterPress, Printing
 from dunning.services.dispatch.routing import Circuits, Routing
-from dunning.services.dispatch.send import OptOutHook, SendGate
+from dunning.services.dispatch.send import RefusalHook, SendGate
 from dunning.services.lifecycle.actions import ActionAdapterFactory
 from dunning.services.outreach.planner import Planner
 from dunning.services.runtime import Runtime
@@ -49,8 +49,9 @@ class Dispatcher:
     clock: Callable[[], datetime] = utcnow
     circuits: Circuits = field(default_factory=Circuits)
     """Providers this process found down, and until when it sends past them."""
-    opt_outs: OptOutHook | None = None
-    """Records an opt-out when a vendor refuses a message because its recipient opted out."""
+    refusals: RefusalHook | None = None
+    """Records on the customer what a vendor's refusal says: opted out there, or a dead
+    device token."""
 
     @property
     def adapters(self) -> AdapterFactory:

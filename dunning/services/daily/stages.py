@@ -75,7 +75,7 @@ def dispatch_batch(
         chunk=settings.claim_size,
         gate=dispatcher.gate,
         circuits=dispatcher.circuits,
-        opt_outs=dispatcher.opt_outs,
+        refusals=dispatcher.refusals,
     )
     report.timings["print_letters"] += printed.seconds
     report.timings["print_wait"] += printed.waited

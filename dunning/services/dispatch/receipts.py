@@ -16,10 +16,10 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 from adapters.base import AdapterFactory, DeliveryStatus, SentMessage, StatusReport
 from dunning.db.models import utcnow
 from dunning.db.sql import chunked, insert_ignoring_conflicts
-from dunning.db.tables import EVENT, NONCE, OUTBOX
+from dunning.db.tables import CUSTOMER, EVENT, NONCE, OUTBOX
 from dunning.errors import ReceiptConflict
 from dunning.services.dispatch.routing import Routing
-from dunning.types import Channel, OutboxStatus
+from dunning.types import Channel, OutboxStatus, Suppression
 
 log = logging.getLogger("dunning.receipts")
 
@@ -200,6 +200,43 @@ def _move_sent(connection: Connection, moves: Sequence[dict[str, Any]], now: dat
         .values(status=bindparam("status"), final_at=bindparam("final_at"), updated_at=now),
         moves,
     )
+    returned = [m["_id"] for m in moves if m["status"] == OutboxStatus.UNDELIVERABLE.value]
+    if returned:
+        _addresses_returned(connection, returned, now)
+
+
+def _addresses_returned(connection: Connection, letters: Sequence[int], now: datetime) -> None:
+    """A letter the mail came back with (undeliverable): its customer's address is no address
+    (customer.address_invalid_at) until a new one is imported, and their waiting letters are
+    held `no_contact_point` instead of being printed and mailed to it again."""
+    o, c = OUTBOX.c, CUSTOMER.c
+    customers: set[int] = set()
+    for chunk in chunked(list(letters), 900):
+        customers.update(
+            connection.execute(
+                select(o.customer_id).where(o.id.in_(chunk), o.channel == Channel.LETTER.value)
+            ).scalars()
+        )
+    for chunk in chunked(sorted(customers), 900):
+        connection.execute(
+            update(CUSTOMER)
+            .where(c.id.in_(chunk), c.address_invalid_at.is_(None))
+            .values(address_invalid_at=now, updated_at=now)
+        )
+        connection.execute(
+            update(OUTBOX)
+            .where(
+                o.customer_id.in_(chunk),
+                o.channel == Channel.LETTER.value,
+                o.status == OutboxStatus.PLANNED.value,
+            )
+            .values(
+                status=OutboxStatus.HELD.value,
+                suppression=Suppression.NO_CONTACT_POINT.value,
+                final_at=now,
+                updated_at=now,
+            )
+        )
 
 
 def apply_early_receipts(connection: Connection, sent: Sequence[int], now: datetime) -> int:

@@ -78,17 +78,24 @@ class Claimed:
 
 
 @dataclass(frozen=True)
-class VendorOptOut:
-    """A message a vendor refused because its recipient opted out there (Twilio's 21610: the
-    number replied STOP to that sender): Dunning records the opt-out too."""
+class VendorRefusal:
+    """A message a vendor refused for its recipient, which Dunning records on the customer:
+    opted out there (Twilio's 21610: the number replied STOP to that sender), or an address
+    that is no address (a dead push token: FCM's UNREGISTERED, JPush's unknown registration
+    id)."""
 
     outbox_id: int
     channel: Channel
     provider: str | None
+    code: str
+    """RejectCode.OPTED_OUT or RejectCode.INVALID_NUMBER."""
 
 
-OptOutHook = Callable[[Connection, Sequence[VendorOptOut], datetime], int]
-"""Records vendors' opt-outs in the transaction that records the sends (contact.stops)."""
+RefusalHook = Callable[[Connection, Sequence[VendorRefusal], datetime], int]
+"""Records vendors' refusals on the customers, in the transaction that records the sends
+(contact.stops.vendor_refusals)."""
+
+_RECORDED_REFUSALS = frozenset({RejectCode.OPTED_OUT.value, RejectCode.INVALID_NUMBER.value})
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,8 @@ class DispatchReport:
     """Sends that a provider certainly did not take and that went on to the next provider."""
     vendor_opt_outs: int = 0
     """Messages refused because the recipient opted out at the vendor: recorded as opt-outs."""
+    dead_contacts: int = 0
+    """Messages refused because their address is none (a dead push token): recorded so."""
     held: Counter[str] = field(default_factory=Counter)
     by_channel: Counter[str] = field(default_factory=Counter)
     by_provider: Counter[str] = field(default_factory=Counter)
@@ -145,6 +154,7 @@ class DispatchReport:
             "in_doubt": self.in_doubt,
             "failed_over": self.failed_over,
             "vendor_opt_outs": self.vendor_opt_outs,
+            "dead_contacts": self.dead_contacts,
             "held_by_suppression": dict(self.held),
             "sent_by_channel": dict(self.by_channel),
             "sent_by_provider": dict(self.by_provider),
@@ -175,6 +185,7 @@ _COUNTS = (
     "in_doubt",
     "failed_over",
     "vendor_opt_outs",
+    "dead_contacts",
 )
 
 
@@ -518,7 +529,7 @@ def record_results(
     max_attempts: int,
     report: DispatchReport,
     providers: Mapping[int, str] | None = None,
-    opt_outs: OptOutHook | None = None,
+    refusals: RefusalHook | None = None,
 ) -> None:
     """Write each gateway answer onto its row, if the row still holds our claim.
 
@@ -630,19 +641,25 @@ def record_results(
     sent = [u["_id"] for u in updates if u["status"] == OutboxStatus.SENT.value]
     if sent:
         apply_early_receipts(connection, sent, now)
-    opted_out = {
-        key
+    codes = {
+        key: str(answer.code)
         for key, answer in by_key.items()
-        if answer.outcome == SendOutcome.REJECTED and answer.code == RejectCode.OPTED_OUT.value
+        if answer.outcome == SendOutcome.REJECTED and answer.code in _RECORDED_REFUSALS
     }
-    refusals = [
-        VendorOptOut(message.id, message.channel, (providers or {}).get(message.id))
+    refused = [
+        VendorRefusal(
+            message.id,
+            message.channel,
+            (providers or {}).get(message.id),
+            codes[message.idempotency_key],
+        )
         for message in claimed
-        if message.id in held_by_us and message.idempotency_key in opted_out
+        if message.id in held_by_us and message.idempotency_key in codes
     ]
-    if refusals and opt_outs is not None:
-        opt_outs(connection, refusals, now)
-        report.vendor_opt_outs += len(refusals)
+    if refused and refusals is not None:
+        refusals(connection, refused, now)
+        report.vendor_opt_outs += sum(r.code == RejectCode.OPTED_OUT.value for r in refused)
+        report.dead_contacts += sum(r.code == RejectCode.INVALID_NUMBER.value for r in refused)
 
 
 @dataclass(frozen=True)
@@ -734,7 +751,7 @@ def dispatch_due(
     gate: SendGate | None = None,
     circuits: Circuits | None = None,
     pace: SharedPace | None = None,
-    opt_outs: OptOutHook | None = None,
+    refusals: RefusalHook | None = None,
 ) -> DispatchReport:
     """Claim, check, send (routed, with failover) and record until nothing in scope is due.
 
@@ -795,7 +812,7 @@ def dispatch_due(
                 max_attempts=max_attempts,
                 report=report,
                 providers=routed.providers,
-                opt_outs=opt_outs,
+                refusals=refusals,
             )
             crash_point("dispatch.before-record-commit")
         report.timings["record"] += time.perf_counter() - started

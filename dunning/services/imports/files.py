@@ -422,6 +422,10 @@ def kept_by_dunning(source: str | None) -> bool:
     return source is not None and (source == "operator" or source.split(":")[0] == "reply")
 
 
+ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "region", "postal_code", "country")
+"""A customer's postal address: a change of any of them is a new address."""
+
+
 def _customers(
     connection: Connection, rows: list[ParsedRow], problems: _Problems, progress: Progress | None
 ) -> tuple[int, int, int]:
@@ -435,6 +439,10 @@ def _customers(
         (r.values["external_id"] for r in rows),
         *(f"{c}_opted_out_at" for c in CONSENT_CHANNELS),
         "sms_opt_out_source",
+        "push_token",
+        "push_token_invalid_at",
+        *ADDRESS_FIELDS,
+        "address_invalid_at",
     )
     now = utcnow()
     records = []
@@ -490,6 +498,19 @@ def _customers(
             record["sms_opt_out_source"] = source or "import"
         else:
             record["sms_opt_out_source"] = None
+        # A token or an address a provider called dead stays dead until the file brings
+        # another one.
+        old = previous._mapping if previous is not None else None
+        same_token = old is not None and old["push_token"] == record["push_token"]
+        record["push_token_invalid_at"] = (
+            previous._mapping["push_token_invalid_at"] if previous and same_token else None
+        )
+        same_address = previous is not None and all(
+            previous._mapping[name] == record[name] for name in ADDRESS_FIELDS
+        )
+        record["address_invalid_at"] = (
+            previous._mapping["address_invalid_at"] if previous and same_address else None
+        )
         records.append(record)
     compare = [name for name in records[0] if name != "external_id"] if records else []
     return _upsert(connection, CUSTOMER, ["external_id"], records, compare, progress)
