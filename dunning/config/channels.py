@@ -228,6 +228,15 @@ class MockAliyunSettings(ConfigModel):
         return value
 
 
+class MockJPushSettings(ConfigModel):
+    """The mock gateway's JPush REST API v3 (POST /v3/push, GET /v3/received...)."""
+
+    app_key: str = Field(pattern=r"^[0-9a-f]{24}$", description="the mock app's AppKey")
+    master_secret_env: str = Field(
+        pattern=ENV_NAME, description="environment variable holding the app's Master Secret"
+    )
+
+
 class MockGatewaySettings(ConfigModel):
     """The mock sms/push/letter gateways (in-process, or `dunning gateway serve`)."""
 
@@ -248,6 +257,9 @@ class MockGatewaySettings(ConfigModel):
     )
     aliyun: MockAliyunSettings | None = Field(
         default=None, description="also speak Aliyun SMS's API; none: not served"
+    )
+    jpush: MockJPushSettings | None = Field(
+        default=None, description="also speak JPush's push and report APIs; none: not served"
     )
 
 
