@@ -237,6 +237,21 @@ class MockJPushSettings(ConfigModel):
     )
 
 
+class MockFcmSettings(ConfigModel):
+    """The mock gateway's FCM HTTP v1 API (/v1/projects/{id}/messages:send) and OAuth token
+    endpoint (POST /token, where the service account's token_uri points)."""
+
+    project_id: str = Field(pattern=r"^[a-z][a-z0-9-]{4,61}[a-z0-9]$")
+    service_account_env: str = Field(
+        pattern=ENV_NAME,
+        description="environment variable holding the service account the mock trusts (the "
+        "path of its JSON key file, or the JSON): its key checks the signed assertions",
+    )
+    token_lifetime_seconds: int = Field(
+        default=3600, ge=1, le=3600, description="how long an access token it issues lives"
+    )
+
+
 class MockGatewaySettings(ConfigModel):
     """The mock sms/push/letter gateways (in-process, or `dunning gateway serve`)."""
 
@@ -257,6 +272,9 @@ class MockGatewaySettings(ConfigModel):
     )
     aliyun: MockAliyunSettings | None = Field(
         default=None, description="also speak Aliyun SMS's API; none: not served"
+    )
+    fcm: MockFcmSettings | None = Field(
+        default=None, description="also speak FCM HTTP v1 and its token endpoint; none: not served"
     )
     jpush: MockJPushSettings | None = Field(
         default=None, description="also speak JPush's push and report APIs; none: not served"

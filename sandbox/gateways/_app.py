@@ -39,6 +39,7 @@ from sandbox._faults import (
     scripted_fault,
 )
 from sandbox.gateways._aliyun import mount_aliyun, push_reports
+from sandbox.gateways._fcm import mount_fcm
 from sandbox.gateways._jpush import mount_jpush
 from sandbox.gateways._ledger import GatewayLedger, NewMessage, ledger_path
 from sandbox.gateways._push import push_due_receipts
@@ -295,6 +296,8 @@ def create_mock_gateway_app(
     if settings.aliyun is not None:
         mount_aliyun(app, settings.aliyun, vendors)
         pushes_vendor = pushes_vendor or settings.aliyun.report_url is not None
+    if settings.fcm is not None:
+        mount_fcm(app, settings.fcm, vendors)
     if settings.jpush is not None:
         mount_jpush(app, settings.jpush, vendors)
 
