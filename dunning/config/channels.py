@@ -252,6 +252,37 @@ class MockFcmSettings(ConfigModel):
     )
 
 
+class MockLobSettings(ConfigModel):
+    """The mock gateway's Lob Print & Mail letters API (/v1/letters)."""
+
+    api_key_env: str = Field(
+        pattern=ENV_NAME,
+        description="environment variable holding the API key the mock takes (HTTP Basic user)",
+    )
+    webhook_url: str | None = Field(
+        default=None, description="push signed letter events here; none: poll only"
+    )
+    webhook_secret_env: str | None = Field(
+        default=None,
+        pattern=ENV_NAME,
+        description="environment variable holding the secret that signs the events "
+        "(Lob-Signature); required with webhook_url",
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_with_url(self) -> Self:
+        if self.webhook_url is not None and self.webhook_secret_env is None:
+            raise ValueError("webhook_url needs webhook_secret_env (the events are signed)")
+        return self
+
+
 class MockGatewaySettings(ConfigModel):
     """The mock sms/push/letter gateways (in-process, or `dunning gateway serve`)."""
 
@@ -272,6 +303,9 @@ class MockGatewaySettings(ConfigModel):
     )
     aliyun: MockAliyunSettings | None = Field(
         default=None, description="also speak Aliyun SMS's API; none: not served"
+    )
+    lob: MockLobSettings | None = Field(
+        default=None, description="also speak Lob's letters API; none: not served"
     )
     fcm: MockFcmSettings | None = Field(
         default=None, description="also speak FCM HTTP v1 and its token endpoint; none: not served"

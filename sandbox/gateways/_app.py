@@ -18,7 +18,7 @@ import os
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from sandbox.gateways._aliyun import mount_aliyun, push_reports
 from sandbox.gateways._fcm import mount_fcm
 from sandbox.gateways._jpush import mount_jpush
 from sandbox.gateways._ledger import GatewayLedger, NewMessage, ledger_path
+from sandbox.gateways._lob import mount_lob
 from sandbox.gateways._push import push_due_receipts
 from sandbox.gateways._receipts import iso, receipt_for
 from sandbox.gateways._twilio import mount_twilio, push_status_callbacks
@@ -227,6 +228,7 @@ def create_mock_gateway_app(
     vendors = VendorContext(ledger, rates, clock, next_fault, webhook_transport)
     twilio_token: str | None = None
     pushes_vendor = False
+    lob_push: Callable[[], Awaitable[int]] | None = None
 
     async def push_now() -> int:
         pushed = 0
@@ -234,6 +236,8 @@ def create_mock_gateway_app(
             pushed += await push_status_callbacks(vendors, twilio_token)
         if settings.aliyun is not None:
             pushed += await push_reports(vendors, settings.aliyun)
+        if lob_push is not None:
+            pushed += await lob_push()
         if webhook_secret is None:
             return pushed
         async with httpx.AsyncClient(transport=webhook_transport, timeout=10.0) as client:
@@ -296,6 +300,9 @@ def create_mock_gateway_app(
     if settings.aliyun is not None:
         mount_aliyun(app, settings.aliyun, vendors)
         pushes_vendor = pushes_vendor or settings.aliyun.report_url is not None
+    if settings.lob is not None:
+        lob_push = mount_lob(app, settings.lob, vendors)
+        pushes_vendor = pushes_vendor or lob_push is not None
     if settings.fcm is not None:
         mount_fcm(app, settings.fcm, vendors)
     if settings.jpush is not None:

@@ -275,6 +275,61 @@ class GatewayLedger:
                 ],
             )
 
+    def record_keyed(
+        self,
+        channel: str,
+        api: str,
+        key: str,
+        message: VendorMessage,
+        document: tuple[str, int] | None,
+        now: float,
+        window: float,
+    ) -> tuple[str, bool]:
+        """Store a message a vendor API took under the client's idempotency key, as a vendor
+        that deduplicates does (Lob): a key seen within `window` seconds returns the row it
+        made (id, True) and counts a submission; an older one is forgotten (its row keeps the
+        message under a key of its own) and the message is new (id, False). One transaction:
+        processes sharing the file never store a key twice. `document`: its SHA-256 and size.
+        """
+        stored = f"{api}:{key}"
+        with self._write() as db:
+            found = db.execute(
+                "SELECT id, accepted_at FROM messages WHERE channel = ? AND idempotency_key = ?",
+                (channel, stored),
+            ).fetchone()
+            if found is not None and found[1] >= now - window:
+                db.execute(
+                    "UPDATE messages SET submissions = submissions + 1 "
+                    "WHERE channel = ? AND id = ?",
+                    (channel, found[0]),
+                )
+                return str(found[0]), True
+            if found is not None:
+                db.execute(
+                    "UPDATE messages SET idempotency_key = id WHERE channel = ? AND id = ?",
+                    (channel, found[0]),
+                )
+            sha256, size = document if document is not None else (None, None)
+            db.execute(
+                "INSERT INTO messages (channel, idempotency_key, id, recipient, body, "
+                "document_sha256, document_size, metadata, accepted_at, receipt_pushed_at, api) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    channel,
+                    stored,
+                    message.id,
+                    message.recipient,
+                    message.body,
+                    sha256,
+                    size,
+                    json.dumps(dict(message.metadata), sort_keys=True),
+                    now,
+                    None if message.receipt_wanted else now,
+                    api,
+                ),
+            )
+            return message.id, False
+
     def vendor_rows(self, api: str, recipient: str | None = None) -> list[LedgerRow]:
         """The rows a vendor API took, oldest first; only those to `recipient` if given."""
         with self._read() as db:
