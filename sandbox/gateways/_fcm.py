@@ -7,8 +7,9 @@
 
 The token endpoint verifies the assertion as Google does: RS256, signed with the key of the
 service account the mock trusts (`service_account_env`), `iss` its client_email, `aud` the
-token endpoint, a firebase.messaging or cloud-platform scope, issued at most an hour before it
-expires and not expired on the gateway's clock. It answers `invalid_grant` otherwise. Access
+token endpoint (this one's URL, or Google's, which google-auth always signs for), a
+firebase.messaging or cloud-platform scope, issued at most an hour before it expires and not
+expired on the gateway's clock. It answers `invalid_grant` otherwise. Access
 tokens are stateless (an expiry signed with a key derived from the account's private key), so
 every process serving one ledger takes the tokens any of them issued.
 
@@ -60,6 +61,7 @@ from sandbox.gateways._vendor import VENDOR_BODY_LIMIT, VendorContext
 
 API = "fcm"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 SCOPES = frozenset(
     {
         "https://www.googleapis.com/auth/firebase.messaging",
@@ -196,7 +198,9 @@ class _Account:
             return "Invalid JWT Signature."
         if claims.get("iss") != self.email:
             return "Invalid JWT: the issuer is not a known service account."
-        if claims.get("aud") != audience:
+        # Google takes its own endpoint's URL as the audience wherever the account's
+        # token_uri points (google-auth always signs for it), or the token_uri itself.
+        if claims.get("aud") not in (audience, GOOGLE_TOKEN_URI):
             return "Invalid JWT: the audience is not this token endpoint."
         scopes = set(str(claims.get("scope") or "").split())
         if not scopes & SCOPES:
