@@ -313,3 +313,19 @@ def test_check_asks_both_hosts_without_pushing(mock: Mock, monkeypatch: pytest.M
     )
     problem = run(unreachable.check)
     assert problem is not None and problem.startswith("cannot reach http://127.0.0.1:9")
+
+
+def test_the_report_host_may_come_from_the_environment(
+    mock: Mock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_JPUSH_REPORT_URL", "http://report-from-env.test/")
+    adapter = mock.adapter(report_url_env="TEST_JPUSH_REPORT_URL")
+    [sent] = send(adapter, message())
+    mock.wire.requests.clear()
+    run(lambda: adapter.fetch_statuses([sent.gateway_message_id or ""]))
+    [request] = mock.wire.requests
+    assert request.url.host == "report-from-env.test"
+
+    monkeypatch.delenv("TEST_JPUSH_REPORT_URL")
+    with pytest.raises(ConfigError, match="report_url_env: environment variable"):
+        mock.adapter(report_url_env="TEST_JPUSH_REPORT_URL")
