@@ -49,6 +49,8 @@ def _sandbox_secrets(project: Project) -> list[str]:
         names += [mock.twilio.auth_token_env, mock.twilio.api_key_secret_env]
     if mock.aliyun is not None:
         names.append(mock.aliyun.access_key_secret_env)
+    if mock.jpush is not None:
+        names.append(mock.jpush.master_secret_env)
     return [name for name in names if name]
 
 

@@ -1,4 +1,5 @@
-"""The demo day over loopback HTTP: CN SMS through Aliyun SMS's wire API, US SMS through Twilio's.
+"""The demo day over loopback HTTP: CN SMS through Aliyun SMS's wire API, US SMS through Twilio's,
+CN push through JPush's.
 
 `dunning demo` serves the sandbox's mock gateways on a free port and sends through the real
 adapters (config/channels.sandbox.yaml); the summary counts each provider's messages. Checked
@@ -100,6 +101,21 @@ def test_the_demo_day_goes_through_each_vendors_wire_api_once(
     assert all(row.recipient.startswith("+1") for row in twilio)
     assert first["gateway_accepted"]["sms:aliyun"] == len(aliyun)
     assert first["gateway_accepted"]["sms:twilio"] == len(twilio)
+
+    # CN push through JPush's API: each once, under the msg_id the outbox recorded.
+    engine = create_db_engine(database_url)
+    with engine.connect() as connection:
+        pushed = connection.execute(
+            select(OUTBOX.c.gateway_message_id, ACCOUNT.c.jurisdiction)
+            .join(ACCOUNT, ACCOUNT.c.id == OUTBOX.c.account_id)
+            .where(OUTBOX.c.provider == "jpush-cn", OUTBOX.c.gateway_message_id.is_not(None))
+        ).all()
+    engine.dispose()
+    jpush = [
+        row for row in GatewayLedger(state / "gateway-ledger.db").rows("push") if row.api == "jpush"
+    ]
+    assert pushed and {row[1] for row in pushed} == {"CN"}
+    assert sorted(row.id for row in jpush) == sorted(row[0] for row in pushed)
 
     # The same day again sends nothing twice.
     again = demo(state, database_url)

@@ -23,6 +23,7 @@ SANDBOX_ENV = {
     "DUNNING_CHANNELS_FILE": "config/channels.sandbox.yaml",
     "DUNNING_SANDBOX_TWILIO_TOKEN": TOKEN,
     "DUNNING_SANDBOX_ALIYUN_SECRET": SECRET,
+    "DUNNING_SANDBOX_JPUSH_SECRET": "sandbox-jpush-secret-0123456789abcdef",
 }
 
 
@@ -58,7 +59,14 @@ def test_every_provider_of_the_sandbox_answers_and_nothing_is_sent(
     result = invoke(capsys, "gateway", "check")
     assert result.code == 0, result.out + result.err
     found = lines(result.out)
-    assert set(found) == {"aliyun-cn", "twilio-us", "mock-sms", "mock-push", "mock-letter"}
+    assert set(found) == {
+        "aliyun-cn",
+        "twilio-us",
+        "jpush-cn",
+        "mock-sms",
+        "mock-push-sandbox",
+        "mock-letter",
+    }
     assert all(line.endswith(": ok") for line in found.values()), found
     assert "aliyun-sms; sms:CN" in found["aliyun-cn"]
     assert "twilio-sms; sms:US" in found["twilio-us"]
@@ -107,7 +115,8 @@ def test_a_missing_variable_and_an_unreachable_gateway_each_say_so(
     assert "DUNNING_SANDBOX_ALIYUN_SECRET" in problems["aliyun-cn"]
     assert "is not set" in problems["aliyun-cn"]
     assert problems["twilio-us"] is not None and "cannot reach" in problems["twilio-us"]
-    assert problems["mock-push"] is not None and "cannot reach" in problems["mock-push"]
+    assert problems["jpush-cn"] is not None and "cannot reach" in problems["jpush-cn"]
+    assert problems["mock-letter"] is not None and "cannot reach" in problems["mock-letter"]
 
 
 def test_an_unknown_provider_is_refused_naming_the_configured_ones(
