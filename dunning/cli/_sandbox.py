@@ -7,6 +7,7 @@ providers reach them through the real adapters, as they would reach the vendors.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -16,6 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dunning.cli._common import STATE
 from dunning.config import load_file
@@ -68,6 +72,26 @@ def with_registered_texts(settings: MockGatewaySettings, root: Path) -> MockGate
     return settings.model_copy(update={"aliyun": updated})
 
 
+def _service_account(project_id: str, token_uri: str) -> dict[str, str]:
+    """A Google service account's JSON key, as the Firebase console downloads it, with a new
+    RSA key (the sandbox's: it lives as long as the command)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": project_id,
+        "private_key_id": secrets.token_hex(20),
+        "private_key": pem,
+        "client_email": f"dunning-sandbox@{project_id}.iam.gserviceaccount.com",
+        "client_id": "100000000000000000001",
+        "token_uri": token_uri,
+    }
+
+
 @contextmanager
 def sandbox_served() -> Iterator[ServedSandbox]:
     """Serve the mock gateways of config/channels.sandbox.yaml on a free loopback port and
@@ -90,12 +114,20 @@ def sandbox_served() -> Iterator[ServedSandbox]:
         if not os.environ.get(name):
             saved.setdefault(name, None)
             os.environ[name] = secrets.token_hex(24)
-    settings = with_registered_texts(project.channels.mock_gateway, project.root)
-    app = create_mock_gateway_app(settings, project.state_dir)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    fcm = project.channels.mock_gateway.fcm
+    if fcm is not None and not os.environ.get(fcm.service_account_env):
+        # The mock FCM's trusted service account, made for this run: the adapter signs its
+        # token requests with the key, the mock checks them with it.
+        saved.setdefault(fcm.service_account_env, None)
+        os.environ[fcm.service_account_env] = json.dumps(
+            _service_account(fcm.project_id, f"{url}/token")
+        )
+    settings = with_registered_texts(project.channels.mock_gateway, project.root)
+    app = create_mock_gateway_app(settings, project.state_dir)
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     )

@@ -1,5 +1,5 @@
 """The demo day over loopback HTTP: CN SMS through Aliyun SMS's wire API, US SMS through Twilio's,
-CN push through JPush's.
+CN push through JPush's, US push through FCM's.
 
 `dunning demo` serves the sandbox's mock gateways on a free port and sends through the real
 adapters (config/channels.sandbox.yaml); the summary counts each provider's messages. Checked
@@ -102,20 +102,20 @@ def test_the_demo_day_goes_through_each_vendors_wire_api_once(
     assert first["gateway_accepted"]["sms:aliyun"] == len(aliyun)
     assert first["gateway_accepted"]["sms:twilio"] == len(twilio)
 
-    # CN push through JPush's API: each once, under the msg_id the outbox recorded.
+    # Push: CN through JPush's API, US through FCM's; each once, under the id the outbox
+    # recorded (JPush's msg_id, FCM's message name).
     engine = create_db_engine(database_url)
-    with engine.connect() as connection:
-        pushed = connection.execute(
-            select(OUTBOX.c.gateway_message_id, ACCOUNT.c.jurisdiction)
-            .join(ACCOUNT, ACCOUNT.c.id == OUTBOX.c.account_id)
-            .where(OUTBOX.c.provider == "jpush-cn", OUTBOX.c.gateway_message_id.is_not(None))
-        ).all()
+    pushes = GatewayLedger(state / "gateway-ledger.db").rows("push")
+    for provider, api, jurisdiction in (("jpush-cn", "jpush", "CN"), ("fcm-us", "fcm", "US")):
+        with engine.connect() as connection:
+            pushed = connection.execute(
+                select(OUTBOX.c.gateway_message_id, ACCOUNT.c.jurisdiction)
+                .join(ACCOUNT, ACCOUNT.c.id == OUTBOX.c.account_id)
+                .where(OUTBOX.c.provider == provider, OUTBOX.c.gateway_message_id.is_not(None))
+            ).all()
+        assert pushed and {row[1] for row in pushed} == {jurisdiction}
+        assert sorted(row.id for row in pushes if row.api == api) == sorted(r[0] for r in pushed)
     engine.dispose()
-    jpush = [
-        row for row in GatewayLedger(state / "gateway-ledger.db").rows("push") if row.api == "jpush"
-    ]
-    assert pushed and {row[1] for row in pushed} == {"CN"}
-    assert sorted(row.id for row in jpush) == sorted(row[0] for row in pushed)
 
     # The same day again sends nothing twice.
     again = demo(state, database_url)

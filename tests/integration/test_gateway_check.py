@@ -8,6 +8,7 @@ line (never the secret itself), the exit status is 1, and no message reaches any
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from sandbox import GatewayLedger
 from tests.helpers import dunning_served, free_port, invoke
+from tests.integration._fcm import service_account
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "sandbox-twilio-token-0123456789abcdef"
@@ -24,6 +26,10 @@ SANDBOX_ENV = {
     "DUNNING_SANDBOX_TWILIO_TOKEN": TOKEN,
     "DUNNING_SANDBOX_ALIYUN_SECRET": SECRET,
     "DUNNING_SANDBOX_JPUSH_SECRET": "sandbox-jpush-secret-0123456789abcdef",
+    # The mock needs only the account's key; the adapter's copy names the served token URL.
+    "DUNNING_SANDBOX_FCM_ACCOUNT": json.dumps(
+        service_account("http://mock-gateway.invalid/token", project_id="dunning-sandbox")
+    ),
 }
 
 
@@ -44,6 +50,8 @@ def sandbox(
     for name, value in SANDBOX_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DUNNING_SANDBOX_URL", served[0])
+    account = service_account(f"{served[0]}/token", project_id="dunning-sandbox")
+    monkeypatch.setenv("DUNNING_SANDBOX_FCM_ACCOUNT", json.dumps(account))
     return served
 
 
@@ -63,8 +71,9 @@ def test_every_provider_of_the_sandbox_answers_and_nothing_is_sent(
         "aliyun-cn",
         "twilio-us",
         "jpush-cn",
+        "fcm-us",
         "mock-sms",
-        "mock-push-sandbox",
+        "mock-push",
         "mock-letter",
     }
     assert all(line.endswith(": ok") for line in found.values()), found
@@ -116,6 +125,7 @@ def test_a_missing_variable_and_an_unreachable_gateway_each_say_so(
     assert "is not set" in problems["aliyun-cn"]
     assert problems["twilio-us"] is not None and "cannot reach" in problems["twilio-us"]
     assert problems["jpush-cn"] is not None and "cannot reach" in problems["jpush-cn"]
+    assert problems["fcm-us"] is not None
     assert problems["mock-letter"] is not None and "cannot reach" in problems["mock-letter"]
 
 
