@@ -4,6 +4,9 @@ What it speaks (https://docs.lob.com, Lob's OpenAPI file lob-api-bundled.yml):
 
   POST /v1/letters        create a letter: multipart/form-data, the PDF as the `file` part
   GET  /v1/letters/{id}   the letter, with its USPS tracking events (polling)
+  GET  /v1/letters        one letter (`dunning gateway check`)
+
+(`url` is the API's base, https://api.lob.com/v1, as in Lob's OpenAPI file's `servers`.)
 
 and reads Lob's webhooks (`read_webhook(request, "status")`): the letter events Lob POSTs as
 JSON, signed with `Lob-Signature` (hex HMAC-SHA256 with the webhook's secret over
@@ -72,6 +75,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -103,8 +107,9 @@ from dunning.types import Channel
 
 log = logging.getLogger("dunning.adapters")
 
-LOB_URL = "https://api.lob.com"
-LETTERS = "/v1/letters"
+LOB_URL = "https://api.lob.com/v1"
+"""Lob's API base (its OpenAPI file's server); request paths are relative to it."""
+LETTERS = "/letters"
 SIGNATURE_HEADER = "lob-signature"
 TIMESTAMP_HEADER = "lob-signature-timestamp"
 RETURNED = "returned_to_sender"
@@ -420,9 +425,7 @@ class LobLetterAdapter(HttpGatewayAdapter):
 
     def status_request(self, gateway_message_ids: Sequence[str]) -> VendorRequest:
         (letter_id,) = gateway_message_ids
-        if not _LETTER_ID.match(letter_id):
-            raise ValueError("not a Lob letter id")
-        return VendorRequest("GET", f"{LETTERS}/{letter_id}")
+        return VendorRequest("GET", f"{LETTERS}/{quote(letter_id, safe='')}")
 
     def status_answers(self, payload: Any) -> list[StatusReport]:
         if not isinstance(payload, dict):
@@ -469,7 +472,14 @@ class LobLetterAdapter(HttpGatewayAdapter):
             created = _iso(letter.get("date_created")) or now
             return StatusReport(letter_id, "", DeliveryStatus.PENDING, created, None)
         # Lob lists events by ascending time; the latest says where the letter is.
-        latest = max(known, key=lambda e: _iso(e.get("time")) or _iso(e.get("date_created")) or now)
+        # (same time: the later in the list, which is in order of time).
+        order = {id(event): index for index, event in enumerate(known)}
+
+        def when(event: Mapping[str, Any]) -> tuple[datetime, int]:
+            at = _iso(event.get("time")) or _iso(event.get("date_created")) or now
+            return at, order[id(event)]
+
+        latest = max(known, key=when)
         name = str(latest["name"])
         status = _TRACKING[name]
         vendor = name.lower().replace(" ", "_")

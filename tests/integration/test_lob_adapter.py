@@ -85,7 +85,7 @@ class MockLob:
             "api_key_env": "LOB_API_KEY",
             "webhook_secret_env": "LOB_WEBHOOK_SECRET",
             "from_address": RETURN_ADDRESS,
-            "url": "http://lob.test",
+            "url": "http://lob.test/v1",
             "backoff_base": 0.1,
             "max_attempts": 3,
             **options,
