@@ -30,6 +30,7 @@ from dunning.rendering import RegisteredTexts
 
 SANDBOX_CHANNELS = "config/channels.sandbox.yaml"
 """The demo's channels file, relative to the program directory."""
+LOB_URL_ENV = "DUNNING_SANDBOX_LOB_URL"
 URL_ENV = "DUNNING_SANDBOX_URL"
 """Where the served mocks are; the sandbox channels file's adapters read it (`url_env`)."""
 
@@ -55,6 +56,8 @@ def _sandbox_secrets(project: Project) -> list[str]:
         names.append(mock.aliyun.access_key_secret_env)
     if mock.jpush is not None:
         names.append(mock.jpush.master_secret_env)
+    if mock.lob is not None:
+        names += [mock.lob.api_key_env, mock.lob.webhook_secret_env]
     return [name for name in names if name]
 
 
@@ -106,7 +109,7 @@ def sandbox_served() -> Iterator[ServedSandbox]:
     # The mock gateways are the sandbox's: an optional part, imported only to serve them.
     from sandbox import create_mock_gateway_app
 
-    saved = {name: os.environ.get(name) for name in (CHANNELS_FILE_ENV, URL_ENV)}
+    saved = {name: os.environ.get(name) for name in (CHANNELS_FILE_ENV, URL_ENV, LOB_URL_ENV)}
     os.environ[CHANNELS_FILE_ENV] = SANDBOX_CHANNELS
     STATE.close()  # a runtime built before read the other channels file
     project = STATE.project()
@@ -142,6 +145,7 @@ def sandbox_served() -> Iterator[ServedSandbox]:
                 raise DunningError("the sandbox's mock gateways did not start")
             time.sleep(0.02)
         os.environ[URL_ENV] = url
+        os.environ[LOB_URL_ENV] = f"{url}/v1"  # Lob's API base is its /v1
         yield ServedSandbox(url=url, channels_file=SANDBOX_CHANNELS)
     finally:
         server.should_exit = True

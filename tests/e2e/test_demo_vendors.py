@@ -1,5 +1,5 @@
 """The demo day over loopback HTTP: CN SMS through Aliyun SMS's wire API, US SMS through Twilio's,
-CN push through JPush's, US push through FCM's.
+CN push through JPush's, US push through FCM's, US letters through Lob's.
 
 `dunning demo` serves the sandbox's mock gateways on a free port and sends through the real
 adapters (config/channels.sandbox.yaml); the summary counts each provider's messages. Checked
@@ -115,6 +115,16 @@ def test_the_demo_day_goes_through_each_vendors_wire_api_once(
             ).all()
         assert pushed and {row[1] for row in pushed} == {jurisdiction}
         assert sorted(row.id for row in pushes if row.api == api) == sorted(r[0] for r in pushed)
+    # US letters through Lob's API (under the letter id the outbox recorded), CN letters not.
+    with engine.connect() as connection:
+        mailed = connection.execute(
+            select(OUTBOX.c.gateway_message_id, ACCOUNT.c.jurisdiction)
+            .join(ACCOUNT, ACCOUNT.c.id == OUTBOX.c.account_id)
+            .where(OUTBOX.c.provider == "lob-us", OUTBOX.c.gateway_message_id.is_not(None))
+        ).all()
+    letters = GatewayLedger(state / "gateway-ledger.db").rows("letter")
+    assert mailed and {row[1] for row in mailed} == {"US"}
+    assert sorted(r.id for r in letters if r.api == "lob") == sorted(r[0] for r in mailed)
     engine.dispose()
 
     # The same day again sends nothing twice.

@@ -26,6 +26,7 @@ SANDBOX_ENV = {
     "DUNNING_SANDBOX_TWILIO_TOKEN": TOKEN,
     "DUNNING_SANDBOX_ALIYUN_SECRET": SECRET,
     "DUNNING_SANDBOX_JPUSH_SECRET": "sandbox-jpush-secret-0123456789abcdef",
+    "DUNNING_SANDBOX_LOB_KEY": "test_sandbox_lob_key_0123456789",
     # The mock needs only the account's key; the adapter's copy names the served token URL.
     "DUNNING_SANDBOX_FCM_ACCOUNT": json.dumps(
         service_account("http://mock-gateway.invalid/token", project_id="dunning-sandbox")
@@ -50,6 +51,7 @@ def sandbox(
     for name, value in SANDBOX_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DUNNING_SANDBOX_URL", served[0])
+    monkeypatch.setenv("DUNNING_SANDBOX_LOB_URL", f"{served[0]}/v1")
     account = service_account(f"{served[0]}/token", project_id="dunning-sandbox")
     monkeypatch.setenv("DUNNING_SANDBOX_FCM_ACCOUNT", json.dumps(account))
     return served
@@ -72,9 +74,10 @@ def test_every_provider_of_the_sandbox_answers_and_nothing_is_sent(
         "twilio-us",
         "jpush-cn",
         "fcm-us",
+        "lob-us",
         "mock-sms",
         "mock-push",
-        "mock-letter",
+        "mock-letter-sandbox",
     }
     assert all(line.endswith(": ok") for line in found.values()), found
     assert "aliyun-sms; sms:CN" in found["aliyun-cn"]
@@ -116,7 +119,9 @@ def test_a_missing_variable_and_an_unreachable_gateway_each_say_so(
     capsys: pytest.CaptureFixture[str], sandbox: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DUNNING_SANDBOX_ALIYUN_SECRET")
-    monkeypatch.setenv("DUNNING_SANDBOX_URL", f"http://127.0.0.1:{free_port()}")
+    gone = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("DUNNING_SANDBOX_URL", gone)
+    monkeypatch.setenv("DUNNING_SANDBOX_LOB_URL", f"{gone}/v1")
     result = invoke(capsys, "gateway", "check", "--json")
     assert result.code == 1
     problems = {p["provider"]: p["problem"] for p in result.json()["providers"]}
@@ -126,7 +131,9 @@ def test_a_missing_variable_and_an_unreachable_gateway_each_say_so(
     assert problems["twilio-us"] is not None and "cannot reach" in problems["twilio-us"]
     assert problems["jpush-cn"] is not None and "cannot reach" in problems["jpush-cn"]
     assert problems["fcm-us"] is not None
-    assert problems["mock-letter"] is not None and "cannot reach" in problems["mock-letter"]
+    assert problems["mock-letter-sandbox"] is not None
+    assert "cannot reach" in problems["mock-letter-sandbox"]
+    assert problems["lob-us"] is not None
 
 
 def test_an_unknown_provider_is_refused_naming_the_configured_ones(
