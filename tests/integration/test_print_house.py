@@ -202,9 +202,13 @@ def test_a_results_file_becomes_receipts(tmp_path: Path) -> None:
     k1, k2, k3 = (r.idempotency_key for r in sent)
     write_results(
         house.returns_dir / "acme-results-20261105.csv",
-        [[k1, "mailed", "EMS123", "2026-11-03"], [k2, "returned", "", "2026-11-05"],
-         [k3, "failed", "", "2026-11-04T10:00:00+08:00"], ["dn1-unknown", "mailed", "", "2026-11-03"]],
-    )  # fmt: skip
+        [
+            [k1, "mailed", "EMS123", "2026-11-03"],
+            [k2, "returned", "", "2026-11-05"],
+            [k3, "failed", "", "2026-11-04T10:00:00+08:00"],
+            ["dn1-unknown", "mailed", "", "2026-11-03"],
+        ],
+    )
     messages = [SentMessage(r.gateway_message_id or "", r.idempotency_key, "", NOW) for r in sent]
     reports = {r.idempotency_key: r for r in asyncio.run(house.fetch_receipts(messages))}
     assert {k: r.status for k, r in reports.items()} == {
