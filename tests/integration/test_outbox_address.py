@@ -22,6 +22,7 @@ from adapters import (
 )
 from dunning.bootstrap import Runtime
 from dunning.db.tables import ACCOUNT, CUSTOMER, OUTBOX
+from dunning.errors import TransientGatewayError
 from dunning.services.daily import Outreach, poll_receipts, run_daily_outreach
 from dunning.types import Channel
 from tests.factories import CN_CUSTOMER, OPEN_FOR_ALL, US_CUSTOMER, add_account
@@ -219,3 +220,37 @@ def test_an_import_clears_a_dead_token_or_address_only_when_it_brings_a_new_one(
     write_csv(path, header, [[*row[:3], "tok-2", "2 Elm St", *row[5:]]])
     assert invoke(capsys, "import", "customers", str(path)).code == 0
     assert dead() == (False, False)
+
+
+class Unreachable(Keeps):
+    """Takes messages, but cannot be asked about them afterwards."""
+
+    async def fetch_statuses(self, gateway_message_ids: Sequence[str]) -> list[StatusReport]:
+        raise TransientGatewayError("cannot reach http://gateway.invalid")
+
+
+class Delivers(Keeps):
+    async def fetch_statuses(self, gateway_message_ids: Sequence[str]) -> list[StatusReport]:
+        return [StatusReport(g, "", DeliveryStatus.DELIVERED, GONE) for g in gateway_message_ids]
+
+
+def test_one_provider_that_cannot_be_asked_leaves_the_others_receipts_recorded(
+    runtime: Runtime,
+) -> None:
+    def adapters(channel: Channel) -> GatewayAdapter:
+        return Unreachable() if channel == Channel.PUSH else Delivers()
+
+    with runtime.unit_of_work() as c:
+        add_account(c, dpd=1, as_of=AS_OF)  # a push
+        add_account(c, dpd=31, as_of=AS_OF)  # a letter
+    parts = outreach_at(runtime, approved=True, adapters=adapters)
+    try:
+        run_daily_outreach(parts, AS_OF)
+        report = poll_receipts(parts)
+    finally:
+        parts.close()
+    assert report.recorded == 1
+    assert report.unanswered == {"push": "cannot reach http://gateway.invalid"}
+    with runtime.engine.connect() as connection:
+        rows = connection.execute(select(OUTBOX.c.channel, OUTBOX.c.status)).all()
+    assert sorted(tuple(r) for r in rows) == [("letter", "delivered"), ("push", "sent")]

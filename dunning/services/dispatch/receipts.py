@@ -17,7 +17,7 @@ from adapters.base import AdapterFactory, DeliveryStatus, SentMessage, StatusRep
 from dunning.db.models import utcnow
 from dunning.db.sql import chunked, insert_ignoring_conflicts
 from dunning.db.tables import CUSTOMER, EVENT, NONCE, OUTBOX
-from dunning.errors import ReceiptConflict
+from dunning.errors import DunningError, ReceiptConflict
 from dunning.services.dispatch.routing import Routing
 from dunning.types import Channel, OutboxStatus, Suppression
 
@@ -36,12 +36,15 @@ class ReceiptReport:
     checked: int = 0
     recorded: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
+    unanswered: dict[str, str] = field(default_factory=dict)
+    """Providers that could not be asked, with why: their messages are asked again next poll."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "checked": self.checked,
             "recorded": self.recorded,
             "by_status": dict(self.by_status),
+            "unanswered": dict(self.unanswered),
         }
 
 
@@ -316,7 +319,7 @@ def reconcile_receipts(
                     sent_at=row.sent_at,
                 )
             )
-        reports = asyncio.run(_fetch(routing, by_provider))
+        reports = asyncio.run(_fetch(routing, by_provider, report.unanswered))
         report.checked += len(rows)
         for item in reports:
             report.by_status[item.status.value] += 1
@@ -329,10 +332,19 @@ def reconcile_receipts(
     return report
 
 
-async def _fetch(routing: Routing, by_provider: dict[str, list[SentMessage]]) -> list[StatusReport]:
+async def _fetch(
+    routing: Routing, by_provider: dict[str, list[SentMessage]], unanswered: dict[str, str]
+) -> list[StatusReport]:
     async def one(provider: str, messages: list[SentMessage]) -> list[StatusReport]:
-        async with routing.build(provider) as adapter:
-            return await adapter.fetch_receipts(messages)
+        try:
+            async with routing.build(provider) as adapter:
+                return await adapter.fetch_receipts(messages)
+        except DunningError as exc:
+            # One provider's failure (unreachable, a results file it cannot read) must not
+            # stop the others' receipts: its messages stay `sent` and are asked again.
+            log.error("receipts from provider %s: %s", provider, exc)
+            unanswered[provider] = str(exc)[:300]
+            return []
 
     groups = await asyncio.gather(*(one(name, sent) for name, sent in by_provider.items()))
     return [item for group in groups for item in group]
