@@ -41,6 +41,7 @@ from dunning.compliance.registered import (
 )
 from dunning.compliance.sms import sms_length
 from dunning.config import BannedPhrases, CompliancePack, DpdRange, load_file
+from dunning.config.compliance import letter_formats
 from dunning.config.packs import load_packs
 from dunning.errors import ConfigError, ConfigProblem, TemplateError
 from dunning.rendering import (
@@ -252,7 +253,7 @@ class Linter:
     ) -> None:
         self.store = store
         self.rules = rules
-        self.renderer = renderer or Renderer(store)
+        self.renderer = renderer or Renderer(store, letter_formats(rules.packs))
 
     def lint_all(self, template_ids: Sequence[str] | None = None) -> list[Finding]:
         """Findings for the given templates (all when None), sorted by template and line;

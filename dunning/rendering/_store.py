@@ -31,7 +31,7 @@ LAYOUT_DIR = "typst"
 """templates/typst/: the Typst modules letters import (next to templates/messages/)."""
 _FILE_NAME = re.compile(
     r"^(?P<name>[a-z0-9][a-z0-9_]*)\.(?P<locale>[a-z]{2,3}(-[A-Z][a-z]{3})?-([A-Z]{2}|[0-9]{3}))"
-    r"\.(?P<ext>txt|typ)$"
+    r"\.(?P<ext>txt|typ|html)$"
 )
 _TIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -113,7 +113,7 @@ class TemplateStore:
             raise _Problem(
                 "letters are Typst now: <name>.<locale>.typ, laid out by templates/typst/*.typ"
             )
-        if path.suffix not in {".txt", ".typ"}:
+        if path.suffix not in {".txt", ".typ", ".html"}:
             return None  # README files and the like
         if len(parts) != 3:
             raise _Problem("templates live in <channel>/<tier>/<name>.<locale>.<ext>")

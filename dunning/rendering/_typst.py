@@ -156,6 +156,13 @@ def _markup(src: str, i: int, out: list[str], *, closing: str | None) -> int:
             i = _markup(src, i + 1, out, closing="]")
         elif char in "*_":
             i += 1
+        elif char == "\n":
+            # One line break is a space in Typst; a blank line or a block ends a paragraph.
+            j = i + 1
+            while j < len(src) and src[j] in " \t":
+                j += 1
+            out.append("\n" if j >= len(src) or src[j] in "\n=-+#{" else " ")
+            i += 1
         elif char == "~":
             out.append(" ")
             i += 1
