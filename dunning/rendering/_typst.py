@@ -15,6 +15,7 @@ the template's markup. Nothing on disk or the network is read when it is printed
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -119,23 +120,49 @@ def splice_modules(output: str, modules: dict[str, str]) -> str:
 # Plain text of a letter's markup, for lint and the outbox body. Templates use a small part of
 # Typst: markup with headings, lists, strong/emphasis, escapes, and calls of the layout's
 # functions whose content blocks hold the text (`#amounts[...][...]`). Code outside content
-# blocks (arguments, strings, numbers) is not text.
+# blocks (arguments, strings, numbers) is not text. The layout's two-column tables give one
+# line a row, its cells joined by a tab (`Total balance<TAB>$14,200.00`), as the HTML letters'
+# tables did.
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_TABLES = frozenset({"amounts", "facts"})
+"""Layout functions (templates/typst/letter.typ) whose positional content blocks are the cells
+of a two-column table."""
+_SOFT_BREAK = "\x00"
+"""A line break inside a paragraph: a space, except next to Chinese (wide) characters."""
 
 
 def typst_to_text(markup: str) -> str:
     """The visible text of a letter's markup (the template's part, without the layout)."""
     out: list[str] = []
     _markup(markup, 0, out, closing=None)
-    lines = [" ".join(line.split()) for line in "".join(out).split("\n")]
-    text = "\n".join(line for line in lines if line)
-    return text
+    text = _join_soft_breaks("".join(out))
+    lines = [
+        "\t".join(" ".join(cell.split()) for cell in line.split("\t")) for line in text.split("\n")
+    ]
+    return "\n".join(line.strip("\t") for line in lines if line.strip())
+
+
+def _join_soft_breaks(text: str) -> str:
+    parts = text.split(_SOFT_BREAK)
+    joined = parts[0]
+    for part in parts[1:]:
+        before, after = joined.rstrip(" "), part.lstrip(" ")
+        if before and after and (_is_wide(before[-1]) or _is_wide(after[0])):
+            joined = before + after
+        else:
+            joined = f"{joined} {part}"
+    return joined
+
+
+def _is_wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in {"W", "F"}
 
 
 def _markup(src: str, i: int, out: list[str], *, closing: str | None) -> int:
     """Append the text of markup from `i` to `closing` (or the end); return the index after."""
     start_of_line = True
+    heading = False
     while i < len(src):
         char = src[i]
         if closing is not None and char == closing:
@@ -157,16 +184,20 @@ def _markup(src: str, i: int, out: list[str], *, closing: str | None) -> int:
         elif char in "*_":
             i += 1
         elif char == "\n":
-            # One line break is a space in Typst; a blank line or a block ends a paragraph.
+            # One line break is a space in Typst; a blank line, a block or the end of a heading
+            # ends a paragraph.
             j = i + 1
             while j < len(src) and src[j] in " \t":
                 j += 1
-            out.append("\n" if j >= len(src) or src[j] in "\n=-+#{" else " ")
+            ends = heading or j >= len(src) or src[j] in "\n=-+#{"
+            out.append("\n" if ends else _SOFT_BREAK)
+            heading = False
             i += 1
         elif char == "~":
             out.append(" ")
             i += 1
         elif start_of_line and char in "=-+" and _marker_end(src, i) is not None:
+            heading = char == "="
             i = _marker_end(src, i) or i  # a heading or list marker: not text
         else:
             out.append(char)
@@ -203,15 +234,42 @@ def _code(src: str, i: int, out: list[str]) -> int:
         # Code to the end of its line or of its parentheses; content blocks in it are text.
         return _arguments(src, match.end(), out, until_line_end=True)
     i = match.end()
+    cells: list[str] | None = [] if name in _TABLES else None
     while i < len(src) and src[i] in "([":
-        i = _markup(src, i + 1, out, closing="]") if src[i] == "[" else _arguments(src, i + 1, out)
+        if src[i] == "(":
+            i = _arguments(src, i + 1, out, cells=cells)
+        else:
+            i = _block(src, i + 1, out, cells)
+    if cells:
+        out.append("\n")
+        for row in range(0, len(cells), 2):
+            out.append("\t".join(cells[row : row + 2]) + "\n")
     return i
 
 
-def _arguments(src: str, i: int, out: list[str], *, until_line_end: bool = False) -> int:
+def _block(src: str, i: int, out: list[str], cells: list[str] | None) -> int:
+    """A content block from after its `[`: its text, or a table cell when `cells` collects."""
+    if cells is None:
+        return _markup(src, i, out, closing="]")
+    cell: list[str] = []
+    i = _markup(src, i, cell, closing="]")
+    cells.append(" ".join(_join_soft_breaks("".join(cell)).split()))
+    return i
+
+
+def _arguments(
+    src: str,
+    i: int,
+    out: list[str],
+    *,
+    until_line_end: bool = False,
+    cells: list[str] | None = None,
+) -> int:
     """Inside `( ... )` (or a code line): content blocks are text, strings and the rest are
-    code."""
+    code. With `cells`, positional content blocks are table cells (named ones, such as a
+    caption, stay text)."""
     depth = 0 if until_line_end else 1
+    named = False
     while i < len(src) and (depth or until_line_end):
         char = src[i]
         if until_line_end and depth == 0 and char == "\n":
@@ -223,11 +281,15 @@ def _arguments(src: str, i: int, out: list[str], *, until_line_end: bool = False
             i += 1
             continue
         if char == "[":
-            i = _markup(src, i + 1, out, closing="]")
+            i = _block(src, i + 1, out, None if named or depth != 1 else cells)
             continue
         if char == "(":
             depth += 1
         elif char == ")":
             depth -= 1
+        elif char == "," and depth == 1:
+            named = False
+        elif char == ":" and depth == 1:
+            named = True
         i += 1
     return i

@@ -24,6 +24,7 @@ from dunning.rendering import (
 )
 from dunning.rendering._formatting import money_formatter
 from dunning.rendering._text import html_to_text, one_paragraph
+from dunning.rendering._typst import typst_to_text
 from dunning.types import Channel
 
 SMS_HEADER = """{{#---
@@ -291,6 +292,22 @@ def test_letter_text_keeps_blocks_and_table_cells() -> None:
         "</table><p>x<br>y</p></body></html>"
     )
     assert html_to_text(html) == "Jane Doe\n1 Main St\nHello\n\nOne & two\n\nA\t1\nB\n\nx\ny"
+
+
+def test_typst_letter_text_keeps_headings_paragraphs_and_table_rows() -> None:
+    markup = (
+        '#import "letter.typ": *\n#show: letter.with(lang: "en", reference: [R-1])\n'
+        "#facts[Date][June 1][Account][\\*\\*21]\n\n= Final demand\nDear Jane,\n"
+        "you owe\n*\\$5*.\n\n"
+        "#amounts(caption: [As of today], emphasized: 1,\n  [Fees], [\\+ \\$1],\n  [Left], [],\n)\n"
+        "== How to pay\nOnline.\n- First item\n  goes on\n- Second\n\n"
+        "您好，\n请还款。 // a comment\n"
+    )
+    assert typst_to_text(markup) == (
+        "R-1\nDate\tJune 1\nAccount\t**21\nFinal demand\nDear Jane, you owe $5.\n"
+        "As of today\nFees\t+ $1\nLeft\nHow to pay\nOnline.\nFirst item goes on\nSecond\n"
+        "您好，请还款。"
+    )
 
 
 def test_extra_variables_are_visible_but_cannot_shadow_the_context(tmp_path: Path) -> None:
