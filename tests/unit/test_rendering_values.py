@@ -145,14 +145,14 @@ variables: [lender.name]
 def render(tmp_path: Path, body: str, channel: str = "sms") -> RenderedMessage:
     template_id = f"{channel}/early/reminder.en-US"
     ext = ".typ" if channel == "letter" else ".txt"
+    root = tmp_path / channel  # one templates directory per channel a test renders
     if channel == "letter":  # its layout module lives beside templates/messages
-        (tmp_path / "typst").mkdir()
-        (tmp_path / "typst/letter.typ").write_text("#let letter(body) = body\n", encoding="utf-8")
-        tmp_path = tmp_path / "messages"
-    path = tmp_path / f"{template_id}{ext}"
+        (root / "typst").mkdir(parents=True)
+        (root / "typst/letter.typ").write_text("#let letter(body) = body\n", encoding="utf-8")
+    path = root / "messages" / f"{template_id}{ext}"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(TEXT_HEADER.format(id=template_id, channel=channel) + body, encoding="utf-8")
-    store = TemplateStore(tmp_path)
+    store = TemplateStore(root / "messages")
     return Renderer(store).render(store.get(template_id), sample_context("en-US", "early"))
 
 
