@@ -24,6 +24,7 @@ def program(tmp_path: Path, env: Path) -> Path:
     shutil.copy(REPO / "dunning.yaml", root / "dunning.yaml")
     shutil.copytree(REPO / "config", root / "config")
     shutil.copytree(REPO / "templates/messages", root / "templates/messages")
+    shutil.copytree(REPO / "templates/typst", root / "templates/typst")
     shutil.copytree(REPO / "templates/registered", root / "templates/registered")
     return root
 
