@@ -8,15 +8,12 @@ reads no file and downloads nothing (its source is self-contained, see `_typst`)
 date is the letter's date (its preamble) and the timestamp is fixed, so the same source always
 gives the same bytes; letters are PDF/A-2b, kept as evidence.
 
-Case packet documents (RenderedMessage.html) and preview thumbnails stay on WeasyPrint for now:
-
-Speed (a day's run prints a couple of thousand letters): one printer keeps a FontConfiguration
-and each distinct stylesheet parsed once (a fresh one of each costs about 250 ms a letter). The
-rendered HTML carries its CSS inline (it is the record); the printer takes that <style> element
-out and hands WeasyPrint the already-parsed sheet instead. letter.css keeps the layout cheap
-(fixed table layout, one font file per letter), and streams are deflated at zlib level 6 instead
-of pydyf's 9: a third of the time for about 1 % more bytes. What remains is WeasyPrint's own
-layout and drawing, roughly proportional to the amount of text.
+Case packet documents (RenderedMessage.html) and preview thumbnails stay on WeasyPrint for now.
+One printer keeps a FontConfiguration and each distinct stylesheet parsed once (a fresh one of
+each costs about 250 ms a document). The rendered HTML carries its CSS inline (it is the
+record); the printer takes that <style> element out and hands WeasyPrint the already-parsed
+sheet instead, and streams are deflated at zlib level 6 instead of pydyf's 9: a third of the
+time for about 1 % more bytes.
 
 Reproducible: the same RenderedMessage always gives the same bytes, because a case packet must
 hold the final demand letter exactly as sent. WeasyPrint writes no dates unless the HTML asks
