@@ -27,6 +27,7 @@ from adapters.registry import (
     check_channels,
 )
 from dunning.compliance import ApprovalBook
+from dunning.config.compliance import letter_formats
 from dunning.config.runners import load_runners
 from dunning.db.documents import DocumentStore
 from dunning.db.engine import create_db_engine, ensure_schema
@@ -116,7 +117,7 @@ def outreach(
         engine=runtime.engine,
         strategy=strategy,
         templates=templates,
-        renderer=renderer or Renderer(templates),
+        renderer=renderer or Renderer(templates, letter_formats(project.compliance_packs)),
         approved=approved,
         policy=policy,
         lender=project.lender,

@@ -61,7 +61,11 @@ class Approval(ApprovalRecord):
     """The latest approval of a template: the record, the approved text and earlier ones."""
 
     source: str = Field(description="the template file's text as approved")
-    css: str | None = Field(default=None, description="letters: the stylesheet text as approved")
+    css: str | None = Field(
+        default=None,
+        description="letters: the text of the layout modules they import (templates/typst/) as "
+        "approved (the key keeps its name from the HTML letters' stylesheet)",
+    )
     history: list[ApprovalRecord] = Field(
         default_factory=list, description="earlier approvals, newest first"
     )
@@ -215,8 +219,8 @@ def _diff(ref: TemplateRef, approval: Approval) -> str:
             difflib.unified_diff(
                 (approval.css or "").splitlines(keepends=True),
                 (ref.css or "").splitlines(keepends=True),
-                fromfile=f"{ref.id} stylesheet ({stamp})",
-                tofile=f"{ref.id} stylesheet (now)",
+                fromfile=f"{ref.id} layout ({stamp})",
+                tofile=f"{ref.id} layout (now)",
             )
         )
     lines = [line if line.endswith("\n") else line + "\n" for part in parts for line in part]

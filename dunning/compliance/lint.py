@@ -41,6 +41,7 @@ from dunning.compliance.registered import (
 )
 from dunning.compliance.sms import sms_length
 from dunning.config import BannedPhrases, CompliancePack, DpdRange, load_file
+from dunning.config.compliance import letter_formats
 from dunning.config.packs import load_packs
 from dunning.errors import ConfigError, ConfigProblem, TemplateError
 from dunning.rendering import (
@@ -122,6 +123,11 @@ RULES: dict[str, tuple[Severity, str, str]] = {
         "error",
         "a letter does not print a field the pack requires",
         "pack `letter_required_fields`",
+    ),
+    "letter.paper": (
+        "error",
+        "the pack lays its letters out on no paper, or on paper its country's mail refuses",
+        "pack `letter.paper`",
     ),
     "banned.<category>": (
         "error",
@@ -252,7 +258,7 @@ class Linter:
     ) -> None:
         self.store = store
         self.rules = rules
-        self.renderer = renderer or Renderer(store)
+        self.renderer = renderer or Renderer(store, letter_formats(rules.packs))
 
     def lint_all(self, template_ids: Sequence[str] | None = None) -> list[Finding]:
         """Findings for the given templates (all when None), sorted by template and line;
@@ -687,7 +693,28 @@ def _check_push(
                 )
 
 
+MAIL_PAPER = {"US": "us-letter", "CN": "a4"}
+"""The paper a country's letters must be on: US mail houses (Lob) take US Letter only, and CN
+letters go in DL/C5 window envelopes (A4). Jurisdictions not listed may use either."""
+
+
 def _check_letter(check: _Check, pack: CompliancePack, used: Mapping[str, int]) -> None:
+    country = pack.jurisdiction.split("-")[0]
+    if pack.letter is None:
+        check.error(
+            "letter.paper",
+            f"the {pack.jurisdiction} pack has no `letter:` setting (paper and envelope "
+            "windows): its letters cannot be laid out",
+            check.header_line("jurisdiction"),
+        )
+    elif country in MAIL_PAPER and pack.letter.paper != MAIL_PAPER[country]:
+        check.error(
+            "letter.paper",
+            f"{country} letters go on {MAIL_PAPER[country]} paper, but the {pack.jurisdiction} "
+            f"pack lays them out on {pack.letter.paper} (config/compliance/"
+            f"{pack.jurisdiction}.yaml `letter.paper`)",
+            check.header_line("jurisdiction"),
+        )
     for required in pack.letter_required_fields:
         if required not in used:
             check.error(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import date, time, timedelta
 from functools import cache
 from typing import Literal, Self
@@ -19,6 +20,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from dunning.config._base import ConfigModel
 from dunning.domain.calendar import add_business_days
+from dunning.rendering._typst import PAPERS, Box, PageFormat, to_mm
 from dunning.rendering.context import Deadlines
 from dunning.types import Channel, Suppression
 
@@ -148,6 +150,56 @@ class DisclosureRule(ConfigModel):
     message: str
 
 
+class LetterArea(ConfigModel):
+    """A window of the envelope on page one, from the sheet's top-left corner (`0.75in`,
+    `20mm`)."""
+
+    left: str
+    top: str
+    width: str
+    height: str
+
+    @field_validator("left", "top", "width", "height")
+    @classmethod
+    def _length(cls, value: str) -> str:
+        to_mm(value)  # ValueError naming the value: a length such as 20mm or 0.75in
+        return value
+
+    def box(self) -> Box:
+        return Box(left=self.left, top=self.top, width=self.width, height=self.height)
+
+
+class LetterSettings(ConfigModel):
+    """How the jurisdiction's letters are laid out: paper and envelope windows (the Typst page
+    format, dunning.rendering._typst.PageFormat)."""
+
+    paper: Literal["us-letter", "a4"] = Field(
+        description="us-letter: 8.5 x 11 in (US mail houses such as Lob); a4: 210 x 297 mm"
+    )
+    envelope: str = Field(min_length=1, description="what the letter is folded into")
+    recipient: LetterArea = Field(description="the address window: only the recipient shows")
+    return_address: LetterArea
+
+    @model_validator(mode="after")
+    def _windows_on_the_page(self) -> Self:
+        width, height = PAPERS[self.paper]
+        for name in ("recipient", "return_address"):
+            area: LetterArea = getattr(self, name)
+            right = to_mm(area.left) + to_mm(area.width)
+            bottom = to_mm(area.top) + to_mm(area.height)
+            if right > width or bottom > height:
+                raise ValueError(f"{name}: the window does not fit on {self.paper} paper")
+        return self
+
+    def page_format(self) -> PageFormat:
+        return PageFormat(
+            paper=self.paper,
+            envelope=self.envelope,
+            recipient=self.recipient.box(),
+            return_address=self.return_address.box(),
+        )
+
+
 class CompliancePack(ConfigModel):
     jurisdiction: str = Field(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
     name: str
@@ -171,6 +223,10 @@ class CompliancePack(ConfigModel):
     sms: SmsRules = Field(default_factory=SmsRules)
     push: PushRules = Field(default_factory=PushRules)
     disclosures: list[DisclosureRule] = Field(default_factory=list)
+    letter: LetterSettings | None = Field(
+        default=None,
+        description="paper and envelope windows of letters; left out: no letter is laid out",
+    )
     letter_required_fields: list[str] = Field(
         default_factory=list,
         description="template variables every letter must use (e.g. the validation notice)",
@@ -278,6 +334,11 @@ class CompliancePack(ConfigModel):
 _AROUND = re.compile(r"^[\W_]+|[\W_]+$")
 """Spacing, punctuation and symbols (emoji) at either end of a reply; CJK characters are word
 characters, so 退订 stays whole."""
+
+
+def letter_formats(packs: Mapping[str, CompliancePack]) -> dict[str, PageFormat]:
+    """Each jurisdiction's letter page format (the packs that have a `letter:` setting)."""
+    return {j: pack.letter.page_format() for j, pack in packs.items() if pack.letter is not None}
 
 
 def normal_reply(text: str) -> str:

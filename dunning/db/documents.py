@@ -10,6 +10,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+from dunning.rendering._typst import TYPST_MARKER
+
 
 class DocumentStore:
     """Files under `root/<yyyy-mm-dd>/<name>.pdf`; written atomically, read back verified."""
@@ -23,10 +25,12 @@ class DocumentStore:
         self._write(relative, content)
         return relative, hashlib.sha256(content).hexdigest()
 
-    def put_source(self, as_of: date, name: str, html: bytes) -> str:
-        """Store a letter's rendered HTML (the print stage turns it into the PDF)."""
-        relative = f"{as_of.isoformat()}/{name}.html"
-        self._write(relative, html)
+    def put_source(self, as_of: date, name: str, source: bytes) -> str:
+        """Store a letter's rendered source (the print stage turns it into the PDF): Typst
+        (`.typ`), or HTML (`.html`) for letters rendered before letters were Typst."""
+        suffix = "typ" if source.startswith(TYPST_MARKER.encode()) else "html"
+        relative = f"{as_of.isoformat()}/{name}.{suffix}"
+        self._write(relative, source)
         return relative
 
     def _write(self, relative: str, content: bytes) -> None:

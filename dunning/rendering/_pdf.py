@@ -1,12 +1,19 @@
-"""Letter PDFs with WeasyPrint: fast across many letters, and byte-for-byte reproducible.
+"""PDFs: letters with Typst, case packet documents (HTML) with WeasyPrint; both reproducible.
 
-Speed (a day's run prints a couple of thousand letters): one printer keeps a FontConfiguration
-and each distinct stylesheet parsed once (a fresh one of each costs about 250 ms a letter). The
-rendered HTML carries its CSS inline (it is the record); the printer takes that <style> element
-out and hands WeasyPrint the already-parsed sheet instead. letter.css keeps the layout cheap
-(fixed table layout, one font file per letter), and streams are deflated at zlib level 6 instead
-of pydyf's 9: a third of the time for about 1 % more bytes. What remains is WeasyPrint's own
-layout and drawing, roughly proportional to the amount of text.
+Letters (RenderedMessage.typst): one typst.Compiler per printer (per printer process), reused
+for every letter: its fonts are loaded once. The fonts are given explicitly (FONT_DIRS: DejaVu
+Sans, WenQuanYi Micro Hei for Chinese), system fonts ignored, so a letter does not change with
+what else is installed. The root is an empty directory and there is no package cache: a letter
+reads no file and downloads nothing (its source is self-contained, see `_typst`). The document
+date is the letter's date (its preamble) and the timestamp is fixed, so the same source always
+gives the same bytes; letters are PDF/A-2b, kept as evidence.
+
+Case packet documents (RenderedMessage.html) and preview thumbnails stay on WeasyPrint for now.
+One printer keeps a FontConfiguration and each distinct stylesheet parsed once (a fresh one of
+each costs about 250 ms a document). The rendered HTML carries its CSS inline (it is the
+record); the printer takes that <style> element out and hands WeasyPrint the already-parsed
+sheet instead, and streams are deflated at zlib level 6 instead of pydyf's 9: a third of the
+time for about 1 % more bytes.
 
 Reproducible: the same RenderedMessage always gives the same bytes, because a case packet must
 hold the final demand letter exactly as sent. WeasyPrint writes no dates unless the HTML asks
@@ -20,8 +27,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import re
+import tempfile
 import zlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from dunning.errors import TemplateError
@@ -61,28 +71,76 @@ def _deflate_faster() -> None:
         pydyf.zlib = _Deflate()  # type: ignore[attr-defined]
 
 
+FONT_DIRS = (
+    Path("/usr/share/fonts/truetype/dejavu"),  # fonts-dejavu-core: DejaVu Sans
+    Path("/usr/share/fonts/truetype/wqy"),  # fonts-wqy-microhei: WenQuanYi Micro Hei (Chinese)
+)
+"""The fonts letters are laid out with (scripts/install installs both Debian packages)."""
+PDF_STANDARD = "a-2b"
+"""PDF/A-2b: letters are kept as evidence (records for at least 3 years)."""
+TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+"""Typst's clock for a letter: fixed, so nothing in a PDF depends on when it was printed (the
+document date is the letter's own, set by its preamble)."""
+
+
 class LetterPrinter:
-    """Prints rendered letters to PDF. Not thread-safe: use one printer per thread."""
+    """Prints rendered letters (Typst) and case packet documents (HTML) to PDF. Not
+    thread-safe: use one printer per thread."""
 
     def __init__(self) -> None:
-        # Imported here: WeasyPrint (Pango, fontconfig) takes a while to load, and most commands
-        # never print a letter.
-        from weasyprint.text.fonts import FontConfiguration
-        from weasyprint.urls import URLFetcher
-
-        _deflate_faster()
-        self._font_config = FontConfiguration()
-        self._url_fetcher = URLFetcher(allowed_protocols={"data"})
+        # Loaded on first use: a printer process prints letters only, and most commands never
+        # print anything.
+        self._compiler: Any = None
+        self._root: tempfile.TemporaryDirectory[str] | None = None
+        self._font_config: Any = None
+        self._url_fetcher: Any = None
         self._stylesheets: dict[str, Any] = {}
 
     def pdf(self, rendered: RenderedMessage) -> bytes:
-        # WeasyPrint (Pango, fonts) loads only in the processes that print letters.
-        from weasyprint import HTML
-
+        if rendered.typst is not None:
+            return self._typst_pdf(rendered.typst)
         if rendered.html is None:
-            raise TemplateError("only letters print to PDF: this message has no HTML")
-        html, css = split_css(rendered.html)
-        identifier = hashlib.sha256(rendered.html.encode("utf-8")).hexdigest()[:32]
+            raise TemplateError("only letters and documents print to PDF: this message has none")
+        return self._html_pdf(rendered.html)
+
+    def _typst_pdf(self, source: str) -> bytes:
+        import typst  # the compiler loads only in the processes that print letters
+
+        if self._compiler is None:
+            self._root = tempfile.TemporaryDirectory(prefix="dunning-typst-")
+            empty = self._root.name
+            self._compiler = typst.Compiler(
+                root=empty,
+                font_paths=[str(path) for path in FONT_DIRS if path.is_dir()],
+                ignore_system_fonts=True,
+                package_path=empty,
+                package_cache_path=empty,
+            )
+        try:
+            pdf = self._compiler.compile(
+                input=source.encode("utf-8"),
+                format="pdf",
+                pdf_standards=PDF_STANDARD,
+                timestamp=TIMESTAMP,
+            )
+        except Exception as exc:  # Typst's diagnostics may quote the letter (PII)
+            raise TemplateError(f"letter PDF failed: {type(exc).__name__}") from None
+        assert isinstance(pdf, bytes)
+        return pdf
+
+    def _html_pdf(self, html_document: str) -> bytes:
+        # WeasyPrint (Pango, fonts) loads only in the processes that print documents.
+        from weasyprint import HTML
+        from weasyprint.text.fonts import FontConfiguration
+        from weasyprint.urls import URLFetcher
+
+        if self._font_config is None:
+            _deflate_faster()
+            self._font_config = FontConfiguration()
+            self._url_fetcher = URLFetcher(allowed_protocols={"data"})
+        rendered_html = html_document
+        html, css = split_css(rendered_html)
+        identifier = hashlib.sha256(rendered_html.encode("utf-8")).hexdigest()[:32]
         try:
             document = HTML(string=html, url_fetcher=self._url_fetcher)
             pdf = document.write_pdf(

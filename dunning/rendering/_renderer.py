@@ -6,9 +6,11 @@ What each channel's template yields:
   space, or nothing next to Chinese characters) and trailing whitespace is dropped.
 - **push**: two Jinja blocks, `{% block title %}...{% endblock %}` and
   `{% block body %}...{% endblock %}`; anything outside them is ignored. Each is shaped like SMS.
-- **letter**: a full HTML document (autoescaped). The renderer puts the letter's stylesheet
-  (see `_store`) into a `<style data-dunning-css>` element before `</head>`, so the HTML stands on
-  its own as the record of what was printed. `text` is the letter's visible text.
+- **letter**: Typst markup (`.typ`, see `_typst`), every `{{ ... }}` output escaped for Typst.
+  The renderer makes it one self-contained Typst source, the record of what is printed: a
+  preamble with the page format of the template's jurisdiction (its policy pack's `letter:`
+  setting) and the letter's date, the layout modules it imports spliced in, then its markup.
+  `text` is the letter's visible text.
 
 Filters: `money` (Decimal in the account's currency, formatted for the customer's locale:
 `{{ amount.overdue | money }}`), `date` (`{{ pay_by | date }}`, or `date('short')`; Babel
@@ -22,10 +24,11 @@ Errors become TemplateError naming the template id and line. They never carry co
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -54,7 +57,8 @@ from dunning.rendering._printable import (
     refuse_str_format,
 )
 from dunning.rendering._store import TemplateRef, TemplateStore
-from dunning.rendering._text import html_to_text, one_paragraph
+from dunning.rendering._text import one_paragraph
+from dunning.rendering._typst import PageFormat, escape_typst, splice_modules, typst_to_text
 from dunning.rendering._vendor import PLACEHOLDER
 from dunning.rendering.context import (
     AccountView,
@@ -78,7 +82,10 @@ class RenderedMessage:
     text: str
     """SMS text, push body, or the plain-text version of a letter."""
     html: str | None
-    """Letters: the full HTML document with its CSS in a <style> element; else None."""
+    """Case packet documents: the full HTML document with its CSS in a <style> element; else
+    None."""
+    typst: str | None = None
+    """Letters: the self-contained Typst source (preamble, layout, markup); else None."""
 
 
 @pass_context
@@ -137,7 +144,14 @@ class _Environment(ImmutableSandboxedEnvironment):
         return operand(value)
 
 
-def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
+def _typst_output(value: Any) -> Any:
+    """The Typst environment's finalize hook: checked like any output, then escaped, so no value
+    (a customer's name, an address line, a filter's result) can become Typst markup."""
+    value = printable(value)
+    return escape_typst(value if type(value) is str else str(value))
+
+
+def _environment(*, autoescape: bool, typst: bool = False) -> ImmutableSandboxedEnvironment:
     # Immutable: templates must not change the lists and dicts they are given (they are shared
     # with the caller). No loader: a template cannot include another one.
     # finalize, the filters, `~`, `%` and str.format only let text, numbers, dates and money
@@ -149,7 +163,7 @@ def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
         auto_reload=False,
-        finalize=printable,
+        finalize=_typst_output if typst else printable,
     )
     env.filters.update({"money": _money, "date": _date, "mask": mask})
     env.filters = checked_filters(env.filters)
@@ -172,10 +186,16 @@ def template_variables(context: MessageContext) -> dict[str, Any]:
 class Renderer:
     """Compiles each template once (per content hash) and renders it with a MessageContext."""
 
-    def __init__(self, store: TemplateStore) -> None:
+    def __init__(
+        self, store: TemplateStore, letter_formats: Mapping[str, PageFormat] | None = None
+    ) -> None:
+        """`letter_formats`: each jurisdiction's page format (its policy pack's `letter:`);
+        None reads them from the program directory's policy packs when a letter is rendered."""
         self.store = store
+        self._letter_formats = letter_formats
         self._text_env = _environment(autoescape=False)
         self._html_env = _environment(autoescape=True)
+        self._typst_env = _environment(autoescape=False, typst=True)
         self._compiled: dict[str, tuple[str, Template]] = {}
         self._params: dict[str, tuple[str, dict[tuple[str, str], Template]]] = {}
 
@@ -203,9 +223,22 @@ class Renderer:
         if ref.channel is Channel.PUSH:
             return RenderedMessage(one_paragraph(title), one_paragraph(body), None)
         if ref.channel is Channel.LETTER:
-            html = _with_css(output.strip(), ref.css or "")
-            return RenderedMessage(None, html_to_text(html), html)
+            page = self.page_format(ref)
+            source = page.preamble(context.as_of) + splice_modules(output, dict(ref.modules))
+            return RenderedMessage(None, typst_to_text(output), None, typst=source)
         return RenderedMessage(None, one_paragraph(output), None)
+
+    def page_format(self, ref: TemplateRef) -> PageFormat:
+        """The page format of a letter template's jurisdiction; TemplateError without one."""
+        if self._letter_formats is None:
+            self._letter_formats = _program_letter_formats(self.store.templates_dir)
+        page = self._letter_formats.get(ref.metadata.jurisdiction)
+        if page is None:
+            raise TemplateError(
+                f"{ref.id}: the {ref.metadata.jurisdiction} policy pack has no letter: setting "
+                "(paper and envelope windows), so its letters cannot be laid out"
+            )
+        return page
 
     def vendor_params(self, ref: TemplateRef, context: MessageContext) -> dict[str, dict[str, str]]:
         """Each vendor family's parameters (front matter `vendor.<family>.params`), rendered
@@ -278,7 +311,7 @@ class Renderer:
         cached = self._compiled.get(ref.id)
         if cached is not None and cached[0] == ref.content_hash:
             return cached[1]
-        env = self._html_env if ref.path.suffix == ".html" else self._text_env
+        env = self._env(ref)
         try:
             code = env.compile(ref.source, name=ref.id, filename=str(ref.path))
         except TemplateSyntaxError as exc:
@@ -290,13 +323,13 @@ class Renderer:
             raise TemplateError(
                 f"{ref.id}: a push template needs {{% block title %}} and {{% block body %}}"
             )
-        if ref.channel is Channel.LETTER:
-            if "</head>" not in ref.source:
-                raise TemplateError(f"{ref.id}: a letter needs a <head> (its CSS goes there)")
-            if "</" in (ref.css or ""):
-                raise TemplateError(f"{ref.id}: letter CSS must not contain '</'")
         self._compiled[ref.id] = (ref.content_hash, template)
         return template
+
+    def _env(self, ref: TemplateRef) -> ImmutableSandboxedEnvironment:
+        if ref.path.suffix == ".typ":
+            return self._typst_env
+        return self._html_env if ref.path.suffix == ".html" else self._text_env
 
     def variables_used(self, ref: TemplateRef) -> set[str]:
         """Dotted context paths the template reads (`amount.overdue`, `validation`, ...).
@@ -315,7 +348,7 @@ class Renderer:
         return self._read_lines(ref)[1]
 
     def _read_lines(self, ref: TemplateRef) -> tuple[dict[str, int], dict[str, int]]:
-        env = self._html_env if ref.path.suffix == ".html" else self._text_env
+        env = self._env(ref)
         try:
             tree = env.parse(ref.source)
         except TemplateSyntaxError as exc:
@@ -462,3 +495,18 @@ def _render_error(
     if isinstance(exc, FilterError):
         return TemplateError(f"{where}: {exc}")
     return TemplateError(f"{where}: {type(exc).__name__} while rendering")
+
+
+def _program_letter_formats(templates_dir: Path) -> dict[str, PageFormat]:
+    """The page formats of the policy packs of the program directory holding templates_dir
+    (`<root>/templates/messages`); {} when it has none."""
+    from dunning.config.packs import load_packs  # config imports rendering: loaded when used
+
+    root = templates_dir.parent.parent
+    if not (root / "config" / "compliance").is_dir():
+        return {}
+    return {
+        jurisdiction: pack.letter.page_format()
+        for jurisdiction, pack in load_packs(root / "config", root).items()
+        if pack.letter is not None
+    }

@@ -1,10 +1,10 @@
 """The template store: every template under templates/messages/, read once, checked, and hashed.
 
-Layout: `<channel>/<tier>/<name>.<locale>.<ext>`, ext `.txt` for sms and push, `.html` for
-letters. Letter CSS comes from `letter/letter.css` (shared by every letter) followed by an
-optional `letter/<tier>/<name>.css` (one template, all locales); `:lang(zh)` selectors carry the
-locale differences. A letter's content hash covers its CSS, so a CSS edit is a template change
-(it needs re-approval like any other).
+Layout: `<channel>/<tier>/<name>.<locale>.<ext>`, ext `.txt` for sms and push, `.typ` for
+letters (Jinja rendering Typst markup, `_typst`). A letter's layout lives in the shared Typst
+modules of `templates/typst/` that it imports (`#import "letter.typ": *`). A letter's content
+hash covers the modules it imports, so a layout edit is a template change (it needs
+re-approval like any other).
 
 Templates cannot include or extend other templates (the environment has no loader): what a
 content hash covers is all that renders.
@@ -19,17 +19,19 @@ from pathlib import Path
 
 from dunning.errors import TemplateError
 from dunning.rendering._metadata import TemplateMetadata, parse_front_matter
+from dunning.rendering._typst import imported_modules
 from dunning.types import Channel
 
 EXTENSIONS: dict[Channel, str] = {
     Channel.SMS: ".txt",
     Channel.PUSH: ".txt",
-    Channel.LETTER: ".html",
+    Channel.LETTER: ".typ",
 }
-SHARED_LETTER_CSS = "letter.css"
+LAYOUT_DIR = "typst"
+"""templates/typst/: the Typst modules letters import (next to templates/messages/)."""
 _FILE_NAME = re.compile(
     r"^(?P<name>[a-z0-9][a-z0-9_]*)\.(?P<locale>[a-z]{2,3}(-[A-Z][a-z]{3})?-([A-Z]{2}|[0-9]{3}))"
-    r"\.(?P<ext>txt|html)$"
+    r"\.(?P<ext>txt|typ|html)$"
 )
 _TIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -46,13 +48,16 @@ class TemplateRef:
     locale: str
     path: Path
     content_hash: str
-    """sha256 hex of the template file's bytes followed by its CSS files' bytes (letters); the
-    front matter, its vendor block included, is part of the file."""
+    """sha256 hex of the template file's bytes followed by the bytes of the layout modules it
+    imports (letters); the front matter, its vendor block included, is part of the file."""
     metadata: TemplateMetadata
     source: str
     """The template text, front matter included."""
     css: str | None = field(default=None, repr=False)
-    """Letters: the stylesheet text (shared, then per-template); None for sms and push."""
+    """Letters: the text of the layout modules it imports, one after the other (what an
+    approval records and diffs beside the template); None for sms and push."""
+    modules: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """Letters: (file name, text) of each layout module it imports, spliced in when rendered."""
 
 
 def _normal_locale(locale: str) -> str:
@@ -104,15 +109,11 @@ class TemplateStore:
 
     def _read(self, path: Path, relative: Path) -> TemplateRef | None:
         parts = relative.parts
-        if path.suffix == ".css":
-            if parts[0] != Channel.LETTER or not (
-                parts[1:] == (SHARED_LETTER_CSS,) or len(parts) == 3
-            ):
-                raise _Problem(
-                    f"CSS belongs in letter/{SHARED_LETTER_CSS} or letter/<tier>/<name>.css"
-                )
-            return None
-        if path.suffix not in {".txt", ".html"}:
+        if path.suffix in {".css", ".html"} and parts[0] == Channel.LETTER:
+            raise _Problem(
+                "letters are Typst now: <name>.<locale>.typ, laid out by templates/typst/*.typ"
+            )
+        if path.suffix not in {".txt", ".typ", ".html"}:
             return None  # README files and the like
         if len(parts) != 3:
             raise _Problem("templates live in <channel>/<tier>/<name>.<locale>.<ext>")
@@ -154,21 +155,22 @@ class TemplateStore:
             raise _Problem("front matter: vendor.aliyun: Aliyun SMS templates are sms templates")
 
         css: str | None = None
+        modules: list[tuple[str, str]] = []
         digest = hashlib.sha256(data)
         if channel is Channel.LETTER:
-            css_parts = []
-            for css_path in (
-                self.templates_dir / Channel.LETTER / SHARED_LETTER_CSS,
-                path.parent / f"{name}.css",
-            ):
-                if css_path.is_file():
-                    css_bytes = css_path.read_bytes()
-                    digest.update(css_bytes)
-                    try:
-                        css_parts.append(css_bytes.decode("utf-8"))
-                    except UnicodeDecodeError:
-                        raise _Problem(f"{self._display(css_path)} is not UTF-8 text") from None
-            css = "\n".join(css_parts)
+            for module in imported_modules(source):
+                module_path = self.templates_dir.parent / LAYOUT_DIR / module
+                if not module_path.is_file():
+                    raise _Problem(f"imports {module}, which is not in templates/{LAYOUT_DIR}/")
+                module_bytes = module_path.read_bytes()
+                digest.update(module_bytes)
+                try:
+                    modules.append((module, module_bytes.decode("utf-8")))
+                except UnicodeDecodeError:
+                    raise _Problem(f"{self._display(module_path)} is not UTF-8 text") from None
+            if not modules:
+                raise _Problem('a letter imports its layout: #import "letter.typ": *')
+            css = "\n".join(text for _, text in modules)
         return TemplateRef(
             id=template_id,
             channel=channel,
@@ -180,6 +182,7 @@ class TemplateStore:
             metadata=metadata,
             source=source,
             css=css,
+            modules=tuple(modules),
         )
 
 

@@ -211,12 +211,12 @@ def test_lint_and_previews_render_with_the_packs_dates(
     assert notice is not None and notice.dispute_by == date(2025, 7, 24)  # Juneteenth skipped
     assert f"Call or write to us by {us_day(notice.dispute_by)} to dispute" in sample.message.text
 
-    path = program / "templates/messages/letter/middle/deadline.en-US.html"
+    path = program / "templates/messages/letter/middle/deadline.en-US.typ"
     path.write_text(
         "{#---\nid: letter/middle/deadline.en-US\nchannel: letter\ntier: middle\n"
         "locale: en-US\njurisdiction: US\npurpose: notice\nvariables: [validation.dispute_by]\n"
-        '---#}\n<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"></head>\n'
-        "<body><p>Dispute by {{ validation.dispute_by | date }}.</p></body>\n</html>\n",
+        '---#}\n#import "letter.typ": *\n#show: letter.with(lang: "en")\n'
+        "Dispute by {{ validation.dispute_by | date }}.\n",
         encoding="utf-8",
     )
 

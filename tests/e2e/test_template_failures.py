@@ -43,7 +43,7 @@ def program(env: Path, tmp_path: Path, repo_dir: Path, monkeypatch: pytest.Monke
 
 def edit(program: Path, template_id: str, old: str, new: str) -> int:
     """Replace `old` (once) in a template file; the file's line (1-based) that holds `new`."""
-    ext = ".html" if template_id.startswith("letter/") else ".txt"
+    ext = ".typ" if template_id.startswith("letter/") else ".txt"
     path = program / "templates/messages" / f"{template_id}{ext}"
     text = path.read_text(encoding="utf-8")
     assert text.count(old) == 1, old
@@ -100,10 +100,8 @@ def test_a_held_message_names_the_line_of_the_template_file(
         "on your account {{ 1 // (dpd - dpd) }} is past due.",
     )
     letter = "letter/middle/notice.en-US"
-    letter_line = edit(
-        program, letter, "<div>{{ line }}</div>", "<div>{{ line }}{{ lender.nickname }}</div>"
-    )
-    assert (push_line, sms_line, letter_line) == (12, 11, 54)
+    letter_line = edit(program, letter, "\\ {{ line }}", "\\ {{ line }}{{ lender.nickname }}")
+    assert (push_line, sms_line, letter_line) == (12, 11, 46)
     for template_id in (push, sms, letter):
         force_approve(capsys, template_id)
 
@@ -118,7 +116,7 @@ def test_a_held_message_names_the_line_of_the_template_file(
     assert errors == {
         "push": ("held", "render_failed", f"{push}: line 12: undefined variable 'nickname'"),
         "sms": ("held", "render_failed", f"{sms}: line 11: ZeroDivisionError while rendering"),
-        "letter": ("held", "render_failed", f"{letter}: line 54: undefined variable 'nickname'"),
+        "letter": ("held", "render_failed", f"{letter}: line 46: undefined variable 'nickname'"),
         "other": ("sent", None, None),
     }
     assert [row.idempotency_key for row in book.rows()] == [rows["other"]["idempotency_key"]]
@@ -132,8 +130,8 @@ def test_a_method_named_without_a_call_is_refused_and_never_sent(
     sms_line = edit(program, sms, "this is {{ lender.name }}.", "this is {{ lender.name.upper }}.")
     letter = "letter/middle/notice.en-US"
     letter_line = edit(
-        program, letter, '<p class="lender-name">{{ lender.name }}</p>',
-        '<p class="lender-name">{{ lender.name.upper }}</p>',
+        program, letter, "#lender-name[{{ lender.name }}]",
+        "#lender-name[{{ lender.name.upper }}]",
     )  # fmt: skip
     push = "push/early/reminder.en-US"
     push_line = edit(

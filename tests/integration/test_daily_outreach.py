@@ -250,10 +250,10 @@ def test_a_message_that_does_not_render_is_held_and_the_run_goes_on(runtime: Run
 
 
 class FailsOnOneLetter(LetterPress):
-    """Prints in this process, but one letter's HTML does not lay out."""
+    """Prints in this process, but one letter's Typst source does not lay out."""
 
     def submit(self, rendered: RenderedMessage) -> Future[bytes]:
-        if BROKEN in (rendered.html or ""):
+        if BROKEN in (rendered.typst or ""):
             future: Future[bytes] = Future()
             future.set_exception(TemplateError("letter PDF failed: AssertionError"))
             return future

@@ -97,6 +97,7 @@ def test_the_gallery_escapes_and_explains(tmp_path: Path, printer: LetterPrinter
     shutil.copy(REPO / "dunning.yaml", root / "dunning.yaml")
     shutil.copytree(REPO / "config", root / "config")
     shutil.copytree(REPO / "templates/messages", root / "templates/messages")
+    shutil.copytree(REPO / "templates/typst", root / "templates/typst")
     sms = root / "templates/messages/sms/early/reminder.en-US.txt"
     sms.write_text(
         sms.read_text().replace("Reply STOP to opt out", "<script>alert('x')</script> & Co"),
@@ -124,6 +125,7 @@ def test_a_changed_template_shows_its_diff(tmp_path: Path, printer: LetterPrinte
     shutil.copy(REPO / "dunning.yaml", root / "dunning.yaml")
     shutil.copytree(REPO / "config", root / "config")
     shutil.copytree(REPO / "templates/messages", root / "templates/messages")
+    shutil.copytree(REPO / "templates/typst", root / "templates/typst")
     linter = linter_for(root)
     book = ApprovalBook()
     for ref in linter.store.all():

@@ -24,6 +24,7 @@ def program(tmp_path: Path, env: Path) -> Path:
     shutil.copy(REPO / "dunning.yaml", root / "dunning.yaml")
     shutil.copytree(REPO / "config", root / "config")
     shutil.copytree(REPO / "templates/messages", root / "templates/messages")
+    shutil.copytree(REPO / "templates/typst", root / "templates/typst")
     shutil.copytree(REPO / "templates/registered", root / "templates/registered")
     return root
 
@@ -62,6 +63,22 @@ def test_lint_reports_errors_and_exits_1(capsys: pytest.CaptureFixture[str], pro
         capsys, "--project-dir", str(program), "templates", "lint", "sms/early/reminder.zh-CN"
     )
     assert other.code == 0
+
+
+def test_lint_refuses_a_us_letter_on_a4(capsys: pytest.CaptureFixture[str], program: Path) -> None:
+    pack = program / "config/compliance/US.yaml"
+    pack.write_text(pack.read_text().replace("paper: us-letter", "paper: a4"), encoding="utf-8")
+    result = invoke(capsys, "--project-dir", str(program), "templates", "lint", "--json")
+    assert result.code == 1
+    findings = result.json()["findings"]
+    us_letters = sorted(p.stem for p in (program / "templates/messages/letter").glob("*/*.en-US.*"))
+    assert len(findings) == len(us_letters) == 3
+    assert {f["rule"] for f in findings} == {"letter.paper"}
+    assert all(f["template"].endswith(".en-US") for f in findings)
+    assert (
+        "US letters go on us-letter paper, but the US pack lays them out on a4"
+        in (findings[0]["message"])
+    )
 
 
 def test_lint_an_unknown_template(capsys: pytest.CaptureFixture[str], env: Path) -> None:

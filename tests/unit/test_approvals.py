@@ -141,19 +141,20 @@ def test_approving_again_keeps_the_history(templates: Path) -> None:
     ]
 
 
-def test_letter_css_is_part_of_the_approved_text(tmp_path: Path) -> None:
+def test_the_letter_layout_is_part_of_the_approved_text(tmp_path: Path) -> None:
     root = tmp_path / "templates"
     shutil.copytree(REPO / "templates/messages", root / "messages")
+    shutil.copytree(REPO / "templates/typst", root / "typst")
     store = store_of(root)
     book = ApprovalBook()
     for ref in store.all():
         book.approve(ref, reviewer="ana.lee", at=AT)
-    css = root / "messages/letter/letter.css"
-    css.write_text(css.read_text() + "\n.extra { color: red; }\n", encoding="utf-8")
+    layout = root / "typst/letter.typ"
+    layout.write_text(layout.read_text() + "\n#let extra = red\n", encoding="utf-8")
     statuses = {s.template_id: s for s in template_statuses(store_of(root), book)}
     letters = [s for s in statuses.values() if s.template_id.startswith("letter/")]
     assert letters and all(s.state == "changed" for s in letters)
-    assert "+.extra { color: red; }" in letters[0].diff and "stylesheet" in letters[0].diff
+    assert "+#let extra = red" in letters[0].diff and "layout" in letters[0].diff
     assert all(s.state == "approved" for s in statuses.values() if s not in letters)
 
 

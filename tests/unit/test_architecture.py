@@ -60,6 +60,8 @@ HEAVY = (
     "prefect_dask",
     "flows",  # imports Prefect
     "weasyprint",
+    "typst",  # the Typst compiler: printer processes only
+    "dunning.config.packs",  # the renderer reads the program's packs only when not given them
     "uvicorn",
     "fastapi",
     "sandbox",

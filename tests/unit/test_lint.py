@@ -7,6 +7,7 @@ the repository's policy packs and banned phrases (config/compliance/).
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 US_SMS_END = "This is a message from a debt collector. Reply STOP to opt out"
 CN_SMS_START = "【{{ lender.sms_signature }}】"
-LETTER_HEAD = '<!DOCTYPE html>\n<html lang="{lang}">\n<head><meta charset="utf-8"></head>\n<body>\n'
-US_DISCLOSURE = "<p>This is a communication from a debt collector attempting to collect a debt.</p>"
+LETTER_HEAD = '#import "letter.typ": *\n#show: letter.with(lang: "{lang}")\n'
+US_DISCLOSURE = "This is a communication from a debt collector attempting to collect a debt.\n"
 US_VALIDATION = "\n".join(
-    f"<p>{{{{ validation.{name} }}}}</p>"
+    f"{{{{ validation.{name} }}}}\n"
     for name in (
         "itemization_date",
         "amount_on_itemization_date",
@@ -56,7 +57,7 @@ def write_template(
     jurisdiction: str | None = None,
     tier: str = "early",
 ) -> str:
-    ext = ".html" if channel == "letter" else ".txt"
+    ext = ".typ" if channel == "letter" else ".txt"
     template_id = f"{channel}/{tier}/reminder.{locale}"
     jurisdiction = jurisdiction or ("CN" if locale.startswith("zh") else "US")
     header = (
@@ -74,8 +75,11 @@ def write_template(
 def lint(
     tmp_path: Path, rules: LintRules, channel: str, body: str, **kwargs: object
 ) -> list[Finding]:
-    template_id = write_template(tmp_path, channel, body, **kwargs)  # type: ignore[arg-type]
-    store = TemplateStore(tmp_path)
+    # templates/messages and templates/typst (the layout letters import), as in a program.
+    shutil.copytree(REPO / "templates/typst", tmp_path / "typst", dirs_exist_ok=True)
+    messages = tmp_path / "messages"
+    template_id = write_template(messages, channel, body, **kwargs)  # type: ignore[arg-type]
+    store = TemplateStore(messages)
     return Linter(store, rules).lint(store.get(template_id))
 
 
@@ -376,7 +380,7 @@ def test_push_payload_limit(tmp_path: Path, rules: LintRules) -> None:
 
 
 def us_letter(body: str) -> str:
-    return LETTER_HEAD.format(lang="en-US") + body + "\n</body>\n</html>\n"
+    return LETTER_HEAD.format(lang="en") + body + "\n"
 
 
 VALIDATION_VARS = [
@@ -399,7 +403,7 @@ def test_us_letter_with_validation_notice_is_clean(tmp_path: Path, rules: LintRu
 
 
 def test_us_letter_needs_the_validation_fields(tmp_path: Path, rules: LintRules) -> None:
-    body = us_letter(f"<p>{{{{ validation.dispute_by }}}}</p>\n{US_DISCLOSURE}")
+    body = us_letter(f"{{{{ validation.dispute_by }}}}\n\n{US_DISCLOSURE}")
     findings = lint(
         tmp_path, rules, "letter", body, variables=["validation.dispute_by"], tier="middle"
     )
@@ -410,15 +414,13 @@ def test_us_letter_needs_the_validation_fields(tmp_path: Path, rules: LintRules)
 
 
 def test_us_letter_needs_the_mini_miranda(tmp_path: Path, rules: LintRules) -> None:
-    body = us_letter(f"{US_VALIDATION}\n<p>From a debt collector.</p>")
+    body = us_letter(f"{US_VALIDATION}\nFrom a debt collector.\n")
     findings = lint(tmp_path, rules, "letter", body, variables=VALIDATION_VARS, tier="middle")
     assert rule_ids(findings) == {"disclosure.mini-miranda"}
 
 
 def test_chinese_letters_need_neither(tmp_path: Path, rules: LintRules) -> None:
-    body = (
-        LETTER_HEAD.format(lang="zh-CN") + "<p>尊敬的{{ customer.name }}：</p>\n</body>\n</html>\n"
-    )
+    body = LETTER_HEAD.format(lang="zh") + "尊敬的{{ customer.name }}：\n"
     assert lint(tmp_path, rules, "letter", body, variables=["customer.name"], locale="zh-CN") == []
 
 

@@ -24,6 +24,7 @@ from dunning.rendering import (
 )
 from dunning.rendering._formatting import money_formatter
 from dunning.rendering._text import html_to_text, one_paragraph
+from dunning.rendering._typst import typst_to_text
 from dunning.types import Channel
 
 SMS_HEADER = """{{#---
@@ -72,10 +73,11 @@ def test_store_reads_the_shipped_templates(repo_dir: Path) -> None:
         store.get("sms/early/nothing.en-US")
 
 
-def test_letters_carry_their_css(repo_dir: Path) -> None:
+def test_letters_carry_their_layout(repo_dir: Path) -> None:
     store = TemplateStore(repo_dir / "templates/messages")
     letter = store.get("letter/middle/notice.en-US")
-    assert letter.css is not None and "@page" in letter.css
+    assert letter.css is not None and "#let letter(" in letter.css
+    assert [name for name, _ in letter.modules] == ["letter.typ"]
     assert store.get("sms/early/reminder.en-US").css is None
 
 
@@ -85,16 +87,24 @@ def test_content_hash_changes_with_one_character(tmp_path: Path) -> None:
     assert first.content_hash != second.content_hash
 
 
-def test_letter_hash_covers_the_css(tmp_path: Path, repo_dir: Path) -> None:
-    shipped = repo_dir / "templates/messages/letter"
-    write(tmp_path, "letter/letter.css", (shipped / "letter.css").read_text(encoding="utf-8"))
-    notice = "letter/middle/notice.en-US.html"
-    write(tmp_path, notice, (shipped / "middle/notice.en-US.html").read_text(encoding="utf-8"))
-    before = TemplateStore(tmp_path).get("letter/middle/notice.en-US").content_hash
-    write(tmp_path, "letter/middle/notice.css", "h1 { color: black; }")
-    with_own_css = TemplateStore(tmp_path).get("letter/middle/notice.en-US")
-    assert with_own_css.content_hash != before
-    assert with_own_css.css is not None and with_own_css.css.endswith("h1 { color: black; }")
+def test_letter_hash_covers_the_layout(tmp_path: Path, repo_dir: Path) -> None:
+    shipped = repo_dir / "templates"
+    messages = tmp_path / "messages"
+    layout = (shipped / "typst/letter.typ").read_text(encoding="utf-8")
+    write(tmp_path, "typst/letter.typ", layout)
+    notice = "letter/middle/notice.en-US.typ"
+    text = (shipped / "messages" / notice).read_text(encoding="utf-8")
+    write(messages, notice, text)
+    before = TemplateStore(messages).get("letter/middle/notice.en-US").content_hash
+    write(tmp_path, "typst/letter.typ", layout + "\n#let accent = black\n")
+    after = TemplateStore(messages).get("letter/middle/notice.en-US")
+    assert after.content_hash != before
+    assert after.css is not None and after.css.endswith("#let accent = black\n")
+    (tmp_path / "typst/letter.typ").unlink()
+    with pytest.raises(
+        TemplateError, match=r"imports letter\.typ, which is not in templates/typst"
+    ):
+        TemplateStore(messages)
 
 
 @pytest.mark.parametrize(
@@ -142,7 +152,7 @@ def test_letter_hash_covers_the_css(tmp_path: Path, repo_dir: Path) -> None:
         ("sms/early/reminder.en-US.html", "x", "sms templates end in .txt"),
         ("fax/early/reminder.en-US.txt", "x", "unknown channel directory 'fax'"),
         ("sms/reminder.en-US.txt", "x", "<channel>/<tier>/<name>.<locale>.<ext>"),
-        ("sms/early/reminder.css", "x", "CSS belongs in letter/"),
+        ("letter/early/reminder.en-US.html", "x", "letters are Typst now"),
     ],
 )
 def test_bad_files_are_named_with_the_reason(
@@ -284,6 +294,22 @@ def test_letter_text_keeps_blocks_and_table_cells() -> None:
     assert html_to_text(html) == "Jane Doe\n1 Main St\nHello\n\nOne & two\n\nA\t1\nB\n\nx\ny"
 
 
+def test_typst_letter_text_keeps_headings_paragraphs_and_table_rows() -> None:
+    markup = (
+        '#import "letter.typ": *\n#show: letter.with(lang: "en", reference: [R-1])\n'
+        "#facts[Date][June 1][Account][\\*\\*21]\n\n= Final demand\nDear Jane,\n"
+        "you owe\n*\\$5*.\n\n"
+        "#amounts(caption: [As of today], emphasized: 1,\n  [Fees], [\\+ \\$1],\n  [Left], [],\n)\n"
+        "== How to pay\nOnline.\n- First item\n  goes on\n- Second\n\n"
+        "您好，\n请还款。 // a comment\n"
+    )
+    assert typst_to_text(markup) == (
+        "R-1\nDate\tJune 1\nAccount\t**21\nFinal demand\nDear Jane, you owe $5.\n"
+        "As of today\nFees\t+ $1\nLeft\nHow to pay\nOnline.\nFirst item goes on\nSecond\n"
+        "您好，请还款。"
+    )
+
+
 def test_extra_variables_are_visible_but_cannot_shadow_the_context(tmp_path: Path) -> None:
     store = sms(tmp_path, "{{ plan_months }} {{ customer.greeting_name }}")
     ref = store.get("sms/early/reminder.en-US")
@@ -397,11 +423,12 @@ def test_letters_escape_context_values(repo_dir: Path) -> None:
         context, customer=dataclasses.replace(context.customer, name="<b>Eve</b> & Co")
     )
     message = Renderer(store).render(store.get("letter/middle/notice.en-US"), context)
-    assert message.html is not None
-    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; Co" in message.html and "<b>Eve" not in message.html
+    assert message.typst is not None and message.html is None
+    assert "\\<b\\>Eve\\<\\/b\\> \\& Co" in message.typst and "<b>Eve" not in message.typst
     assert "<b>Eve</b> & Co" in message.text
-    assert message.html.startswith("<!DOCTYPE html>")
-    assert message.html.count("<style data-dunning-css>") == 1
+    assert message.typst.startswith("// dunning-typst 1\n")
+    assert message.typst.count("#let letter(") == 1  # the layout spliced in, once
+    assert re.search(r"^#import", message.typst, re.MULTILINE) is None
     assert message.subject is None
 
 

@@ -144,11 +144,15 @@ variables: [lender.name]
 
 def render(tmp_path: Path, body: str, channel: str = "sms") -> RenderedMessage:
     template_id = f"{channel}/early/reminder.en-US"
-    ext = ".html" if channel == "letter" else ".txt"
-    path = tmp_path / f"{template_id}{ext}"
+    ext = ".typ" if channel == "letter" else ".txt"
+    root = tmp_path / channel  # one templates directory per channel a test renders
+    if channel == "letter":  # its layout module lives beside templates/messages
+        (root / "typst").mkdir(parents=True)
+        (root / "typst/letter.typ").write_text("#let letter(body) = body\n", encoding="utf-8")
+    path = root / "messages" / f"{template_id}{ext}"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(TEXT_HEADER.format(id=template_id, channel=channel) + body, encoding="utf-8")
-    store = TemplateStore(tmp_path)
+    store = TemplateStore(root / "messages")
     return Renderer(store).render(store.get(template_id), sample_context("en-US", "early"))
 
 
@@ -208,7 +212,7 @@ def test_every_way_to_make_text_of_an_object_is_refused(
 
 
 def test_a_letter_or_push_with_a_method_is_refused_too(tmp_path: Path) -> None:
-    letter = "<html><head></head><body>\n<p>{{ lender.name.upper }}</p></body></html>"
+    letter = '#import "letter.typ": *\n{{ lender.name.upper }}\n'
     with pytest.raises(TemplateError, match=r"^letter/early/reminder\.en-US: line 11: prints a"):
         render(tmp_path, letter, "letter")
     push = (

@@ -1,4 +1,5 @@
-"""The print stage: letter PDFs from their rendered HTML, in a pool of worker processes."""
+"""The print stage: letter PDFs from their rendered Typst source, in a pool of worker processes
+(each with one printer, whose Typst compiler is reused for every letter it prints)."""
 
 from __future__ import annotations
 
@@ -87,7 +88,8 @@ class LetterPress:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._inline: LetterPrinter | None = None
-        # WeasyPrint (Pango, fontconfig) is not thread-safe: in-process printing is serialised.
+        # A printer (its Typst compiler, WeasyPrint for documents) is not thread-safe:
+        # in-process printing is serialised.
         self._lock = threading.Lock()
 
     def submit(self, rendered: RenderedMessage) -> Future[bytes]:
@@ -131,6 +133,15 @@ def _unprinted(account_lo: int | None, account_hi: int | None) -> Select[tuple[i
         o.document_source.is_not(None),
         in_accounts(o.account_id, account_lo, account_hi),
     )
+
+
+def _stored(documents: DocumentStore, source_path: str, body: str | None) -> RenderedMessage:
+    """A planned letter as stored: its Typst source (or HTML, planned before letters were
+    Typst: a run planned by the old version still prints)."""
+    source = documents.get(source_path).decode()
+    if source_path.endswith(".typ"):
+        return RenderedMessage(subject=None, text=body or "", html=None, typst=source)
+    return RenderedMessage(subject=None, text=body or "", html=source)
 
 
 def printing_elsewhere(engine: Engine, account_lo: int | None, account_hi: int | None) -> int:
@@ -186,16 +197,7 @@ def print_letters(
             ).all()
         if not rows:
             break
-        futures = [
-            press.submit(
-                RenderedMessage(
-                    subject=None,
-                    text=row.body or "",
-                    html=documents.get(row.document_source).decode(),
-                )
-            )
-            for row in rows
-        ]
+        futures = [press.submit(_stored(documents, row.document_source, row.body)) for row in rows]
         updates, failures = [], []
         for row, future in zip(rows, futures, strict=True):
             try:

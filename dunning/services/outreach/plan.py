@@ -293,7 +293,7 @@ def plan_batch(
         if message.decision.channel == Channel.LETTER:
             # Printed to PDF by the print stage (dispatch.printing.print_letters) before
             # dispatch: layout is the slowest work there is, and it scales out separately.
-            message.document = (rendered.html or "").encode()
+            message.document = (rendered.typst or rendered.html or "").encode()
     report.timings["render"] += clock() - started
 
     if dry_run:
