@@ -14,6 +14,8 @@ import dataclasses
 import time
 from pathlib import Path
 
+from dunning.config.compliance import letter_formats
+from dunning.config.packs import load_packs
 from dunning.rendering import LetterPrinter, Renderer, TemplateStore, sample_context
 
 ROOT = Path.cwd()  # the checkout measured (run from its root)
@@ -26,7 +28,8 @@ def main() -> None:
     parser.add_argument("--letters", type=int, default=1000)
     args = parser.parse_args()
     store = TemplateStore(ROOT / "templates" / "messages")
-    renderer, printer = Renderer(store), LetterPrinter()
+    formats = letter_formats(load_packs(ROOT / "config", ROOT))
+    renderer, printer = Renderer(store, formats), LetterPrinter()
     refs = [store.get(template_id) for template_id in LETTERS]
     contexts = []
     for n in range(args.letters):

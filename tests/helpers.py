@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import signal
@@ -22,6 +23,9 @@ import pytest
 
 from dunning.bootstrap import Runtime, outreach
 from dunning.cli.app import run
+from dunning.config.compliance import letter_formats
+from dunning.config.packs import load_packs
+from dunning.rendering import Renderer, TemplateStore
 from dunning.services.daily import Outreach
 from tests.factories import OPEN_FOR_ALL
 
@@ -151,3 +155,17 @@ def outreach_at(
     if approved:
         parts["approvals"] = approve_all
     return outreach(runtime, clock=lambda: at, **parts)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def _repo_letter_formats() -> dict[str, Any]:
+    return letter_formats(load_packs(REPO / "config", REPO))
+
+
+def repo_renderer(store: TemplateStore) -> Renderer:
+    """A Renderer over `store` with the repository's policy packs' letter page formats (what
+    bootstrap gives the daily run's renderer)."""
+    return Renderer(store, _repo_letter_formats())

@@ -10,8 +10,6 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from dunning.rendering._typst import TYPST_MARKER
-
 
 class DocumentStore:
     """Files under `root/<yyyy-mm-dd>/<name>.pdf`; written atomically, read back verified."""
@@ -25,10 +23,9 @@ class DocumentStore:
         self._write(relative, content)
         return relative, hashlib.sha256(content).hexdigest()
 
-    def put_source(self, as_of: date, name: str, source: bytes) -> str:
-        """Store a letter's rendered source (the print stage turns it into the PDF): Typst
-        (`.typ`), or HTML (`.html`) for letters rendered before letters were Typst."""
-        suffix = "typ" if source.startswith(TYPST_MARKER.encode()) else "html"
+    def put_source(self, as_of: date, name: str, source: bytes, suffix: str) -> str:
+        """Store a letter's rendered source (the print stage turns it into the PDF) under
+        `suffix`: "typ" for Typst, "html" for letters rendered before letters were Typst."""
         relative = f"{as_of.isoformat()}/{name}.{suffix}"
         self._write(relative, source)
         return relative

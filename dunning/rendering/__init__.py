@@ -2,7 +2,7 @@
 
     store = TemplateStore(project.templates_dir)
     ref = store.find("sms", "early", "reminder", "zh-CN")
-    message = Renderer(store).render(ref, context)      # RenderedMessage(subject, text, html)
+    message = Renderer(store, formats).render(ref, context)  # RenderedMessage(subject, text, typst)
     pdf = LetterPrinter().pdf(message)                   # letters only
 
 Template layout, front matter and CSS: `_store` and `_metadata`; vendor metadata and the texts
@@ -26,6 +26,7 @@ from dunning.rendering._samples import (
     sample_extra,
 )
 from dunning.rendering._store import TemplateRef, TemplateStore
+from dunning.rendering._typst import TYPST_MARKER
 from dunning.rendering._vendor import (
     AliyunTemplate,
     RegisteredTemplate,
@@ -54,6 +55,7 @@ __all__ = [
     "SAMPLE_AS_OF",
     "SAMPLE_DEADLINES",
     "STEP_VARIABLES",
+    "TYPST_MARKER",
     "AccountView",
     "AddressView",
     "AliyunTemplate",

@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -189,8 +188,9 @@ class Renderer:
     def __init__(
         self, store: TemplateStore, letter_formats: Mapping[str, PageFormat] | None = None
     ) -> None:
-        """`letter_formats`: each jurisdiction's page format (its policy pack's `letter:`);
-        None reads them from the program directory's policy packs when a letter is rendered."""
+        """`letter_formats`: each jurisdiction's page format (its policy pack's `letter:`,
+        dunning.config.compliance.letter_formats); without one a letter of that jurisdiction
+        cannot be laid out (TemplateError)."""
         self.store = store
         self._letter_formats = letter_formats
         self._text_env = _environment(autoescape=False)
@@ -230,9 +230,7 @@ class Renderer:
 
     def page_format(self, ref: TemplateRef) -> PageFormat:
         """The page format of a letter template's jurisdiction; TemplateError without one."""
-        if self._letter_formats is None:
-            self._letter_formats = _program_letter_formats(self.store.templates_dir)
-        page = self._letter_formats.get(ref.metadata.jurisdiction)
+        page = (self._letter_formats or {}).get(ref.metadata.jurisdiction)
         if page is None:
             raise TemplateError(
                 f"{ref.id}: the {ref.metadata.jurisdiction} policy pack has no letter: setting "
@@ -495,18 +493,3 @@ def _render_error(
     if isinstance(exc, FilterError):
         return TemplateError(f"{where}: {exc}")
     return TemplateError(f"{where}: {type(exc).__name__} while rendering")
-
-
-def _program_letter_formats(templates_dir: Path) -> dict[str, PageFormat]:
-    """The page formats of the policy packs of the program directory holding templates_dir
-    (`<root>/templates/messages`); {} when it has none."""
-    from dunning.config.packs import load_packs  # config imports rendering: loaded when used
-
-    root = templates_dir.parent.parent
-    if not (root / "config" / "compliance").is_dir():
-        return {}
-    return {
-        jurisdiction: pack.letter.page_format()
-        for jurisdiction, pack in load_packs(root / "config", root).items()
-        if pack.letter is not None
-    }

@@ -19,11 +19,11 @@ from dunning.errors import TemplateError
 from dunning.rendering import (
     LetterPrinter,
     RenderedMessage,
-    Renderer,
     TemplateStore,
     sample_context,
 )
 from dunning.rendering._typst import Box, PageFormat, to_mm
+from tests.helpers import repo_renderer
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 
@@ -48,7 +48,7 @@ def formats(repo_dir: Path) -> dict[str, PageFormat]:
 
 def render(store: TemplateStore, template_id: str) -> RenderedMessage:
     ref = store.get(template_id)
-    return Renderer(store).render(ref, sample_context(ref.locale, ref.tier))
+    return repo_renderer(store).render(ref, sample_context(ref.locale, ref.tier))
 
 
 def pdftotext(pdf: bytes, tmp_path: Path, *args: str) -> str:
@@ -76,7 +76,7 @@ def test_letter_prints_with_reference_and_language(
 ) -> None:
     ref = store.get(template_id)
     context = sample_context(ref.locale, ref.tier)
-    pdf = printer.pdf(Renderer(store).render(ref, context))
+    pdf = printer.pdf(repo_renderer(store).render(ref, context))
     assert pdf.startswith(b"%PDF-1.7")
     text = pdftotext(pdf, tmp_path)
     assert context.reference in text
@@ -138,7 +138,7 @@ def test_the_windows_show_only_addresses(
     ref = store.get(template_id)
     page = formats[ref.metadata.jurisdiction]
     context = sample_context(ref.locale, ref.tier)
-    words = page_one_words(printer.pdf(Renderer(store).render(ref, context)), tmp_path)
+    words = page_one_words(printer.pdf(repo_renderer(store).render(ref, context)), tmp_path)
     assert words
     windows = {
         "recipient": (

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dunning.rendering import LetterPrinter, Renderer, TemplateStore, sample_context
+from dunning.rendering import LetterPrinter, TemplateStore, sample_context
 from dunning.rendering._typst import escape_typst, typst_to_text
+from tests.helpers import repo_renderer
 
 pytestmark = pytest.mark.skipif(shutil.which("pdfinfo") is None, reason="needs poppler-utils")
 
@@ -52,7 +53,7 @@ def test_a_hostile_name_prints_as_written(
     context = dataclasses.replace(
         context, customer=dataclasses.replace(context.customer, name=HOSTILE)
     )
-    message = Renderer(store).render(ref, context)
+    message = repo_renderer(store).render(ref, context)
     text = poppler("pdftotext", printer.pdf(message), tmp_path)
     # pdftotext may break a long line: compare without whitespace.
     assert "".join(HOSTILE.split()) in "".join(text.split())
@@ -70,7 +71,7 @@ def test_page_size_comes_from_the_policy_pack(
     store: TemplateStore, printer: LetterPrinter, tmp_path: Path, template_id: str, size: str
 ) -> None:
     ref = store.get(template_id)
-    message = Renderer(store).render(ref, sample_context(ref.locale, ref.tier))
+    message = repo_renderer(store).render(ref, sample_context(ref.locale, ref.tier))
     info = poppler("pdfinfo", printer.pdf(message), tmp_path)
     assert f"Page size:       {size}" in info
     text = poppler("pdftotext", printer.pdf(message), tmp_path)
@@ -79,7 +80,7 @@ def test_page_size_comes_from_the_policy_pack(
 
 def test_same_letter_same_bytes_and_pdf_a(store: TemplateStore, tmp_path: Path) -> None:
     ref = store.get("letter/middle/notice.zh-CN")
-    message = Renderer(store).render(ref, sample_context(ref.locale, ref.tier))
+    message = repo_renderer(store).render(ref, sample_context(ref.locale, ref.tier))
     first, second = LetterPrinter().pdf(message), LetterPrinter().pdf(message)
     assert first == second
     assert LetterPrinter().pdf(message) == first

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from dunning.errors import TemplateError
 from dunning.rendering import (
-    Renderer,
     TemplateStore,
     format_date,
     format_money,
@@ -26,6 +25,7 @@ from dunning.rendering._formatting import money_formatter
 from dunning.rendering._text import html_to_text, one_paragraph
 from dunning.rendering._typst import typst_to_text
 from dunning.types import Channel
+from tests.helpers import repo_renderer
 
 SMS_HEADER = """{{#---
 id: {id}
@@ -266,13 +266,13 @@ def test_filters_use_the_context_currency_and_locale(tmp_path: Path) -> None:
     context = dataclasses.replace(
         context, amount=dataclasses.replace(context.amount, overdue=Decimal("1234.5"))
     )
-    text = Renderer(store).render(ref, context).text
+    text = repo_renderer(store).render(ref, context).text
     assert text == "$1,234.50 by June 23, 2025; 6/23/25; ****4821; €1,234.50"
     chinese = dataclasses.replace(
         sample_context("zh-CN", "early"),
         amount=dataclasses.replace(context.amount, overdue=Decimal("1234.5")),
     )
-    assert Renderer(store).render(ref, chinese).text.startswith("¥1,234.50 by 2025年6月23日")
+    assert repo_renderer(store).render(ref, chinese).text.startswith("¥1,234.50 by 2025年6月23日")
 
 
 def test_sms_lines_become_one_paragraph() -> None:
@@ -316,13 +316,13 @@ def test_extra_variables_are_visible_but_cannot_shadow_the_context(tmp_path: Pat
     context = dataclasses.replace(
         sample_context("en-US", "early"), extra={"plan_months": 6, "customer": "spoofed"}
     )
-    assert Renderer(store).render(ref, context).text == "6 Jennifer"
+    assert repo_renderer(store).render(ref, context).text == "6 Jennifer"
 
 
 def test_undefined_variable_names_the_template_and_line(tmp_path: Path) -> None:
     store = sms(tmp_path, "Hi {{ customer.greeting_name }},\nyou owe {{ amount.ovedrue }}.")
     with pytest.raises(TemplateError) as caught:
-        Renderer(store).render(
+        repo_renderer(store).render(
             store.get("sms/early/reminder.en-US"), sample_context("en-US", "early")
         )
     assert str(caught.value) == "sms/early/reminder.en-US: line 11: undefined variable 'ovedrue'"
@@ -332,7 +332,7 @@ def test_render_errors_never_quote_context_values(tmp_path: Path) -> None:
     # A dynamic subscript puts a context value (the customer's name) into Jinja's own message.
     store = sms(tmp_path, "{{ amount[customer.greeting_name] }}")
     with pytest.raises(TemplateError) as caught:
-        Renderer(store).render(
+        repo_renderer(store).render(
             store.get("sms/early/reminder.en-US"), sample_context("en-US", "early")
         )
     assert "Jennifer" not in str(caught.value)
@@ -342,7 +342,7 @@ def test_render_errors_never_quote_context_values(tmp_path: Path) -> None:
 def test_filters_report_undefined_values_as_undefined(tmp_path: Path) -> None:
     store = sms(tmp_path, "{{ amount.nothing | money }}")
     with pytest.raises(TemplateError, match="undefined variable 'nothing'"):
-        Renderer(store).render(
+        repo_renderer(store).render(
             store.get("sms/early/reminder.en-US"), sample_context("en-US", "early")
         )
 
@@ -350,7 +350,7 @@ def test_filters_report_undefined_values_as_undefined(tmp_path: Path) -> None:
 def test_wrong_type_for_a_filter(tmp_path: Path) -> None:
     store = sms(tmp_path, "{{ customer.greeting_name | money }}")
     with pytest.raises(TemplateError, match="money needs a Decimal or int, not str") as caught:
-        Renderer(store).render(
+        repo_renderer(store).render(
             store.get("sms/early/reminder.en-US"), sample_context("en-US", "early")
         )
     assert "Jennifer" not in str(caught.value)
@@ -370,17 +370,17 @@ def test_sandbox_violations_raise(tmp_path: Path, body: str) -> None:
     with pytest.raises(
         TemplateError, match=r"^sms/early/reminder.en-US: line 10: sandbox violation"
     ):
-        Renderer(store).render(store.get("sms/early/reminder.en-US"), context)
+        repo_renderer(store).render(store.get("sms/early/reminder.en-US"), context)
     assert context.address.lines == ["1847 Maple Avenue", "Apt 3B", "Columbus, OH 43215"]
 
 
 def test_syntax_errors_and_includes(tmp_path: Path) -> None:
     store = sms(tmp_path, "Hi {{ customer.greeting_name }")
     with pytest.raises(TemplateError, match=r"sms/early/reminder.en-US: line 10: syntax error"):
-        Renderer(store).compile(store.get("sms/early/reminder.en-US"))
+        repo_renderer(store).compile(store.get("sms/early/reminder.en-US"))
     store = sms(tmp_path, "{% include 'sms/early/other.en-US' %}")
     with pytest.raises(TemplateError, match=r"^sms/early/reminder\.en-US: "):
-        Renderer(store).render(
+        repo_renderer(store).render(
             store.get("sms/early/reminder.en-US"), sample_context("en-US", "early")
         )
 
@@ -392,7 +392,7 @@ def test_push_needs_title_and_body_blocks(tmp_path: Path) -> None:
     with pytest.raises(
         TemplateError, match=re.escape("needs {% block title %} and {% block body %}")
     ):
-        Renderer(store).compile(store.get("push/early/reminder.en-US"))
+        repo_renderer(store).compile(store.get("push/early/reminder.en-US"))
     write(
         tmp_path,
         "push/early/reminder.en-US.txt",
@@ -400,14 +400,14 @@ def test_push_needs_title_and_body_blocks(tmp_path: Path) -> None:
         + "ignored\n{% block title %} T {% endblock %}\n{% block body %}\n B\n C {% endblock %}",
     )
     store = TemplateStore(tmp_path)
-    message = Renderer(store).render(
+    message = repo_renderer(store).render(
         store.get("push/early/reminder.en-US"), sample_context("en-US", "early")
     )
     assert (message.subject, message.text, message.html) == ("T", "B C", None)
 
 
 def test_a_changed_template_is_recompiled(tmp_path: Path) -> None:
-    renderer = Renderer(sms(tmp_path, "one"))
+    renderer = repo_renderer(sms(tmp_path, "one"))
     context = sample_context("en-US", "early")
     first = renderer.store.get("sms/early/reminder.en-US")
     assert renderer.render(first, context).text == "one"
@@ -422,7 +422,7 @@ def test_letters_escape_context_values(repo_dir: Path) -> None:
     context = dataclasses.replace(
         context, customer=dataclasses.replace(context.customer, name="<b>Eve</b> & Co")
     )
-    message = Renderer(store).render(store.get("letter/middle/notice.en-US"), context)
+    message = repo_renderer(store).render(store.get("letter/middle/notice.en-US"), context)
     assert message.typst is not None and message.html is None
     assert "\\<b\\>Eve\\<\\/b\\> \\& Co" in message.typst and "<b>Eve" not in message.typst
     assert "<b>Eve</b> & Co" in message.text
@@ -439,7 +439,7 @@ def test_variables_used_follows_attribute_chains(tmp_path: Path) -> None:
         "{% if validation %}{{ validation.dispute_by | date }}{% endif %}"
         "{{ amount['overdue'] }}{{ x }}{{ plan_months }}",
     )
-    used = Renderer(store).variables_used(store.get("sms/early/reminder.en-US"))
+    used = repo_renderer(store).variables_used(store.get("sms/early/reminder.en-US"))
     assert used == {
         "address.lines",
         "validation",
@@ -468,7 +468,7 @@ def test_variables_used_through_subscripts(
 ) -> None:
     # Each node of a subscript is walked once: these used to recurse until RecursionError.
     store = sms(tmp_path, body)
-    renderer = Renderer(store)
+    renderer = repo_renderer(store)
     ref = store.get("sms/early/reminder.en-US")
     assert renderer.variables_used(ref) == used
     assert renderer.computed_subscripts(ref) == computed
@@ -477,7 +477,7 @@ def test_variables_used_through_subscripts(
 def test_a_subscript_that_finds_nothing_is_undefined(tmp_path: Path) -> None:
     store = sms(tmp_path, "{{ amount.overdue[1] }}")
     with pytest.raises(TemplateError) as caught:
-        Renderer(store).render(
+        repo_renderer(store).render(
             store.get("sms/early/reminder.en-US"), sample_context("en-US", "early")
         )
     assert str(caught.value) == (
@@ -500,7 +500,7 @@ def test_push_errors_name_the_template_line(
     write(tmp_path, "push/early/reminder.en-US.txt", source + "{% endblock %}\n")
     store = TemplateStore(tmp_path)
     with pytest.raises(TemplateError) as caught:
-        Renderer(store).render(
+        repo_renderer(store).render(
             store.get("push/early/reminder.en-US"), sample_context("en-US", "early")
         )
     assert source.splitlines()[line - 1].count("lender.nope") == 1

@@ -12,7 +12,6 @@ import pytest
 
 from dunning.rendering import (
     Purpose,
-    Renderer,
     TemplateRef,
     TemplateStore,
     context_paths,
@@ -22,10 +21,11 @@ from dunning.rendering import (
     sample_extra,
 )
 from dunning.rendering.context import MessageContext
+from tests.helpers import repo_renderer
 
 REPO = Path(__file__).resolve().parents[2]
 STORE = TemplateStore(REPO / "templates" / "messages")
-RENDERER = Renderer(STORE)
+RENDERER = repo_renderer(STORE)
 LOCALES = ("en-US", "zh-CN")
 TEMPLATES = STORE.all()
 

@@ -18,7 +18,6 @@ import pytest
 from dunning.errors import TemplateError
 from dunning.rendering import (
     RenderedMessage,
-    Renderer,
     TemplateRef,
     TemplateStore,
     sample_context,
@@ -26,10 +25,11 @@ from dunning.rendering import (
 )
 from dunning.rendering._printable import python_repr_in
 from dunning.rendering.context import MessageContext
+from tests.helpers import repo_renderer
 
 REPO = Path(__file__).resolve().parents[2]
 STORE = TemplateStore(REPO / "templates" / "messages")
-RENDERER = Renderer(STORE)
+RENDERER = repo_renderer(STORE)
 
 REPR_MARKERS = ("<built-in", "<function", "<bound method", " object at 0x", "<class ", "<module ")
 """What Python's repr() of a method, function or object looks like (escaped in letters' HTML)."""
@@ -153,7 +153,7 @@ def render(tmp_path: Path, body: str, channel: str = "sms") -> RenderedMessage:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(TEXT_HEADER.format(id=template_id, channel=channel) + body, encoding="utf-8")
     store = TemplateStore(root / "messages")
-    return Renderer(store).render(store.get(template_id), sample_context("en-US", "early"))
+    return repo_renderer(store).render(store.get(template_id), sample_context("en-US", "early"))
 
 
 @pytest.mark.parametrize(
@@ -277,7 +277,7 @@ def test_the_output_is_checked_last(tmp_path: Path) -> None:
     context = sample_context("en-US", "early")
     lender = dataclasses.replace(context.lender, name="<function upper at 0x7f3a2c1d5e70>")
     with pytest.raises(TemplateError) as caught:
-        Renderer(store).render(
+        repo_renderer(store).render(
             store.get("sms/early/reminder.en-US"), dataclasses.replace(context, lender=lender)
         )
     assert str(caught.value) == (

@@ -36,6 +36,7 @@ from dunning.domain.decide import (
 from dunning.domain.keys import idempotency_key
 from dunning.domain.money import to_decimal
 from dunning.errors import TemplateError
+from dunning.rendering import TYPST_MARKER
 from dunning.services.lifecycle.plans import plan_states, reaged_since
 from dunning.services.outreach.actions import due_actions
 from dunning.services.outreach.outbox import existing_keys
@@ -305,7 +306,8 @@ def plan_batch(
         row, decision = message.row, message.decision
         source = None
         if message.document is not None:
-            source = documents.put_source(as_of, message.key, message.document)
+            suffix = "typ" if message.document.startswith(TYPST_MARKER.encode()) else "html"
+            source = documents.put_source(as_of, message.key, message.document, suffix)
         held = message.hold is not None
         records.append(
             {
