@@ -1,6 +1,5 @@
 """The demo day over loopback HTTP: CN SMS through Aliyun SMS's wire API, US SMS through Twilio's,
-CN push through JPush's, US push through FCM's, US letters through Lob's, CN letters to a print
-house's drop folder.
+CN push through JPush's, US push through FCM's, US letters through Lob's.
 
 `dunning demo` serves the sandbox's mock gateways on a free port and sends through the real
 adapters (config/channels.sandbox.yaml); the summary counts each provider's messages. Checked
@@ -126,23 +125,6 @@ def test_the_demo_day_goes_through_each_vendors_wire_api_once(
     letters = GatewayLedger(state / "gateway-ledger.db").rows("letter")
     assert mailed and {row[1] for row in mailed} == {"US"}
     assert sorted(r.id for r in letters if r.api == "lob") == sorted(r[0] for r in mailed)
-    # CN letters dropped for the print house: each once, in a batch whose manifest has its
-    # SHA-256 (the gateway id is <batch>/<key>).
-    with engine.connect() as connection:
-        dropped = connection.execute(
-            select(OUTBOX.c.gateway_message_id)
-            .join(ACCOUNT, ACCOUNT.c.id == OUTBOX.c.account_id)
-            .where(OUTBOX.c.provider == "print-house-cn", ACCOUNT.c.jurisdiction == "CN")
-        ).scalars()
-        dropped_ids = sorted(dropped)
-    drop = state / "print-house" / "demo-print" / "drop"
-    manifests = [json.loads(path.read_text()) for path in drop.glob("*/manifest.json")]
-    keys = [
-        f"{path.parent.name}/{letter['key']}"
-        for path, manifest in zip(drop.glob("*/manifest.json"), manifests, strict=True)
-        for letter in manifest["letters"]
-    ]
-    assert dropped_ids and sorted(keys) == dropped_ids
     engine.dispose()
 
     # The same day again sends nothing twice.

@@ -48,8 +48,6 @@ def sandbox(
 ) -> tuple[str, Path]:
     monkeypatch.setenv("DUNNING_PROJECT_DIR", str(REPO))
     monkeypatch.setenv("DUNNING_STATE_DIR", str(tmp_path / "state"))
-    for folder in ("drop", "results"):  # the print house's share, mounted
-        (tmp_path / "state" / "print-house" / "demo-print" / folder).mkdir(parents=True)
     for name, value in SANDBOX_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DUNNING_SANDBOX_URL", served[0])
@@ -79,8 +77,7 @@ def test_every_provider_of_the_sandbox_answers_and_nothing_is_sent(
         "lob-us",
         "mock-sms",
         "mock-push",
-        "print-house-cn",
-        "mock-letter",
+        "mock-letter-sandbox",
     }
     assert all(line.endswith(": ok") for line in found.values()), found
     assert "aliyun-sms; sms:CN" in found["aliyun-cn"]
