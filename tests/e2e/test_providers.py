@@ -290,4 +290,7 @@ def test_four_dispatchers_keep_one_account_wide_rate(
     took = accepted[-1] - accepted[0]
     print(f"{n} SMS in {took:.2f} s; busiest second {busiest} (rate {RATE:g})")
     assert busiest <= RATE + 2 * slack, Counter(int(t) for t in accepted)
-    assert took >= (n - slack) / RATE
+    # Latency at both ends of the span may shorten it by up to a reservation per dispatcher
+    # too (measured 4.65-4.85 s for (202 - 16) / 40 = 4.65; four processes each keeping RATE
+    # would take about 1.3 s).
+    assert took >= (n - 2 * slack) / RATE
