@@ -73,6 +73,8 @@ from dunning.errors import (
 log = logging.getLogger("dunning.adapters")
 
 CONFIG_FILE = "config/channels.yaml"
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+"""What an option naming an environment variable must look like (secrets live there)."""
 T = TypeVar("T")
 
 
@@ -84,7 +86,7 @@ class HttpAdapterOptions(AdapterOptions):
     )
     url_env: str | None = Field(
         default=None,
-        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        pattern=ENV_NAME,
         description="environment variable holding the gateway base URL, read when the adapter "
         "is built (it takes the place of `url`; unset: a configuration error naming it)",
     )
@@ -100,7 +102,7 @@ class HttpAdapterOptions(AdapterOptions):
     )
     api_key_env: str | None = Field(
         default=None,
-        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        pattern=ENV_NAME,
         description="environment variable holding the API key; secrets never live in files",
     )
     max_batch: int | None = Field(default=None, ge=1, le=10_000, description="override")

@@ -43,6 +43,7 @@ import httpx
 from pydantic import Field, field_validator, model_validator
 
 from adapters._http import (
+    ENV_NAME,
     Classified,
     HttpAdapterOptions,
     HttpGatewayAdapter,
@@ -96,7 +97,6 @@ CHECK_NUMBER = "13800000000"
 ACK = json.dumps({"code": 0, "msg": "成功"}, ensure_ascii=False).encode()
 """What Aliyun expects from a push receiver; anything else and it pushes again."""
 
-_ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 _MAINLAND = re.compile(r"^\+86(1[3-9][0-9]{9})$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _LONG_DIGITS = re.compile(r"[0-9]{7,}")
@@ -138,12 +138,12 @@ class AliyunSmsOptions(HttpAdapterOptions):
     )
     access_key_id_env: str | None = Field(
         default=None,
-        pattern=_ENV_NAME,
+        pattern=ENV_NAME,
         description="or: the environment variable holding the AccessKey ID",
     )
     access_key_secret_env: str = Field(
         default="ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-        pattern=_ENV_NAME,
+        pattern=ENV_NAME,
         description="environment variable holding the AccessKey secret",
     )
     sign_name: str = Field(
@@ -156,7 +156,7 @@ class AliyunSmsOptions(HttpAdapterOptions):
     )
     push_token_env: str | None = Field(
         default=None,
-        pattern=_ENV_NAME,
+        pattern=ENV_NAME,
         description="environment variable holding the token Aliyun's push URLs carry "
         "(?token=...); none: every push is refused",
     )

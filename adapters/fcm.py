@@ -57,6 +57,7 @@ from google.auth import jwt as google_jwt
 from pydantic import Field, model_validator
 
 from adapters._http import (
+    ENV_NAME,
     Classified,
     HttpAdapterOptions,
     HttpGatewayAdapter,
@@ -86,7 +87,6 @@ BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 ASSERTION_LIFETIME = 3600
 """Seconds a signed assertion is valid: Google's token endpoint takes at most an hour."""
 
-_ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 _RESERVED_DATA = re.compile(r"^(from|message_type|notification|google.*|gcm.*)$")
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-:.]{20,}")
 """Registration-token-like runs in FCM's own error messages: masked in reasons."""
@@ -103,7 +103,7 @@ class FcmOptions(HttpAdapterOptions):
         default=FCM_URL, description="FCM's API (the demo points it at the mock)"
     )
     credentials_env: str = Field(
-        pattern=_ENV_NAME,
+        pattern=ENV_NAME,
         description="environment variable holding the service account: the path of its JSON "
         "key file, or the JSON itself",
     )

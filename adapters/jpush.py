@@ -69,6 +69,7 @@ import httpx
 from pydantic import Field, field_validator, model_validator
 
 from adapters._http import (
+    ENV_NAME,
     Classified,
     HttpAdapterOptions,
     HttpGatewayAdapter,
@@ -108,7 +109,6 @@ MAX_TTL = 10 * 24 * 3600
 CHECK_MSG_ID = "1"
 """The msg_id `check` asks the report API about: a read that sends nothing."""
 
-_ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 _MSG_ID = re.compile(r"^[0-9]{1,24}$")
 _LONG_DIGITS = re.compile(r"[0-9]{7,}")
 _RECEIVED_FIELDS = ("android_received", "ios_apns_received", "ios_msg_received")
@@ -206,7 +206,7 @@ class JPushOptions(HttpAdapterOptions):
     )
     report_url_env: str | None = Field(
         default=None,
-        pattern=_ENV_NAME,
+        pattern=ENV_NAME,
         description="or: the environment variable holding the report API's base URL",
     )
     app_key: str = Field(
@@ -214,7 +214,7 @@ class JPushOptions(HttpAdapterOptions):
     )
     master_secret_env: str = Field(
         default="JPUSH_MASTER_SECRET",
-        pattern=_ENV_NAME,
+        pattern=ENV_NAME,
         description="environment variable holding the app's Master Secret",
     )
     apns_production: bool = Field(

@@ -81,6 +81,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adapters._http import (
+    ENV_NAME,
     Classified,
     HttpAdapterOptions,
     HttpGatewayAdapter,
@@ -114,7 +115,6 @@ SIGNATURE_HEADER = "lob-signature"
 TIMESTAMP_HEADER = "lob-signature-timestamp"
 RETURNED = "returned_to_sender"
 
-_ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 _LETTER_ID = re.compile(r"^ltr_[a-zA-Z0-9]+$")
 _DIGITS = re.compile(r"\d[\d\s-]{2,}\d")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -260,13 +260,13 @@ class LobOptions(HttpAdapterOptions):
     )
     api_key_env: str | None = Field(
         default=None,
-        pattern=_ENV_NAME,
+        pattern=ENV_NAME,
         description="environment variable holding the API key (test_... or live_...): the "
         "HTTP Basic user, with no password",
     )
     webhook_secret_env: str | None = Field(
         default=None,
-        pattern=_ENV_NAME,
+        pattern=ENV_NAME,
         description="environment variable holding the webhook's secret (Lob's dashboard, "
         "Webhooks): verifies Lob-Signature; without it every webhook call is refused",
     )

@@ -68,6 +68,7 @@ import httpx
 from pydantic import Field, field_validator, model_validator
 
 from adapters._http import (
+    ENV_NAME,
     Classified,
     HttpAdapterOptions,
     HttpGatewayAdapter,
@@ -101,7 +102,6 @@ SIGNATURE_HEADER = "x-twilio-signature"
 SIGNATURE_SETTINGS_HEADER = "x-twilio-webhooks-signature-settings"
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
-_ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 _E164 = r"^\+[1-9][0-9]{6,14}$"
 _MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 _DIGITS = re.compile(r"\+?\d[\d\s().-]{4,}\d")
@@ -229,7 +229,7 @@ class TwilioOptions(HttpAdapterOptions):
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$", description="the account (AC...)")
     auth_token_env: str | None = Field(
         default=None,
-        pattern=_ENV_NAME,
+        pattern=ENV_NAME,
         description="environment variable holding the account's auth token: Basic password "
         "with the account SID (unless an API key is set), and the key that verifies webhooks",
     )
@@ -237,7 +237,7 @@ class TwilioOptions(HttpAdapterOptions):
         default=None, pattern=r"^SK[0-9a-fA-F]{32}$", description="an API key (SK...) to send with"
     )
     api_key_secret_env: str | None = Field(
-        default=None, pattern=_ENV_NAME, description="environment variable holding its secret"
+        default=None, pattern=ENV_NAME, description="environment variable holding its secret"
     )
     messaging_service_sid: str | None = Field(
         default=None, pattern=r"^MG[0-9a-fA-F]{32}$", description="send through this service"
