@@ -22,6 +22,7 @@ from sqlalchemy import select
 from dunning.db.engine import create_db_engine
 from dunning.db.tables import ACCOUNT, OUTBOX
 from sandbox import GatewayLedger
+from tests.e2e.test_kill_and_rerun import always_open_program
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -29,12 +30,12 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO = ["demo", "--in-process", "--accounts", "800", "--seed", "5", "--as-of", "2026-11-24"]
 
 
-def demo(state: Path, database_url: str) -> dict[str, Any]:
+def demo(state: Path, database_url: str, program: Path = REPO) -> dict[str, Any]:
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith("DUNNING_")
     }
     environment.update(
-        DUNNING_PROJECT_DIR=str(REPO),
+        DUNNING_PROJECT_DIR=str(program),
         DUNNING_DATABASE_URL=database_url,
         DUNNING_STATE_DIR=str(state),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -70,7 +71,10 @@ def test_the_demo_day_goes_through_each_vendors_wire_api_once(
     tmp_path: Path, database_url: str
 ) -> None:
     state = tmp_path / "state"
-    first = demo(state, database_url)
+    # Contact windows open around the clock: what goes out must not hang on the hour the test
+    # runs (at 07:00 UTC every US window is shut and no US SMS would go).
+    program = always_open_program(REPO, tmp_path / "program")
+    first = demo(state, database_url, program)
 
     by_provider = first["daily_outreach"]["messages"]["by_provider"]
     assert by_provider.get("sms:aliyun-cn", 0) > 0 and by_provider.get("sms:twilio-us", 0) > 0
@@ -128,6 +132,6 @@ def test_the_demo_day_goes_through_each_vendors_wire_api_once(
     engine.dispose()
 
     # The same day again sends nothing twice.
-    again = demo(state, database_url)
+    again = demo(state, database_url, program)
     assert again["daily_outreach"]["this_run"]["dispatch"]["sent"] == 0
     assert len(GatewayLedger(state / "gateway-ledger.db").rows("sms")) == len(ledger)
